@@ -1,0 +1,26 @@
+//! The backend-selection layer: the only place that names concrete Burn backends.
+//!
+//! Model code is generic over `B: Backend`; binaries, examples, benches and tests pick one of
+//! these aliases. Each exists only when its cargo feature (`ndarray`, `wgpu`, `cuda`) is on.
+
+/// CPU backend (ndarray, multi-threaded, SIMD), `f32`.
+#[cfg(feature = "ndarray")]
+pub type NdArray = burn_ndarray::NdArray<f32>;
+
+/// Any GPU through wgpu (Vulkan, Metal, DX12; software Vulkan in CI), `f32`.
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn_wgpu::Wgpu<f32, i32>;
+
+/// NVIDIA GPUs through CUDA, `f32`.
+#[cfg(feature = "cuda")]
+pub type Cuda = burn_cuda::Cuda<f32, i32>;
+
+/// The device of each backend alias.
+#[cfg(feature = "ndarray")]
+pub type NdArrayDevice = burn_ndarray::NdArrayDevice;
+/// The device of [`Wgpu`].
+#[cfg(feature = "wgpu")]
+pub type WgpuDevice = burn_wgpu::WgpuDevice;
+/// The device of [`Cuda`].
+#[cfg(feature = "cuda")]
+pub type CudaDevice = burn_cuda::CudaDevice;

@@ -1,0 +1,122 @@
+//! Typed errors shared by every faceclip crate.
+
+use std::path::PathBuf;
+
+use crate::weights::DType;
+
+/// Everything that can go wrong while reading a checkpoint or building a model from it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be opened or read.
+    #[error("{file}: cannot read checkpoint: {source}")]
+    Io {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a checkpoint this crate understands, or it is damaged.
+    #[error("{file}: corrupt or unsupported checkpoint: {reason}")]
+    Corrupt {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A tensor the model needs is not in the file.
+    #[error("{file}: missing key `{key}` (expected shape {expected:?})")]
+    MissingKey {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// The key after remapping.
+        key: String,
+        /// The shape the model expected.
+        expected: Vec<usize>,
+    },
+    /// A tensor exists but its shape differs from the model's.
+    #[error("{file}: key `{key}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// The key after remapping.
+        key: String,
+        /// The shape the model expected.
+        expected: Vec<usize>,
+        /// The shape stored in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor is stored with an element type that cannot be used as a float weight.
+    #[error("{file}: key `{key}` has unsupported dtype {dtype} (expected f32, f16, bf16 or f64)")]
+    UnsupportedDtype {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// The key after remapping.
+        key: String,
+        /// The stored element type.
+        dtype: DType,
+    },
+    /// Strict loading found tensors that no module consumed and that are not ignorable.
+    #[error("{file}: {} unexpected key(s) under `{prefix}`, first: {}", keys.len(), keys.first().map(String::as_str).unwrap_or(""))]
+    UnexpectedKeys {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// The scope that was loaded.
+        prefix: String,
+        /// Every unexpected key.
+        keys: Vec<String>,
+    },
+    /// Key remapping sent two different stored keys to the same name.
+    #[error("{file}: keys `{first}` and `{second}` both remap to `{target}`")]
+    KeyCollision {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// The first stored key.
+        first: String,
+        /// The second stored key.
+        second: String,
+        /// The shared name after remapping.
+        target: String,
+    },
+    /// A model configuration is inconsistent (for example a width not divisible by the heads).
+    #[error("invalid model configuration: {0}")]
+    Config(String),
+}
+
+/// Bad user input to a model or helper (images, tensors, prompts).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// An image or tensor has a zero-sized dimension.
+    #[error("{what} is empty (shape {shape:?})")]
+    Empty {
+        /// What was passed.
+        what: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+    /// An image tensor has a channel count other than 3.
+    #[error("{what} has {channels} channel(s), expected 3 (RGB)")]
+    Channels {
+        /// What was passed.
+        what: String,
+        /// The channel count found.
+        channels: usize,
+    },
+    /// A tensor has a shape the operation cannot accept.
+    #[error("{what} has shape {found:?}, expected {expected}")]
+    Shape {
+        /// What was passed.
+        what: String,
+        /// Description of the accepted shapes.
+        expected: String,
+        /// The shape found.
+        found: Vec<usize>,
+    },
+    /// An image file could not be decoded.
+    #[error("cannot decode image {file}: {reason}")]
+    Image {
+        /// The image file (or `<memory>`).
+        file: PathBuf,
+        /// The decoder's message.
+        reason: String,
+    },
+}

@@ -1,0 +1,16 @@
+//! Shared contracts and building blocks of faceclip-rs.
+//!
+//! - [`weights`]: safetensors and PyTorch `.pt` readers, dtype casts, key remapping and the
+//!   scoped [`weights::Weights`] view that every model loads from (typed [`LoadError`]s name
+//!   the file, key and shapes at fault).
+//! - [`nn`]: PyTorch-compatible layers shared by several models.
+//! - [`image`]: picture ⟷ tensor conversion.
+//! - [`backend`]: the only place naming concrete Burn backends.
+
+pub mod backend;
+pub mod error;
+pub mod image;
+pub mod nn;
+pub mod weights;
+
+pub use error::{InputError, LoadError};

@@ -1,0 +1,79 @@
+//! Linear, LayerNorm, Conv2d and eval-mode BatchNorm1d built from PyTorch-named weights.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::Conv2d;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
+use burn::tensor::{backend::Backend, Tensor};
+
+use crate::error::LoadError;
+use crate::weights::Weights;
+
+/// A PyTorch `nn.Linear(d_in, d_out)`: keys `weight [d_out, d_in]` and optionally `bias [d_out]`.
+pub fn load_linear<B: Backend>(vb: &Weights<B>, d_in: usize, d_out: usize, bias: bool) -> Result<Linear<B>, LoadError> {
+    let weight = Param::from_tensor(vb.linear_weight("weight", d_in, d_out)?);
+    let bias = if bias { Some(Param::from_tensor(vb.tensor("bias", [d_out])?)) } else { None };
+    Ok(Linear { weight, bias })
+}
+
+/// A PyTorch `nn.LayerNorm(dim, eps)`: keys `weight`, `bias`.
+pub fn load_layer_norm<B: Backend>(vb: &Weights<B>, dim: usize, eps: f64) -> Result<LayerNorm<B>, LoadError> {
+    let mut norm = LayerNormConfig::new(dim).with_epsilon(eps).init::<B>(vb.device());
+    norm.gamma = Param::from_tensor(vb.tensor("weight", [dim])?);
+    norm.beta = Some(Param::from_tensor(vb.tensor("bias", [dim])?));
+    Ok(norm)
+}
+
+/// A PyTorch `nn.Conv2d` without padding: keys `weight [out, in, k, k]` and `bias [out]`.
+pub fn load_conv2d<B: Backend>(
+    vb: &Weights<B>,
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    bias: bool,
+) -> Result<Conv2d<B>, LoadError> {
+    let [c_in, c_out] = channels;
+    Ok(Conv2d {
+        weight: Param::from_tensor(vb.tensor("weight", [c_out, c_in, kernel, kernel])?),
+        bias: if bias { Some(Param::from_tensor(vb.tensor("bias", [c_out])?)) } else { None },
+        stride: [stride, stride],
+        kernel_size: [kernel, kernel],
+        dilation: [1, 1],
+        groups: 1,
+        padding: PaddingConfig2d::Valid,
+    })
+}
+
+/// PyTorch `nn.BatchNorm1d` in eval mode: `(x − running_mean) / √(running_var + eps) · weight + bias`.
+#[derive(Module, Debug)]
+pub struct BatchNorm1dEval<B: Backend> {
+    /// Learned scale `[dim]`.
+    pub weight: Param<Tensor<B, 1>>,
+    /// Learned shift `[dim]`.
+    pub bias: Param<Tensor<B, 1>>,
+    /// Running mean `[dim]`.
+    pub running_mean: Param<Tensor<B, 1>>,
+    /// Running variance `[dim]`.
+    pub running_var: Param<Tensor<B, 1>>,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+impl<B: Backend> BatchNorm1dEval<B> {
+    /// Loads keys `weight`, `bias`, `running_mean`, `running_var` (all `[dim]`).
+    pub fn load(vb: &Weights<B>, dim: usize, eps: f64) -> Result<Self, LoadError> {
+        Ok(Self {
+            weight: Param::from_tensor(vb.tensor("weight", [dim])?),
+            bias: Param::from_tensor(vb.tensor("bias", [dim])?),
+            running_mean: Param::from_tensor(vb.tensor("running_mean", [dim])?),
+            running_var: Param::from_tensor(vb.tensor("running_var", [dim])?),
+            eps,
+        })
+    }
+
+    /// `[batch, dim] -> [batch, dim]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let scale = self.weight.val() / (self.running_var.val() + self.eps).sqrt();
+        let shift = self.bias.val() - self.running_mean.val() * scale.clone();
+        x * scale.unsqueeze_dim(0) + shift.unsqueeze_dim(0)
+    }
+}

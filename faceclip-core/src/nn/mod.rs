@@ -1,0 +1,13 @@
+//! PyTorch-compatible building blocks shared by several models, each loadable from [`Weights`].
+//!
+//! [`Weights`]: crate::weights::Weights
+
+mod activation;
+mod attention;
+mod layers;
+mod resize;
+
+pub use activation::{quick_gelu, relu6, Activation};
+pub use attention::PackedMultiheadAttention;
+pub use layers::{load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval};
+pub use resize::resize_bilinear;

@@ -1,0 +1,316 @@
+//! [`Weights`]: scoped access to a checkpoint while a model's module tree is built.
+//!
+//! Model constructors take a `Weights`, descend with [`Weights::pp`] as the module tree nests
+//! (so a key is exactly the path of the parameter) and ask for tensors by name and shape. Every
+//! request is recorded, so after construction [`Weights::finish`] reports applied, missing,
+//! ignored and unexpected keys, and strict loading can refuse a checkpoint that does not match.
+//! The same constructors build random-weight models from [`Weights::random`].
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
+
+use super::{Checkpoint, KeyRemap};
+use crate::error::LoadError;
+
+/// Key components a strict load tolerates being left unused.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IgnoreRules {
+    prefixes: Vec<String>,
+}
+
+impl IgnoreRules {
+    /// Tolerate nothing.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The training-only tensors of the released FaceCLIP checkpoints (spec §10 item 13):
+    /// `enc_output*`, `logit_scale`, `logit_bias`, `text_projection`, `mask_token`,
+    /// `num_batches_tracked`.
+    pub fn faceclip() -> Self {
+        ["enc_output", "logit_scale", "logit_bias", "text_projection", "mask_token", "num_batches_tracked"]
+            .into_iter()
+            .fold(Self::none(), Self::with)
+    }
+
+    /// Also tolerates keys with a dot-separated component starting with `component`.
+    pub fn with(mut self, component: impl Into<String>) -> Self {
+        self.prefixes.push(component.into());
+        self
+    }
+
+    /// Whether `key` may be left unused.
+    pub fn matches(&self, key: &str) -> bool {
+        key.split('.').any(|part| self.prefixes.iter().any(|p| part.starts_with(p.as_str())))
+    }
+}
+
+/// How strictly a checkpoint must match the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Strict: a missing key or an unused, non-ignorable key is an error. Otherwise missing
+    /// tensors are randomly initialised and listed in the report.
+    pub strict: bool,
+    /// Keys that may stay unused.
+    pub ignore: IgnoreRules,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { strict: true, ignore: IgnoreRules::faceclip() }
+    }
+}
+
+/// What a load did, key by key (all keys relative to the file, after remapping).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Keys copied into the model.
+    pub applied: Vec<String>,
+    /// Keys the model asked for that the file lacks (randomly initialised; non-strict only).
+    pub missing: Vec<String>,
+    /// Unused keys that the ignore rules allow.
+    pub ignored: Vec<String>,
+    /// Unused keys that no rule allows.
+    pub unexpected: Vec<String>,
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} applied, {} missing, {} ignored, {} unexpected",
+            self.applied.len(),
+            self.missing.len(),
+            self.ignored.len(),
+            self.unexpected.len()
+        )
+    }
+}
+
+enum Source {
+    File(Checkpoint),
+    Random,
+}
+
+struct Shared<B: Backend> {
+    source: Source,
+    device: B::Device,
+    options: LoadOptions,
+    applied: Mutex<BTreeSet<String>>,
+    missing: Mutex<BTreeSet<String>>,
+}
+
+/// A scoped view of a weight source (a checkpoint or a random initialiser) on one device.
+pub struct Weights<B: Backend> {
+    shared: Arc<Shared<B>>,
+    prefix: String,
+}
+
+impl<B: Backend> Clone for Weights<B> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone(), prefix: self.prefix.clone() }
+    }
+}
+
+/// Host-side data of one requested tensor, before it is placed on the device.
+enum Fetched {
+    Host(Vec<f32>),
+    Random(Distribution),
+}
+
+impl<B: Backend> Weights<B> {
+    /// Weights read from an opened checkpoint.
+    pub fn from_checkpoint(checkpoint: Checkpoint, options: LoadOptions, device: &B::Device) -> Self {
+        Self::with_source(Source::File(checkpoint), options, device)
+    }
+
+    /// Opens `path` (safetensors or `.pt`), applies `remap` and reads from it.
+    pub fn open(path: impl AsRef<Path>, remap: &KeyRemap, options: LoadOptions, device: &B::Device) -> Result<Self, LoadError> {
+        let checkpoint = Checkpoint::open(path)?.remap(remap)?;
+        Ok(Self::from_checkpoint(checkpoint, options, device))
+    }
+
+    /// Random weights (uniform, scaled by fan-in; norm scales near 1): for shape checks,
+    /// benchmarks and tests. Every request succeeds.
+    pub fn random(device: &B::Device) -> Self {
+        Self::with_source(Source::Random, LoadOptions { strict: false, ignore: IgnoreRules::none() }, device)
+    }
+
+    fn with_source(source: Source, options: LoadOptions, device: &B::Device) -> Self {
+        let shared = Shared {
+            source,
+            device: device.clone(),
+            options,
+            applied: Mutex::new(BTreeSet::new()),
+            missing: Mutex::new(BTreeSet::new()),
+        };
+        Self { shared: Arc::new(shared), prefix: String::new() }
+    }
+
+    /// The same source, one level deeper in the key tree (`prefix.name`).
+    pub fn pp(&self, name: impl fmt::Display) -> Self {
+        Self { shared: self.shared.clone(), prefix: self.key(&name.to_string()) }
+    }
+
+    /// The full key of `name` in this scope.
+    pub fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else if name.is_empty() {
+            self.prefix.clone()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The scope of this view (empty at the root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The device tensors are created on.
+    pub fn device(&self) -> &B::Device {
+        &self.shared.device
+    }
+
+    /// The checkpoint file, or `<random>` for random weights.
+    pub fn file(&self) -> PathBuf {
+        match &self.shared.source {
+            Source::File(c) => c.path().to_path_buf(),
+            Source::Random => PathBuf::from("<random>"),
+        }
+    }
+
+    /// Whether the source holds `name` (always false for random weights).
+    pub fn contains(&self, name: &str) -> bool {
+        match &self.shared.source {
+            Source::File(c) => c.info(&self.key(name)).is_some(),
+            Source::Random => false,
+        }
+    }
+
+    /// Loads tensor `name` of exactly `shape`.
+    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>, LoadError> {
+        let fetched = self.fetch(name, &shape)?;
+        Ok(self.place(fetched, shape))
+    }
+
+    /// Loads a PyTorch `Linear` weight stored `[d_out, d_in]` and returns it transposed to
+    /// Burn's `[d_in, d_out]` layout.
+    pub fn linear_weight(&self, name: &str, d_in: usize, d_out: usize) -> Result<Tensor<B, 2>, LoadError> {
+        let fetched = match self.fetch(name, &[d_out, d_in])? {
+            Fetched::Host(values) => {
+                let mut t = vec![0f32; values.len()];
+                for (o, row) in values.chunks_exact(d_in.max(1)).enumerate() {
+                    for (i, v) in row.iter().enumerate() {
+                        t[i * d_out + o] = *v;
+                    }
+                }
+                Fetched::Host(t)
+            }
+            random => random,
+        };
+        Ok(self.place(fetched, [d_in, d_out]))
+    }
+
+    fn place<const D: usize>(&self, fetched: Fetched, shape: [usize; D]) -> Tensor<B, D> {
+        match fetched {
+            Fetched::Host(values) => Tensor::from_data(TensorData::new(values, shape), &self.shared.device),
+            Fetched::Random(dist) => Tensor::random(shape, dist, &self.shared.device),
+        }
+    }
+
+    fn fetch(&self, name: &str, shape: &[usize]) -> Result<Fetched, LoadError> {
+        let key = self.key(name);
+        let checkpoint = match &self.shared.source {
+            Source::File(c) => c,
+            Source::Random => return Ok(Fetched::Random(random_init(&key, shape))),
+        };
+        let Some(info) = checkpoint.info(&key) else {
+            if self.shared.options.strict {
+                return Err(LoadError::MissingKey { file: self.file(), key, expected: shape.to_vec() });
+            }
+            lock(&self.shared.missing).insert(key.clone());
+            return Ok(Fetched::Random(random_init(&key, shape)));
+        };
+        if info.shape != shape {
+            return Err(LoadError::ShapeMismatch { file: self.file(), key, expected: shape.to_vec(), found: info.shape });
+        }
+        let (values, _) = checkpoint.read_f32(&key)?;
+        lock(&self.shared.applied).insert(key);
+        Ok(Fetched::Host(values))
+    }
+
+    /// Applied / missing / ignored / unexpected keys under this view's scope.
+    pub fn report(&self) -> LoadReport {
+        let in_scope = |k: &str| {
+            self.prefix.is_empty() || k == self.prefix || k.starts_with(&format!("{}.", self.prefix))
+        };
+        let applied = lock(&self.shared.applied);
+        let mut report = LoadReport {
+            applied: applied.iter().filter(|k| in_scope(k)).cloned().collect(),
+            missing: lock(&self.shared.missing).iter().filter(|k| in_scope(k)).cloned().collect(),
+            ..LoadReport::default()
+        };
+        if let Source::File(c) = &self.shared.source {
+            for key in c.keys().filter(|k| in_scope(k) && !applied.contains(*k)) {
+                if self.shared.options.ignore.matches(key) {
+                    report.ignored.push(key.to_string());
+                } else {
+                    report.unexpected.push(key.to_string());
+                }
+            }
+        }
+        report
+    }
+
+    /// The report of this scope; in strict mode, an error if any key is unexpected.
+    pub fn finish(&self) -> Result<LoadReport, LoadError> {
+        let report = self.report();
+        if self.shared.options.strict && !report.unexpected.is_empty() {
+            return Err(LoadError::UnexpectedKeys {
+                file: self.file(),
+                prefix: self.prefix.clone(),
+                keys: report.unexpected,
+            });
+        }
+        Ok(report)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Random initialisation chosen from the parameter's role, so random models stay numerically tame.
+fn random_init(key: &str, shape: &[usize]) -> Distribution {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    if shape.len() == 1 {
+        return match leaf {
+            "running_var" => Distribution::Uniform(0.5, 1.5),
+            "weight" | "gamma" => Distribution::Uniform(0.9, 1.1),
+            _ => Distribution::Uniform(-0.1, 0.1),
+        };
+    }
+    let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
+    let k = (1.0 / fan_in as f64).sqrt();
+    Distribution::Uniform(-k, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_rules_match_components() {
+        let r = IgnoreRules::faceclip();
+        assert!(r.matches("face_clip_l.fuser.enc_output_norm.weight"));
+        assert!(r.matches("x.feature.1.num_batches_tracked"));
+        assert!(!r.matches("face_clip_l.proj1.weight"));
+        assert!(!IgnoreRules::none().matches("logit_scale"));
+    }
+}
