@@ -111,6 +111,16 @@ pub enum InputError {
         /// The shape found.
         found: Vec<usize>,
     },
+    /// A value lies outside the accepted range (for example a token id beyond the vocabulary).
+    #[error("{what} = {value} is out of range (must be < {limit})")]
+    OutOfRange {
+        /// What was passed.
+        what: String,
+        /// The offending value.
+        value: i64,
+        /// The exclusive upper bound.
+        limit: i64,
+    },
     /// An image file could not be decoded.
     #[error("cannot decode image {file}: {reason}")]
     Image {

@@ -5,12 +5,14 @@
 //!   the file, key and shapes at fault).
 //! - [`nn`]: PyTorch-compatible layers shared by several models.
 //! - [`image`]: picture ⟷ tensor conversion.
+//! - [`parity`]: error metrics for comparisons with the PyTorch reference.
 //! - [`backend`]: the only place naming concrete Burn backends.
 
 pub mod backend;
 pub mod error;
 pub mod image;
 pub mod nn;
+pub mod parity;
 pub mod weights;
 
 pub use error::{InputError, LoadError};

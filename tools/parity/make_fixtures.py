@@ -46,9 +46,13 @@ np.random.seed(20261126)
 
 
 def randomise(module: nn.Module, scale: float = 1.0) -> None:
-    """Fills every parameter and buffer with random, bf16-representable values."""
+    """Fills every stored parameter and buffer with random, bf16-representable values.
+
+    Non-persistent buffers (open_clip's causal `attn_mask`) are computed constants, not weights:
+    they are left alone.
+    """
     with torch.no_grad():
-        for name, p in list(module.named_parameters()) + list(module.named_buffers()):
+        for name, p in module.state_dict(keep_vars=True).items():
             if not p.is_floating_point():
                 continue
             if name.endswith("running_var"):
@@ -141,8 +145,9 @@ def text_tower_fixture(name: str, vocab: int, width: int, heads: int, layers: in
         pooled = hidden[torch.arange(batch), ids.argmax(dim=-1)]
         # The library's own forward (no replacement) must agree with the composition above.
         plain = tower(ids)
-        if not replace_pos:
-            assert torch.allclose(plain, pooled @ tower.text_projection, atol=1e-5)
+        untouched = ~mask.any(dim=1)
+        assert untouched.any()
+        assert torch.allclose(plain[untouched], (pooled @ tower.text_projection)[untouched], atol=1e-5)
     state = bf16_state(tower)
     save_file(state, os.path.join(ENC, f"{name}_weights.safetensors"))
     save_file(
@@ -240,7 +245,7 @@ if __name__ == "__main__":
     text_tower_fixture("text_quickgelu", 49408, 32, 2, 3, QuickGELU, prompt_ids, [(0, 4)])
     # bigG-like tower: exact GELU; small vocabulary with the largest id as the end token.
     small = [[990, 5, 17, 44, 1000, 3] + [0] * 71, [990, 1000] + [0] * 75]
-    text_tower_fixture("text_gelu", 1001, 48, 3, 2, nn.GELU, small, [(0, 2), (1, 1)])
+    text_tower_fixture("text_gelu", 1001, 48, 3, 2, nn.GELU, small + [small[0]], [(0, 2), (1, 1)])
     face_vit_fixture()
     torch_archive_fixture()
     print("fixtures written to", CORE, "and", ENC)

@@ -286,6 +286,33 @@ impl Checkpoint {
         Ok((values, entry.shape.clone()))
     }
 
+    /// Reads an integer or boolean tensor as `i64` values in row-major order, with its shape
+    /// (token ids, masks and other non-weight data).
+    pub fn read_i64(&self, key: &str) -> Result<(Vec<i64>, Vec<usize>), LoadError> {
+        let entry = self.entries.get(key).ok_or_else(|| LoadError::MissingKey {
+            file: self.path.clone(),
+            key: key.to_string(),
+            expected: Vec::new(),
+        })?;
+        let unsupported = || LoadError::UnsupportedDtype { file: self.path.clone(), key: key.to_string(), dtype: entry.dtype.clone() };
+        let size = entry.dtype.size().filter(|_| !entry.dtype.is_float()).ok_or_else(unsupported)?;
+        let bytes = match &entry.location {
+            Location::Range { start, len } => self.read_range(*start, *len)?,
+            Location::Torch(t) => self.read_torch(key, t, size)?,
+        };
+        let values = bytes
+            .chunks_exact(size)
+            .map(|c| match entry.dtype {
+                DType::I64 => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+                DType::I32 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64,
+                DType::I16 => i16::from_le_bytes([c[0], c[1]]) as i64,
+                DType::I8 => c[0] as i8 as i64,
+                _ => c[0] as i64,
+            })
+            .collect();
+        Ok((values, entry.shape.clone()))
+    }
+
     fn read_range(&self, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
         let io = |source| LoadError::Io { file: self.path.clone(), source };
         let mut file = self.file.lock().map_err(|_| self.poisoned())?;

@@ -1,0 +1,47 @@
+//! Helpers to compare tensors with reference outputs (used by the parity tests of every crate).
+
+use burn::tensor::{backend::Backend, Tensor};
+
+/// `‖a − b‖₂ / ‖b‖₂` (absolute error when `b` is all zeros); `inf` if the lengths differ.
+pub fn relative_l2(actual: &[f32], expected: &[f32]) -> f64 {
+    if actual.len() != expected.len() {
+        return f64::INFINITY;
+    }
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (a, b) in actual.iter().zip(expected) {
+        let d = *a as f64 - *b as f64;
+        diff += d * d;
+        norm += (*b as f64) * (*b as f64);
+    }
+    if norm == 0.0 {
+        diff.sqrt()
+    } else {
+        (diff / norm).sqrt()
+    }
+}
+
+/// The values of a float tensor on the host, as `f32`.
+pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default()
+}
+
+/// Relative L2 error of `actual` against `expected` values of shape `shape`; `inf` on a shape mismatch.
+pub fn tensor_error<B: Backend, const D: usize>(actual: Tensor<B, D>, expected: &[f32], shape: &[usize]) -> f64 {
+    if actual.dims().as_slice() != shape {
+        return f64::INFINITY;
+    }
+    relative_l2(&to_vec(actual), expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_l2;
+
+    #[test]
+    fn relative_error_basics() {
+        assert_eq!(relative_l2(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert!((relative_l2(&[3.0, 4.0], &[0.0, 0.0]) - 5.0).abs() < 1e-12);
+        assert!((relative_l2(&[1.1], &[1.0]) - 0.1).abs() < 1e-6);
+        assert!(relative_l2(&[1.0], &[1.0, 2.0]).is_infinite());
+    }
+}
