@@ -1,7 +1,12 @@
 //! Encoders of faceclip-rs: the CLIP BPE tokenizer, OpenCLIP text towers and the ArcFace face ViT.
+//!
+//! Data flow: prompt → [`ClipTokenizer`] → [`TextTower`] (with the identity token injected via
+//! [`TokenOverride`]); aligned face crop → [`FaceVit`] → identity vector and patch tokens.
 
+pub mod face_vit;
 pub mod text;
 pub mod tokenizer;
 
+pub use face_vit::{FaceVit, FaceVitConfig, FaceVitOutput};
 pub use text::{TextOutput, TextTower, TextTowerConfig, TokenOverride};
 pub use tokenizer::{ClipTokenizer, Padding, TokenizerError};

@@ -9,12 +9,13 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 /// source coordinate `(i + 0.5) · in/out − 0.5`, clamped at 0, neighbours clamped to the edge.
 fn interpolation_matrix(input: usize, output: usize) -> Vec<f32> {
     let mut m = vec![0f32; output * input];
-    let scale = input as f64 / output as f64;
+    // f32 arithmetic, as PyTorch's CPU kernel computes source indices for float images.
+    let scale = input as f32 / output as f32;
     for i in 0..output {
-        let src = ((i as f64 + 0.5) * scale - 0.5).max(0.0);
+        let src = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
         let lo = (src.floor() as usize).min(input - 1);
         let hi = (lo + 1).min(input - 1);
-        let frac = (src - lo as f64) as f32;
+        let frac = src - lo as f32;
         m[i * input + lo] += 1.0 - frac;
         m[i * input + hi] += frac;
     }
