@@ -1,1 +1,23 @@
-//! x
+//! faceclip-rs: identity-preserving text-to-image generation (ByteDance's FaceCLIP) on Burn.
+//!
+//! This facade is the crate applications depend on. It re-exports the component crates:
+//! - [`core`]: checkpoint readers, shared layers, image helpers, errors and backend aliases;
+//! - [`encoders`]: the CLIP tokenizer, the OpenCLIP text towers and the ArcFace face ViT.
+//!
+//! ```no_run
+//! use faceclip::backend::NdArray;
+//! use faceclip::core::weights::Weights;
+//! use faceclip::encoders::{ClipTokenizer, TextTower, TextTowerConfig};
+//!
+//! let device = Default::default();
+//! let tokenizer = ClipTokenizer::openclip()?;
+//! let ids = tokenizer.tokenize_batch::<NdArray>(&["a portrait in soft light"], &device)?;
+//! let tower = TextTower::load(&Weights::random(&device), TextTowerConfig::vit_l_14_quickgelu())?;
+//! let out = tower.forward(ids, None)?;
+//! assert_eq!(out.hidden.dims(), [1, 77, 768]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use faceclip_core as core;
+pub use faceclip_core::backend;
+pub use faceclip_encoders as encoders;

@@ -11,23 +11,35 @@ use crate::error::InputError;
 /// to three channels, alpha is dropped (not blended), 16-bit channels are scaled to 8 bits.
 pub fn load_rgb(path: impl AsRef<Path>) -> Result<RgbImage, InputError> {
     let path = path.as_ref();
-    let img = image::open(path).map_err(|e| InputError::Image { file: path.to_path_buf(), reason: e.to_string() })?;
+    let img = image::open(path).map_err(|e| InputError::Image {
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     to_rgb(img)
 }
 
 /// Converts any decoded image to 8-bit RGB (see [`load_rgb`]); rejects zero-sized images.
 pub fn to_rgb(img: DynamicImage) -> Result<RgbImage, InputError> {
     if img.width() == 0 || img.height() == 0 {
-        return Err(InputError::Empty { what: "image".into(), shape: vec![img.height() as usize, img.width() as usize] });
+        return Err(InputError::Empty {
+            what: "image".into(),
+            shape: vec![img.height() as usize, img.width() as usize],
+        });
     }
     Ok(img.to_rgb8())
 }
 
 /// `[3, H, W]` float tensor in `[0, 1]` (PyTorch `ToTensor`); rejects zero-sized images.
-pub fn rgb_to_tensor<B: Backend>(img: &RgbImage, device: &B::Device) -> Result<Tensor<B, 3>, InputError> {
+pub fn rgb_to_tensor<B: Backend>(
+    img: &RgbImage,
+    device: &B::Device,
+) -> Result<Tensor<B, 3>, InputError> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
-        return Err(InputError::Empty { what: "image".into(), shape: vec![3, h, w] });
+        return Err(InputError::Empty {
+            what: "image".into(),
+            shape: vec![3, h, w],
+        });
     }
     let mut chw = vec![0f32; 3 * h * w];
     for (i, px) in img.pixels().enumerate() {
@@ -42,10 +54,16 @@ pub fn rgb_to_tensor<B: Backend>(img: &RgbImage, device: &B::Device) -> Result<T
 pub fn check_rgb_batch<B: Backend>(images: &Tensor<B, 4>, what: &str) -> Result<(), InputError> {
     let dims = images.dims();
     if dims.contains(&0) {
-        return Err(InputError::Empty { what: what.into(), shape: dims.to_vec() });
+        return Err(InputError::Empty {
+            what: what.into(),
+            shape: dims.to_vec(),
+        });
     }
     if dims[1] != 3 {
-        return Err(InputError::Channels { what: what.into(), channels: dims[1] });
+        return Err(InputError::Channels {
+            what: what.into(),
+            channels: dims[1],
+        });
     }
     Ok(())
 }

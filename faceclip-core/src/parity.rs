@@ -22,11 +22,18 @@ pub fn relative_l2(actual: &[f32], expected: &[f32]) -> f64 {
 
 /// The values of a float tensor on the host, as `f32`.
 pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default()
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .unwrap_or_default()
 }
 
 /// Relative L2 error of `actual` against `expected` values of shape `shape`; `inf` on a shape mismatch.
-pub fn tensor_error<B: Backend, const D: usize>(actual: Tensor<B, D>, expected: &[f32], shape: &[usize]) -> f64 {
+pub fn tensor_error<B: Backend, const D: usize>(
+    actual: Tensor<B, D>,
+    expected: &[f32],
+    shape: &[usize],
+) -> f64 {
     if actual.dims().as_slice() != shape {
         return f64::INFINITY;
     }

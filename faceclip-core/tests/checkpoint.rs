@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use burn::tensor::Tensor;
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::{relative_l2, to_vec};
-use faceclip_core::weights::{Checkpoint, DType, Format, IgnoreRules, KeyRemap, LoadOptions, Weights};
+use faceclip_core::weights::{
+    Checkpoint, DType, Format, IgnoreRules, KeyRemap, LoadOptions, Weights,
+};
 use faceclip_core::LoadError;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
@@ -22,7 +26,11 @@ fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn expected(key: &str) -> Vec<f32> {
-    Checkpoint::open(fixture("layouts_expected.safetensors")).unwrap().read_f32(key).unwrap().0
+    Checkpoint::open(fixture("layouts_expected.safetensors"))
+        .unwrap()
+        .read_f32(key)
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -40,13 +48,22 @@ fn reads_every_layout_of_a_torch_archive() {
     assert_eq!(read("model.scalar"), (vec![2.5], vec![]));
     assert_eq!(read("nested.inner.value").0, base[..6].to_vec());
 
-    let transposed: Vec<f32> = (0..6).flat_map(|c| (0..4).map(move |r| (r, c))).map(|(r, c)| base[r * 6 + c]).collect();
+    let transposed: Vec<f32> = (0..6)
+        .flat_map(|c| (0..4).map(move |r| (r, c)))
+        .map(|(r, c)| base[r * 6 + c])
+        .collect();
     assert_eq!(read("model.layer.transposed"), (transposed, vec![6, 4]));
-    let slice: Vec<f32> = (1..3).flat_map(|r| (2..6).map(move |c| (r, c))).map(|(r, c)| base[r * 6 + c]).collect();
+    let slice: Vec<f32> = (1..3)
+        .flat_map(|r| (2..6).map(move |c| (r, c)))
+        .map(|(r, c)| base[r * 6 + c])
+        .collect();
     assert_eq!(read("model.layer.slice"), (slice, vec![2, 4]));
 
     assert_eq!(ckpt.read_i64("model.counter").unwrap(), (vec![7], vec![]));
-    assert!(ckpt.info("epoch").is_none(), "non-tensor entries are skipped");
+    assert!(
+        ckpt.info("epoch").is_none(),
+        "non-tensor entries are skipped"
+    );
 }
 
 #[test]
@@ -63,11 +80,19 @@ fn integer_tensor_as_weight_is_an_unsupported_dtype() {
 
 #[test]
 fn remap_strips_model_prefix_and_detects_collisions() {
-    let ckpt = Checkpoint::open(fixture("layouts.pt")).unwrap().remap(&KeyRemap::faceclip()).unwrap();
+    let ckpt = Checkpoint::open(fixture("layouts.pt"))
+        .unwrap()
+        .remap(&KeyRemap::faceclip())
+        .unwrap();
     assert!(ckpt.info("layer.weight_f32").is_some());
     assert!(ckpt.info("model.layer.weight_f32").is_none());
-    let collide = KeyRemap::new().strip_substring("_f32").strip_substring("_f16");
-    let err = Checkpoint::open(fixture("layouts.pt")).unwrap().remap(&collide).unwrap_err();
+    let collide = KeyRemap::new()
+        .strip_substring("_f32")
+        .strip_substring("_f16");
+    let err = Checkpoint::open(fixture("layouts.pt"))
+        .unwrap()
+        .remap(&collide)
+        .unwrap_err();
     assert!(matches!(err, LoadError::KeyCollision { .. }), "{err}");
 }
 
@@ -78,7 +103,10 @@ fn truncated_torch_archive_is_a_typed_error() {
         let path = scratch(&format!("truncated-{cut}.pt"), &bytes[..cut]);
         let err = Checkpoint::open(&path).unwrap_err();
         assert!(matches!(err, LoadError::Corrupt { .. }), "cut {cut}: {err}");
-        assert!(err.to_string().contains("truncated-"), "error names the file: {err}");
+        assert!(
+            err.to_string().contains("truncated-"),
+            "error names the file: {err}"
+        );
     }
 }
 
@@ -86,16 +114,27 @@ fn truncated_torch_archive_is_a_typed_error() {
 fn damaged_pickle_is_a_typed_error() {
     let mut bytes = std::fs::read(fixture("layouts.pt")).unwrap();
     // Overwrite the pickle's opening bytes inside the (stored, uncompressed) record.
-    let at = bytes.windows(3).position(|w| w == [0x80, 0x02, b'}']).expect("pickle header");
+    let at = bytes
+        .windows(3)
+        .position(|w| w == [0x80, 0x02, b'}'])
+        .expect("pickle header");
     bytes[at + 2] = 0xff;
     let err = Checkpoint::open(scratch("damaged.pt", &bytes)).unwrap_err();
-    assert!(err.to_string().contains("corrupt") || matches!(err, LoadError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains("corrupt") || matches!(err, LoadError::Corrupt { .. }),
+        "{err}"
+    );
 }
 
 fn safetensors_bytes(tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
-        .map(|(name, dtype, shape, data)| (name.to_string(), safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap()))
+        .map(|(name, dtype, shape, data)| {
+            (
+                name.to_string(),
+                safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize(views, None).unwrap()
 }
@@ -107,8 +146,14 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 #[test]
 fn safetensors_casts_half_types() {
     let values = [0.5f32, -1.25, 3.0, 0.0];
-    let bf16: Vec<u8> = values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
-    let f16: Vec<u8> = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+    let bf16: Vec<u8> = values
+        .iter()
+        .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+        .collect();
+    let f16: Vec<u8> = values
+        .iter()
+        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .collect();
     let bytes = safetensors_bytes(&[
         ("a", safetensors::Dtype::BF16, vec![2, 2], bf16),
         ("b", safetensors::Dtype::F16, vec![4], f16),
@@ -123,17 +168,28 @@ fn safetensors_casts_half_types() {
 
 #[test]
 fn truncated_or_garbage_safetensors_is_a_typed_error() {
-    let bytes = safetensors_bytes(&[("w", safetensors::Dtype::F32, vec![8, 8], f32_bytes(&[1.0; 64]))]);
+    let bytes = safetensors_bytes(&[(
+        "w",
+        safetensors::Dtype::F32,
+        vec![8, 8],
+        f32_bytes(&[1.0; 64]),
+    )]);
     for (name, data) in [
         ("empty.safetensors", Vec::new()),
         ("short.safetensors", bytes[..5].to_vec()),
         ("cut-header.safetensors", bytes[..20].to_vec()),
         ("cut-data.safetensors", bytes[..bytes.len() - 4].to_vec()),
-        ("garbage.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!".to_vec()),
+        (
+            "garbage.safetensors",
+            b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!".to_vec(),
+        ),
     ] {
         let err = Checkpoint::open(scratch(name, &data)).unwrap_err();
         assert!(matches!(err, LoadError::Corrupt { .. }), "{name}: {err}");
-        assert!(err.to_string().contains(name), "error names the file: {err}");
+        assert!(
+            err.to_string().contains(name),
+            "error names the file: {err}"
+        );
     }
     let err = Checkpoint::open("/nonexistent/weights.safetensors").unwrap_err();
     assert!(matches!(err, LoadError::Io { .. }), "{err}");
@@ -141,23 +197,60 @@ fn truncated_or_garbage_safetensors_is_a_typed_error() {
 
 #[test]
 fn unsupported_dtype_in_safetensors() {
-    let bytes = safetensors_bytes(&[("ids", safetensors::Dtype::I32, vec![2], vec![1, 0, 0, 0, 2, 0, 0, 0])]);
+    let bytes = safetensors_bytes(&[(
+        "ids",
+        safetensors::Dtype::I32,
+        vec![2],
+        vec![1, 0, 0, 0, 2, 0, 0, 0],
+    )]);
     let path = scratch("ints.safetensors", &bytes);
-    let vb = Weights::<NdArray>::open(&path, &KeyRemap::new(), LoadOptions::default(), &Default::default()).unwrap();
+    let vb = Weights::<NdArray>::open(
+        &path,
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &Default::default(),
+    )
+    .unwrap();
     let err = vb.tensor::<1>("ids", [2]).unwrap_err();
     assert!(matches!(err, LoadError::UnsupportedDtype { .. }), "{err}");
-    assert!(err.to_string().contains("ids") && err.to_string().contains("i32"), "{err}");
+    assert!(
+        err.to_string().contains("ids") && err.to_string().contains("i32"),
+        "{err}"
+    );
 }
 
 fn weights(strict: bool) -> Weights<NdArray> {
     let bytes = safetensors_bytes(&[
-        ("block.weight", safetensors::Dtype::F32, vec![2, 3], f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
-        ("block.logit_scale", safetensors::Dtype::F32, vec![], f32_bytes(&[1.0])),
-        ("block.extra", safetensors::Dtype::F32, vec![1], f32_bytes(&[1.0])),
-        ("other.weight", safetensors::Dtype::F32, vec![1], f32_bytes(&[1.0])),
+        (
+            "block.weight",
+            safetensors::Dtype::F32,
+            vec![2, 3],
+            f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        ),
+        (
+            "block.logit_scale",
+            safetensors::Dtype::F32,
+            vec![],
+            f32_bytes(&[1.0]),
+        ),
+        (
+            "block.extra",
+            safetensors::Dtype::F32,
+            vec![1],
+            f32_bytes(&[1.0]),
+        ),
+        (
+            "other.weight",
+            safetensors::Dtype::F32,
+            vec![1],
+            f32_bytes(&[1.0]),
+        ),
     ]);
     let path = scratch(&format!("loader-{strict}.safetensors"), &bytes);
-    let options = LoadOptions { strict, ignore: IgnoreRules::faceclip() };
+    let options = LoadOptions {
+        strict,
+        ignore: IgnoreRules::faceclip(),
+    };
     Weights::open(path, &KeyRemap::new(), options, &Default::default()).unwrap()
 }
 
@@ -165,14 +258,24 @@ fn weights(strict: bool) -> Weights<NdArray> {
 fn strict_loading_names_file_key_and_shapes() {
     let vb = weights(true).pp("block");
     match vb.tensor::<2>("weight", [3, 2]) {
-        Err(LoadError::ShapeMismatch { file, key, expected, found }) => {
+        Err(LoadError::ShapeMismatch {
+            file,
+            key,
+            expected,
+            found,
+        }) => {
             assert!(file.to_string_lossy().ends_with("loader-true.safetensors"));
-            assert_eq!((key.as_str(), expected, found), ("block.weight", vec![3, 2], vec![2, 3]));
+            assert_eq!(
+                (key.as_str(), expected, found),
+                ("block.weight", vec![3, 2], vec![2, 3])
+            );
         }
         other => panic!("expected ShapeMismatch, got {other:?}"),
     }
     match vb.tensor::<1>("bias", [3]) {
-        Err(LoadError::MissingKey { key, expected, .. }) => assert_eq!((key.as_str(), expected), ("block.bias", vec![3])),
+        Err(LoadError::MissingKey { key, expected, .. }) => {
+            assert_eq!((key.as_str(), expected), ("block.bias", vec![3]))
+        }
         other => panic!("expected MissingKey, got {other:?}"),
     }
     let w: Tensor<NdArray, 2> = vb.tensor("weight", [2, 3]).unwrap();
@@ -180,7 +283,11 @@ fn strict_loading_names_file_key_and_shapes() {
     match vb.finish() {
         Err(LoadError::UnexpectedKeys { keys, prefix, .. }) => {
             assert_eq!(prefix, "block");
-            assert_eq!(keys, vec!["block.extra".to_string()], "logit_scale is ignorable, other.* is out of scope");
+            assert_eq!(
+                keys,
+                vec!["block.extra".to_string()],
+                "logit_scale is ignorable, other.* is out of scope"
+            );
         }
         other => panic!("expected UnexpectedKeys, got {other:?}"),
     }
@@ -192,7 +299,10 @@ fn partial_loading_reports_missing_keys() {
     let linear = faceclip_core::nn::load_linear(&vb, 3, 2, true).unwrap();
     // weight [2, 3] in PyTorch layout becomes Burn's [3, 2].
     let w = to_vec(linear.weight.val());
-    assert!(relative_l2(&w, &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]) == 0.0, "{w:?}");
+    assert!(
+        relative_l2(&w, &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]) == 0.0,
+        "{w:?}"
+    );
     let report = vb.finish().unwrap();
     assert_eq!(report.applied, vec!["block.weight"]);
     assert_eq!(report.missing, vec!["block.bias"]);

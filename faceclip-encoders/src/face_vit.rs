@@ -11,7 +11,9 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::image::check_rgb_batch;
-use faceclip_core::nn::{load_conv2d, load_layer_norm, load_linear, resize_bilinear, Activation, BatchNorm1dEval};
+use faceclip_core::nn::{
+    load_conv2d, load_layer_norm, load_linear, resize_bilinear, Activation, BatchNorm1dEval,
+};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -72,13 +74,21 @@ impl FaceVitConfig {
     /// Checks the configuration is buildable.
     pub fn validate(&self) -> Result<(), LoadError> {
         if self.patch_size == 0 || self.grid() == 0 {
-            return Err(LoadError::Config(format!("patch {} does not fit image {}", self.patch_size, self.image_size)));
+            return Err(LoadError::Config(format!(
+                "patch {} does not fit image {}",
+                self.patch_size, self.image_size
+            )));
         }
-        if self.width == 0 || self.heads == 0 || self.width % self.heads != 0 {
-            return Err(LoadError::Config(format!("face ViT width {} must be a positive multiple of heads {}", self.width, self.heads)));
+        if self.width == 0 || self.heads == 0 || !self.width.is_multiple_of(self.heads) {
+            return Err(LoadError::Config(format!(
+                "face ViT width {} must be a positive multiple of heads {}",
+                self.width, self.heads
+            )));
         }
         if self.embedding_dim == 0 || self.mlp_width == 0 {
-            return Err(LoadError::Config("face ViT MLP and identity sizes must be positive".into()));
+            return Err(LoadError::Config(
+                "face ViT MLP and identity sizes must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -114,11 +124,28 @@ impl<B: Backend> FaceVitBlock<B> {
         let [b, n, w] = x.dims();
         let head_dim = w / self.heads;
         // qkv channels are laid out [3][heads][head_dim].
-        let qkv = self.qkv.forward(self.norm1.forward(x.clone())).reshape([b, n, 3, self.heads, head_dim]);
-        let part = |i: usize| qkv.clone().narrow(2, i, 1).reshape([b, n, self.heads, head_dim]).swap_dims(1, 2);
-        let out = attention(part(0), part(1), part(2), None, None, AttentionModuleOptions::default());
+        let qkv = self
+            .qkv
+            .forward(self.norm1.forward(x.clone()))
+            .reshape([b, n, 3, self.heads, head_dim]);
+        let part = |i: usize| {
+            qkv.clone()
+                .narrow(2, i, 1)
+                .reshape([b, n, self.heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        let out = attention(
+            part(0),
+            part(1),
+            part(2),
+            None,
+            None,
+            AttentionModuleOptions::default(),
+        );
         let x = x + self.proj.forward(out.swap_dims(1, 2).reshape([b, n, w]));
-        let h = self.fc2.forward(Activation::Relu6.forward(self.fc1.forward(self.norm2.forward(x.clone()))));
+        let h = self
+            .fc2
+            .forward(Activation::Relu6.forward(self.fc1.forward(self.norm2.forward(x.clone()))));
         x + h
     }
 }
@@ -144,7 +171,9 @@ impl<B: Backend> FaceVitHead<B> {
 
     /// `[batch, tokens, w] -> [batch, embedding_dim]` (token-major flatten).
     fn forward(&self, tokens: Tensor<B, 3>) -> Tensor<B, 2> {
-        let x = self.norm1.forward(self.linear1.forward(tokens.flatten(1, 2)));
+        let x = self
+            .norm1
+            .forward(self.linear1.forward(tokens.flatten(1, 2)));
         self.norm2.forward(self.linear2.forward(x))
     }
 }
@@ -177,9 +206,17 @@ impl<B: Backend> FaceVit<B> {
     pub fn load(vb: &Weights<B>, config: FaceVitConfig) -> Result<Self, LoadError> {
         config.validate()?;
         let c = &config;
-        let blocks = (0..c.depth).map(|i| FaceVitBlock::load(&vb.pp("blocks").pp(i), c)).collect::<Result<Vec<_>, _>>()?;
+        let blocks = (0..c.depth)
+            .map(|i| FaceVitBlock::load(&vb.pp("blocks").pp(i), c))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            patch_embed: load_conv2d(&vb.pp("patch_embed").pp("proj"), [3, c.width], c.patch_size, c.patch_size, true)?,
+            patch_embed: load_conv2d(
+                &vb.pp("patch_embed").pp("proj"),
+                [3, c.width],
+                c.patch_size,
+                c.patch_size,
+                true,
+            )?,
             pos_embed: Param::from_tensor(vb.tensor("pos_embed", [1, c.tokens(), c.width])?),
             blocks,
             norm: load_layer_norm(&vb.pp("norm"), c.width, c.eps)?,
@@ -202,11 +239,16 @@ impl<B: Backend> FaceVit<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Result<FaceVitOutput<B>, InputError> {
         check_rgb_batch(&images, "face image batch")?;
         let size = self.config.image_size;
-        let x = self.patch_embed.forward(resize_bilinear(images, size, size));
+        let x = self
+            .patch_embed
+            .forward(resize_bilinear(images, size, size));
         let x = x.flatten::<3>(2, 3).swap_dims(1, 2) + self.pos_embed.val();
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
         let patch_tokens = self.norm.forward(x);
         let identity = self.feature.forward(patch_tokens.clone());
-        Ok(FaceVitOutput { identity, patch_tokens })
+        Ok(FaceVitOutput {
+            identity,
+            patch_tokens,
+        })
     }
 }

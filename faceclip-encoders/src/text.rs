@@ -63,11 +63,16 @@ impl TextTowerConfig {
 
     /// Checks the configuration is buildable.
     pub fn validate(&self) -> Result<(), LoadError> {
-        if self.width == 0 || self.heads == 0 || self.width % self.heads != 0 {
-            return Err(LoadError::Config(format!("text width {} must be a positive multiple of heads {}", self.width, self.heads)));
+        if self.width == 0 || self.heads == 0 || !self.width.is_multiple_of(self.heads) {
+            return Err(LoadError::Config(format!(
+                "text width {} must be a positive multiple of heads {}",
+                self.width, self.heads
+            )));
         }
         if self.vocab_size == 0 || self.context_length == 0 || self.mlp_width == 0 {
-            return Err(LoadError::Config("text vocab, context and MLP sizes must be positive".into()));
+            return Err(LoadError::Config(
+                "text vocab, context and MLP sizes must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -100,7 +105,10 @@ impl<B: Backend> TextBlock<B> {
     /// `[batch, seq, w] -> [batch, seq, w]`, causal.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward_self(self.ln_1.forward(x), true);
-        let h = self.c_proj.forward(self.activation.forward(self.c_fc.forward(self.ln_2.forward(x.clone()))));
+        let h = self.c_proj.forward(
+            self.activation
+                .forward(self.c_fc.forward(self.ln_2.forward(x.clone()))),
+        );
         x + h
     }
 }
@@ -146,12 +154,19 @@ impl<B: Backend> TextTower<B> {
             .map(|i| TextBlock::load(&vb.pp("transformer").pp("resblocks").pp(i), c))
             .collect::<Result<Vec<_>, _>>()?;
         let text_projection = match c.projection_dim {
-            Some(dim) => Some(Param::from_tensor(vb.tensor("text_projection", [c.width, dim])?)),
+            Some(dim) => Some(Param::from_tensor(
+                vb.tensor("text_projection", [c.width, dim])?,
+            )),
             None => None,
         };
         Ok(Self {
-            token_embedding: Param::from_tensor(vb.pp("token_embedding").tensor("weight", [c.vocab_size, c.width])?),
-            positional_embedding: Param::from_tensor(vb.tensor("positional_embedding", [c.context_length, c.width])?),
+            token_embedding: Param::from_tensor(
+                vb.pp("token_embedding")
+                    .tensor("weight", [c.vocab_size, c.width])?,
+            ),
+            positional_embedding: Param::from_tensor(
+                vb.tensor("positional_embedding", [c.context_length, c.width])?,
+            ),
             blocks,
             ln_final: load_layer_norm(&vb.pp("ln_final"), c.width, c.eps)?,
             text_projection,
@@ -170,7 +185,11 @@ impl<B: Backend> TextTower<B> {
     }
 
     /// Encodes `[batch, seq]` token ids (`seq ≤ context`), optionally overwriting token embeddings.
-    pub fn forward(&self, ids: Tensor<B, 2, Int>, token_override: Option<&TokenOverride<B>>) -> Result<TextOutput<B>, InputError> {
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        token_override: Option<&TokenOverride<B>>,
+    ) -> Result<TextOutput<B>, InputError> {
         let [batch, seq] = ids.dims();
         self.check_ids(&ids)?;
         let mut x = embedding(self.token_embedding.val(), ids.clone());
@@ -183,10 +202,21 @@ impl<B: Backend> TextTower<B> {
                     found: [o.mask.dims().to_vec(), o.embeddings.dims().to_vec()].concat(),
                 });
             }
-            let replacement = o.embeddings.clone().unsqueeze_dim::<3>(1).expand([batch, seq, w]);
-            x = x.mask_where(o.mask.clone().unsqueeze_dim::<3>(2).expand([batch, seq, w]), replacement);
+            let replacement = o
+                .embeddings
+                .clone()
+                .unsqueeze_dim::<3>(1)
+                .expand([batch, seq, w]);
+            x = x.mask_where(
+                o.mask.clone().unsqueeze_dim::<3>(2).expand([batch, seq, w]),
+                replacement,
+            );
         }
-        x = x + self.positional_embedding.val().narrow(0, 0, seq).unsqueeze_dim(0);
+        x = x + self
+            .positional_embedding
+            .val()
+            .narrow(0, 0, seq)
+            .unsqueeze_dim(0);
         for block in &self.blocks {
             x = block.forward(x);
         }
@@ -197,7 +227,9 @@ impl<B: Backend> TextTower<B> {
 
     /// `pooled @ text_projection` when the tower was built with a projection.
     pub fn project(&self, pooled: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
-        self.text_projection.as_ref().map(|p| pooled.matmul(p.val()))
+        self.text_projection
+            .as_ref()
+            .map(|p| pooled.matmul(p.val()))
     }
 
     fn check_ids(&self, ids: &Tensor<B, 2, Int>) -> Result<(), InputError> {
@@ -214,7 +246,11 @@ impl<B: Backend> TextTower<B> {
         let limit = self.config.vocab_size as i64;
         if max >= limit || min < 0 {
             let value = if min < 0 { min } else { max };
-            return Err(InputError::OutOfRange { what: "token id".into(), value, limit });
+            return Err(InputError::OutOfRange {
+                what: "token id".into(),
+                value,
+                limit,
+            });
         }
         Ok(())
     }
@@ -226,7 +262,13 @@ fn pool_first_max<B: Backend>(hidden: Tensor<B, 3>, ids: Tensor<B, 2, Int>) -> T
     let [batch, seq, w] = hidden.dims();
     let device = hidden.device();
     let is_max = ids.clone().equal(ids.max_dim(1).expand([batch, seq]));
-    let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).unsqueeze_dim::<2>(0).expand([batch, seq]);
-    let first = positions.mask_fill(is_max.bool_not(), seq as i64).min_dim(1);
-    hidden.gather(1, first.unsqueeze_dim::<3>(2).expand([batch, 1, w])).reshape([batch, w])
+    let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
+        .unsqueeze_dim::<2>(0)
+        .expand([batch, seq]);
+    let first = positions
+        .mask_fill(is_max.bool_not(), seq as i64)
+        .min_dim(1);
+    hidden
+        .gather(1, first.unsqueeze_dim::<3>(2).expand([batch, 1, w]))
+        .reshape([batch, w])
 }

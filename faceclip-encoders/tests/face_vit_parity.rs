@@ -15,28 +15,67 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn assert_close<B: Backend, const D: usize>(actual: Tensor<B, D>, io: &Checkpoint, key: &str, tolerance: f64) {
+fn assert_close<B: Backend, const D: usize>(
+    actual: Tensor<B, D>,
+    io: &Checkpoint,
+    key: &str,
+    tolerance: f64,
+) {
     let (expected, shape) = io.read_f32(key).unwrap();
     let err = tensor_error(actual, &expected, &shape);
     println!("face ViT {key}: relative L2 error {err:.3e}");
-    assert!(err <= tolerance, "face ViT {key}: relative L2 error {err:.3e} > {tolerance:e}");
+    assert!(
+        err <= tolerance,
+        "face ViT {key}: relative L2 error {err:.3e} > {tolerance:e}"
+    );
 }
 
 fn check_face_vit<B: Backend>(device: &B::Device) {
-    let vb = Weights::<B>::open(fixture("face_vit_weights.pt"), &KeyRemap::faceclip(), LoadOptions::default(), device).unwrap();
+    let vb = Weights::<B>::open(
+        fixture("face_vit_weights.pt"),
+        &KeyRemap::faceclip(),
+        LoadOptions::default(),
+        device,
+    )
+    .unwrap();
     let scope = vb.pp("face_clip_l.face_encoder");
     let vit = FaceVit::load(&scope, FaceVitConfig::sized(32, 2, 2, 24)).unwrap();
     let report = scope.finish().expect("strict load");
-    assert!(report.unexpected.is_empty() && report.missing.is_empty(), "{report}");
-    assert!(report.ignored.iter().any(|k| k.ends_with("mask_token")), "{report:?}");
-    assert!(report.ignored.iter().any(|k| k.ends_with("num_batches_tracked")), "{report:?}");
+    assert!(
+        report.unexpected.is_empty() && report.missing.is_empty(),
+        "{report}"
+    );
+    assert!(
+        report.ignored.iter().any(|k| k.ends_with("mask_token")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .ignored
+            .iter()
+            .any(|k| k.ends_with("num_batches_tracked")),
+        "{report:?}"
+    );
 
     let io = Checkpoint::open(fixture("face_vit_io.safetensors")).unwrap();
     let (images, shape) = io.read_f32("images").unwrap();
-    let images = Tensor::<B, 4>::from_data(TensorData::new(images, [shape[0], shape[1], shape[2], shape[3]]), device);
+    let images = Tensor::<B, 4>::from_data(
+        TensorData::new(images, [shape[0], shape[1], shape[2], shape[3]]),
+        device,
+    );
     // Resizing is a weighted sum of two neighbours per axis: the tighter bound of exact ops.
-    assert_close(resize_bilinear(images.clone(), 112, 112), &io, "resized", 1e-5);
-    assert_close(resize_bilinear(images.clone().slice([0..2, 0..3, 0..128, 0..128]), 32, 32), &io, "quarter", 1e-5);
+    assert_close(
+        resize_bilinear(images.clone(), 112, 112),
+        &io,
+        "resized",
+        1e-5,
+    );
+    assert_close(
+        resize_bilinear(images.clone().slice([0..2, 0..3, 0..128, 0..128]), 32, 32),
+        &io,
+        "quarter",
+        1e-5,
+    );
     let out = vit.forward(images).unwrap();
     assert_close(out.patch_tokens, &io, "tokens", TOLERANCE);
     assert_close(out.identity, &io, "identity", TOLERANCE);

@@ -15,27 +15,48 @@ fn fixture(name: &str) -> String {
 }
 
 fn quickgelu_config() -> TextTowerConfig {
-    TextTowerConfig { projection_dim: Some(32), ..TextTowerConfig::sized(32, 3, 2, Activation::QuickGelu) }
+    TextTowerConfig {
+        projection_dim: Some(32),
+        ..TextTowerConfig::sized(32, 3, 2, Activation::QuickGelu)
+    }
 }
 
 fn gelu_config() -> TextTowerConfig {
-    TextTowerConfig { vocab_size: 1001, projection_dim: Some(48), ..TextTowerConfig::sized(48, 2, 3, Activation::Gelu) }
+    TextTowerConfig {
+        vocab_size: 1001,
+        projection_dim: Some(48),
+        ..TextTowerConfig::sized(48, 2, 3, Activation::Gelu)
+    }
 }
 
-fn assert_close<B: Backend, const D: usize>(label: &str, actual: Tensor<B, D>, io: &Checkpoint, key: &str) {
+fn assert_close<B: Backend, const D: usize>(
+    label: &str,
+    actual: Tensor<B, D>,
+    io: &Checkpoint,
+    key: &str,
+) {
     let (expected, shape) = io.read_f32(key).unwrap();
     let err = tensor_error(actual, &expected, &shape);
     println!("{label} {key}: relative L2 error {err:.3e}");
-    assert!(err <= TOLERANCE, "{label} {key}: relative L2 error {err:.3e} > {TOLERANCE:e}");
+    assert!(
+        err <= TOLERANCE,
+        "{label} {key}: relative L2 error {err:.3e} > {TOLERANCE:e}"
+    );
 }
 
 fn check_tower<B: Backend>(name: &str, config: TextTowerConfig, device: &B::Device) {
-    let options = LoadOptions { strict: true, ignore: IgnoreRules::none() };
+    let options = LoadOptions {
+        strict: true,
+        ignore: IgnoreRules::none(),
+    };
     let path = fixture(&format!("{name}_weights.safetensors"));
     let vb = Weights::<B>::open(path, &KeyRemap::new(), options, device).unwrap();
     let tower = TextTower::load(&vb, config).unwrap();
     let report = vb.finish().expect("strict load leaves no unexpected key");
-    assert!(report.missing.is_empty() && report.unexpected.is_empty(), "{report}");
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{report}"
+    );
 
     let io = Checkpoint::open(fixture(&format!("{name}_io.safetensors"))).unwrap();
     let (ids, shape) = io.read_i64("input_ids").unwrap();
@@ -46,7 +67,10 @@ fn check_tower<B: Backend>(name: &str, config: TextTowerConfig, device: &B::Devi
     let mask: Vec<bool> = mask.iter().map(|&m| m != 0).collect();
     let token_override = TokenOverride {
         mask: Tensor::<B, 2, Bool>::from_data(TensorData::new(mask, [batch, seq]), device),
-        embeddings: Tensor::from_data(TensorData::new(face, [face_shape[0], face_shape[1]]), device),
+        embeddings: Tensor::from_data(
+            TensorData::new(face, [face_shape[0], face_shape[1]]),
+            device,
+        ),
     };
 
     let out = tower.forward(ids.clone(), Some(&token_override)).unwrap();
@@ -55,7 +79,12 @@ fn check_tower<B: Backend>(name: &str, config: TextTowerConfig, device: &B::Devi
 
     // Without the override, the projected pooled vector must equal open_clip's own forward.
     let plain = tower.forward(ids, None).unwrap();
-    assert_close(name, tower.project(plain.pooled).expect("projection loaded"), &io, "projected");
+    assert_close(
+        name,
+        tower.project(plain.pooled).expect("projection loaded"),
+        &io,
+        "projected",
+    );
 }
 
 #[test]
@@ -71,7 +100,11 @@ fn gelu_tower_matches_open_clip_ndarray() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn quickgelu_tower_matches_open_clip_wgpu() {
-    check_tower::<faceclip_core::backend::Wgpu>("text_quickgelu", quickgelu_config(), &Default::default());
+    check_tower::<faceclip_core::backend::Wgpu>(
+        "text_quickgelu",
+        quickgelu_config(),
+        &Default::default(),
+    );
 }
 
 #[cfg(feature = "wgpu")]

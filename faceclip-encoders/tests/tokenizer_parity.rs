@@ -12,7 +12,12 @@ fn check(tokenizer: &ClipTokenizer, cases: &serde_json::Value) -> usize {
     let mut checked = 0;
     for case in cases.as_array().expect("cases") {
         let prompt = case["prompt"].as_str().expect("prompt");
-        let expected: Vec<u32> = case["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let ids = tokenizer.tokenize(prompt).expect("tokenize");
         assert_eq!(ids, expected, "prompt {prompt:?}");
         checked += 1;
@@ -39,8 +44,8 @@ fn spec_section_13_prompt() {
         .tokenize("Photo of a id person. A woman wearing a blue denim shirt and khaki pants, on a rocky desert plateau.")
         .unwrap();
     let expected = [
-        49406, 1125, 539, 320, 1014, 2533, 269, 320, 2308, 3309, 320, 1746, 13606, 2523, 537, 41646, 5003, 267, 525, 320,
-        9648, 7301, 29301, 269, 49407,
+        49406, 1125, 539, 320, 1014, 2533, 269, 320, 2308, 3309, 320, 1746, 13606, 2523, 537,
+        41646, 5003, 267, 525, 320, 9648, 7301, 29301, 269, 49407,
     ];
     assert_eq!(&ids[..25], &expected);
     assert!(ids[25..].iter().all(|&id| id == 0));
@@ -66,6 +71,8 @@ fn empty_and_overlong_prompts() {
 fn batch_tensor_has_context_shape() {
     type B = faceclip_core::backend::NdArray;
     let tok = ClipTokenizer::openclip().unwrap();
-    let ids = tok.tokenize_batch::<B>(&["a cat", ""], &Default::default()).unwrap();
+    let ids = tok
+        .tokenize_batch::<B>(&["a cat", ""], &Default::default())
+        .unwrap();
     assert_eq!(ids.dims(), [2, 77]);
 }

@@ -28,11 +28,18 @@ pub struct PackedMultiheadAttention<B: Backend> {
 impl<B: Backend> PackedMultiheadAttention<B> {
     /// Loads `in_proj_weight [3w, w]`, `in_proj_bias [3w]`, `out_proj.{weight,bias}`.
     pub fn load(vb: &Weights<B>, width: usize, heads: usize) -> Result<Self, LoadError> {
-        if heads == 0 || width % heads != 0 {
-            return Err(LoadError::Config(format!("{}: width {width} is not divisible by {heads} heads", vb.prefix())));
+        if heads == 0 || !width.is_multiple_of(heads) {
+            return Err(LoadError::Config(format!(
+                "{}: width {width} is not divisible by {heads} heads",
+                vb.prefix()
+            )));
         }
         Ok(Self {
-            in_proj_weight: Param::from_tensor(vb.linear_weight("in_proj_weight", width, 3 * width)?),
+            in_proj_weight: Param::from_tensor(vb.linear_weight(
+                "in_proj_weight",
+                width,
+                3 * width,
+            )?),
             in_proj_bias: Param::from_tensor(vb.tensor("in_proj_bias", [3 * width])?),
             out_proj: load_linear(&vb.pp("out_proj"), width, width, true)?,
             heads,
@@ -42,7 +49,8 @@ impl<B: Backend> PackedMultiheadAttention<B> {
     /// Self-attention `[batch, seq, w] -> [batch, seq, w]`; `causal` masks keys after the query.
     pub fn forward_self(&self, x: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
         let [_, _, w] = x.dims();
-        let qkv = x.matmul(self.in_proj_weight.val().unsqueeze_dim(0)) + self.in_proj_bias.val().unsqueeze_dims(&[0, 1]);
+        let qkv = x.matmul(self.in_proj_weight.val().unsqueeze_dim(0))
+            + self.in_proj_bias.val().unsqueeze_dims(&[0, 1]);
         let q = qkv.clone().narrow(2, 0, w);
         let k = qkv.clone().narrow(2, w, w);
         let v = qkv.narrow(2, 2 * w, w);
@@ -50,25 +58,42 @@ impl<B: Backend> PackedMultiheadAttention<B> {
     }
 
     /// Attention with separate query/key/value inputs (DETR style: `q = k = x + pos`, `v = x`).
-    pub fn forward(&self, query: Tensor<B, 3>, key: Tensor<B, 3>, value: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        query: Tensor<B, 3>,
+        key: Tensor<B, 3>,
+        value: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
         let [_, _, w] = query.dims();
         let weight = self.in_proj_weight.val();
         let bias = self.in_proj_bias.val();
         let project = |x: Tensor<B, 3>, i: usize| {
-            x.matmul(weight.clone().narrow(1, i * w, w).unsqueeze_dim(0)) + bias.clone().narrow(0, i * w, w).unsqueeze_dims(&[0, 1])
+            x.matmul(weight.clone().narrow(1, i * w, w).unsqueeze_dim(0))
+                + bias.clone().narrow(0, i * w, w).unsqueeze_dims(&[0, 1])
         };
         let (q, k, v) = (project(query, 0), project(key, 1), project(value, 2));
         self.attend(q, k, v, false)
     }
 
-    fn attend(&self, q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
+    fn attend(
+        &self,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        causal: bool,
+    ) -> Tensor<B, 3> {
         let [b, s, w] = q.dims();
         let split = |t: Tensor<B, 3>| {
             let [_, len, _] = t.dims();
-            t.reshape([b, len, self.heads, w / self.heads]).swap_dims(1, 2)
+            t.reshape([b, len, self.heads, w / self.heads])
+                .swap_dims(1, 2)
         };
-        let options = AttentionModuleOptions { is_causal: causal, ..Default::default() };
+        let options = AttentionModuleOptions {
+            is_causal: causal,
+            ..Default::default()
+        };
         let out = attention(split(q), split(k), split(v), None, None, options);
-        self.out_proj.forward(out.swap_dims(1, 2).reshape([b, s, w]))
+        self.out_proj
+            .forward(out.swap_dims(1, 2).reshape([b, s, w]))
     }
 }

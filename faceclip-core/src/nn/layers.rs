@@ -9,15 +9,30 @@ use crate::error::LoadError;
 use crate::weights::Weights;
 
 /// A PyTorch `nn.Linear(d_in, d_out)`: keys `weight [d_out, d_in]` and optionally `bias [d_out]`.
-pub fn load_linear<B: Backend>(vb: &Weights<B>, d_in: usize, d_out: usize, bias: bool) -> Result<Linear<B>, LoadError> {
+pub fn load_linear<B: Backend>(
+    vb: &Weights<B>,
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+) -> Result<Linear<B>, LoadError> {
     let weight = Param::from_tensor(vb.linear_weight("weight", d_in, d_out)?);
-    let bias = if bias { Some(Param::from_tensor(vb.tensor("bias", [d_out])?)) } else { None };
+    let bias = if bias {
+        Some(Param::from_tensor(vb.tensor("bias", [d_out])?))
+    } else {
+        None
+    };
     Ok(Linear { weight, bias })
 }
 
 /// A PyTorch `nn.LayerNorm(dim, eps)`: keys `weight`, `bias`.
-pub fn load_layer_norm<B: Backend>(vb: &Weights<B>, dim: usize, eps: f64) -> Result<LayerNorm<B>, LoadError> {
-    let mut norm = LayerNormConfig::new(dim).with_epsilon(eps).init::<B>(vb.device());
+pub fn load_layer_norm<B: Backend>(
+    vb: &Weights<B>,
+    dim: usize,
+    eps: f64,
+) -> Result<LayerNorm<B>, LoadError> {
+    let mut norm = LayerNormConfig::new(dim)
+        .with_epsilon(eps)
+        .init::<B>(vb.device());
     norm.gamma = Param::from_tensor(vb.tensor("weight", [dim])?);
     norm.beta = Some(Param::from_tensor(vb.tensor("bias", [dim])?));
     Ok(norm)
@@ -34,7 +49,11 @@ pub fn load_conv2d<B: Backend>(
     let [c_in, c_out] = channels;
     Ok(Conv2d {
         weight: Param::from_tensor(vb.tensor("weight", [c_out, c_in, kernel, kernel])?),
-        bias: if bias { Some(Param::from_tensor(vb.tensor("bias", [c_out])?)) } else { None },
+        bias: if bias {
+            Some(Param::from_tensor(vb.tensor("bias", [c_out])?))
+        } else {
+            None
+        },
         stride: [stride, stride],
         kernel_size: [kernel, kernel],
         dilation: [1, 1],

@@ -25,14 +25,24 @@ fn interpolation_matrix(input: usize, output: usize) -> Vec<f32> {
 /// Resizes `[batch, channels, h, w]` to `[batch, channels, out_h, out_w]` exactly as
 /// `torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False)`.
 /// All sizes must be non-zero (callers validate user input first).
-pub fn resize_bilinear<B: Backend>(images: Tensor<B, 4>, out_h: usize, out_w: usize) -> Tensor<B, 4> {
+pub fn resize_bilinear<B: Backend>(
+    images: Tensor<B, 4>,
+    out_h: usize,
+    out_w: usize,
+) -> Tensor<B, 4> {
     let [_, _, h, w] = images.dims();
     if (h, w) == (out_h, out_w) {
         return images;
     }
     let device = images.device();
-    let ry = Tensor::<B, 2>::from_data(TensorData::new(interpolation_matrix(h, out_h), [out_h, h]), &device);
-    let rx = Tensor::<B, 2>::from_data(TensorData::new(interpolation_matrix(w, out_w), [out_w, w]), &device);
+    let ry = Tensor::<B, 2>::from_data(
+        TensorData::new(interpolation_matrix(h, out_h), [out_h, h]),
+        &device,
+    );
+    let rx = Tensor::<B, 2>::from_data(
+        TensorData::new(interpolation_matrix(w, out_w), [out_w, w]),
+        &device,
+    );
     let rows = ry.unsqueeze::<4>().matmul(images);
     rows.matmul(rx.transpose().unsqueeze::<4>())
 }

@@ -77,7 +77,10 @@ impl Checkpoint {
     /// Opens a checkpoint, detecting the format from the file's first bytes.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LoadError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| LoadError::Io { file: path.clone(), source };
+        let io = |source| LoadError::Io {
+            file: path.clone(),
+            source,
+        };
         let mut file = File::open(&path).map_err(io)?;
         let mut magic = [0u8; 4];
         let n = file.read(&mut magic).map_err(io)?;
@@ -87,7 +90,9 @@ impl Checkpoint {
         } else if n >= 2 && magic[..2] == [0x80, 0x02] {
             Err(LoadError::Corrupt {
                 file: path,
-                reason: "legacy (pre-1.6, non-zip) torch.save format; re-save it with a current PyTorch".into(),
+                reason:
+                    "legacy (pre-1.6, non-zip) torch.save format; re-save it with a current PyTorch"
+                        .into(),
             })
         } else {
             Self::open_safetensors(path, file)
@@ -95,20 +100,34 @@ impl Checkpoint {
     }
 
     fn open_safetensors(path: PathBuf, mut file: File) -> Result<Self, LoadError> {
-        let corrupt = |reason: String| LoadError::Corrupt { file: path.clone(), reason };
-        let file_len = file.metadata().map_err(|source| LoadError::Io { file: path.clone(), source })?.len();
+        let corrupt = |reason: String| LoadError::Corrupt {
+            file: path.clone(),
+            reason,
+        };
+        let file_len = file
+            .metadata()
+            .map_err(|source| LoadError::Io {
+                file: path.clone(),
+                source,
+            })?
+            .len();
         let mut len_bytes = [0u8; 8];
         file.read_exact(&mut len_bytes)
             .map_err(|_| corrupt("file shorter than a safetensors header".into()))?;
         let header_len = u64::from_le_bytes(len_bytes);
         if header_len > 100_000_000 || 8 + header_len > file_len {
-            return Err(corrupt(format!("header length {header_len} does not fit a {file_len}-byte file")));
+            return Err(corrupt(format!(
+                "header length {header_len} does not fit a {file_len}-byte file"
+            )));
         }
         let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header).map_err(|e| corrupt(format!("reading header: {e}")))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&header).map_err(|e| corrupt(format!("header is not valid JSON: {e}")))?;
-        let map = json.as_object().ok_or_else(|| corrupt("header is not a JSON object".into()))?;
+        file.read_exact(&mut header)
+            .map_err(|e| corrupt(format!("reading header: {e}")))?;
+        let json: serde_json::Value = serde_json::from_slice(&header)
+            .map_err(|e| corrupt(format!("header is not valid JSON: {e}")))?;
+        let map = json
+            .as_object()
+            .ok_or_else(|| corrupt("header is not a JSON object".into()))?;
         let data_start = 8 + header_len;
         let mut entries = BTreeMap::new();
         for (key, meta) in map {
@@ -116,14 +135,21 @@ impl Checkpoint {
                 continue;
             }
             let bad = |what: &str| corrupt(format!("tensor `{key}`: {what}"));
-            let dtype = DType::from_safetensors(meta["dtype"].as_str().ok_or_else(|| bad("no dtype"))?);
+            let dtype =
+                DType::from_safetensors(meta["dtype"].as_str().ok_or_else(|| bad("no dtype"))?);
             let shape = meta["shape"]
                 .as_array()
                 .ok_or_else(|| bad("no shape"))?
                 .iter()
-                .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(|| bad("shape is not a list of integers")))
+                .map(|d| {
+                    d.as_u64()
+                        .map(|d| d as usize)
+                        .ok_or_else(|| bad("shape is not a list of integers"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            let offsets = meta["data_offsets"].as_array().ok_or_else(|| bad("no data_offsets"))?;
+            let offsets = meta["data_offsets"]
+                .as_array()
+                .ok_or_else(|| bad("no data_offsets"))?;
             let (start, end) = match offsets.as_slice() {
                 [s, e] => (
                     s.as_u64().ok_or_else(|| bad("bad data_offsets"))?,
@@ -139,11 +165,24 @@ impl Checkpoint {
             if let Some(size) = dtype.size() {
                 let numel: usize = shape.iter().product();
                 if (numel * size) as u64 != end - start {
-                    return Err(bad(&format!("{} bytes stored for shape {shape:?} of {dtype}", end - start)));
+                    return Err(bad(&format!(
+                        "{} bytes stored for shape {shape:?} of {dtype}",
+                        end - start
+                    )));
                 }
             }
-            let location = Location::Range { start: data_start + start, len: end - start };
-            entries.insert(key.clone(), Entry { dtype, shape, location });
+            let location = Location::Range {
+                start: data_start + start,
+                len: end - start,
+            };
+            entries.insert(
+                key.clone(),
+                Entry {
+                    dtype,
+                    shape,
+                    location,
+                },
+            );
         }
         Ok(Self {
             path,
@@ -156,29 +195,52 @@ impl Checkpoint {
     }
 
     fn open_pytorch(path: PathBuf, file: File) -> Result<Self, LoadError> {
-        let corrupt = |reason: String| LoadError::Corrupt { file: path.clone(), reason };
-        let reader = file.try_clone().map_err(|source| LoadError::Io { file: path.clone(), source })?;
-        let mut archive = zip::ZipArchive::new(reader).map_err(|e| corrupt(format!("not a readable zip archive: {e}")))?;
+        let corrupt = |reason: String| LoadError::Corrupt {
+            file: path.clone(),
+            reason,
+        };
+        let reader = file.try_clone().map_err(|source| LoadError::Io {
+            file: path.clone(),
+            source,
+        })?;
+        let mut archive = zip::ZipArchive::new(reader)
+            .map_err(|e| corrupt(format!("not a readable zip archive: {e}")))?;
         let pickle_name = archive
             .file_names()
             .find(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
             .map(str::to_string)
-            .ok_or_else(|| corrupt("no `<archive>/data.pkl` record: not a torch.save file".into()))?;
+            .ok_or_else(|| {
+                corrupt("no `<archive>/data.pkl` record: not a torch.save file".into())
+            })?;
         let root = pickle_name.trim_end_matches("data.pkl").to_string();
         if let Ok(mut order) = archive.by_name(&format!("{root}byteorder")) {
             let mut s = String::new();
-            order.read_to_string(&mut s).map_err(|e| corrupt(format!("reading byteorder: {e}")))?;
+            order
+                .read_to_string(&mut s)
+                .map_err(|e| corrupt(format!("reading byteorder: {e}")))?;
             if s.trim() != "little" {
-                return Err(corrupt(format!("big-endian archives are not supported (byteorder `{s}`)")));
+                return Err(corrupt(format!(
+                    "big-endian archives are not supported (byteorder `{s}`)"
+                )));
             }
         }
         let mut records = BTreeMap::new();
         for index in 0..archive.len() {
-            let rec = archive.by_index_raw(index).map_err(|e| corrupt(format!("zip record {index}: {e}")))?;
+            let rec = archive
+                .by_index_raw(index)
+                .map_err(|e| corrupt(format!("zip record {index}: {e}")))?;
             let name = rec.name().to_string();
             if let Some(key) = name.strip_prefix(&format!("{root}data/")) {
-                let data_start = (rec.compression() == zip::CompressionMethod::Stored).then(|| rec.data_start());
-                records.insert(key.to_string(), Record { data_start, size: rec.size(), index });
+                let data_start =
+                    (rec.compression() == zip::CompressionMethod::Stored).then(|| rec.data_start());
+                records.insert(
+                    key.to_string(),
+                    Record {
+                        data_start,
+                        size: rec.size(),
+                        index,
+                    },
+                );
             }
         }
         let mut program = Vec::new();
@@ -194,12 +256,24 @@ impl Checkpoint {
         }
         let mut entries = BTreeMap::new();
         for (key, t) in tensors {
-            let record = records
-                .get(&t.storage_key)
-                .ok_or_else(|| corrupt(format!("tensor `{key}`: storage record `{}` missing", t.storage_key)))?;
+            let record = records.get(&t.storage_key).ok_or_else(|| {
+                corrupt(format!(
+                    "tensor `{key}`: storage record `{}` missing",
+                    t.storage_key
+                ))
+            })?;
             if let Some(size) = t.dtype.size() {
-                let last = t.shape.iter().zip(&t.strides).map(|(d, s)| d.saturating_sub(1) * s).sum::<usize>();
-                let needed = if t.shape.iter().any(|&d| d == 0) { 0 } else { (t.offset + last + 1) * size };
+                let last = t
+                    .shape
+                    .iter()
+                    .zip(&t.strides)
+                    .map(|(d, s)| d.saturating_sub(1) * s)
+                    .sum::<usize>();
+                let needed = if t.shape.contains(&0) {
+                    0
+                } else {
+                    (t.offset + last + 1) * size
+                };
                 if needed as u64 > record.size {
                     return Err(corrupt(format!(
                         "tensor `{key}` needs {needed} bytes of storage `{}` which holds {}",
@@ -207,7 +281,11 @@ impl Checkpoint {
                     )));
                 }
             }
-            let entry = Entry { dtype: t.dtype.clone(), shape: t.shape.clone(), location: Location::Torch(t) };
+            let entry = Entry {
+                dtype: t.dtype.clone(),
+                shape: t.shape.clone(),
+                location: Location::Torch(t),
+            };
             entries.insert(key, entry);
         }
         Ok(Self {
@@ -247,7 +325,11 @@ impl Checkpoint {
 
     /// Name, dtype and shape of a stored tensor.
     pub fn info(&self, key: &str) -> Option<TensorInfo> {
-        self.entries.get(key).map(|e| TensorInfo { key: key.to_string(), dtype: e.dtype.clone(), shape: e.shape.clone() })
+        self.entries.get(key).map(|e| TensorInfo {
+            key: key.to_string(),
+            dtype: e.dtype.clone(),
+            shape: e.shape.clone(),
+        })
     }
 
     /// Renames every key with `remap`; fails if two keys end up with the same name.
@@ -276,8 +358,16 @@ impl Checkpoint {
             key: key.to_string(),
             expected: Vec::new(),
         })?;
-        let unsupported = || LoadError::UnsupportedDtype { file: self.path.clone(), key: key.to_string(), dtype: entry.dtype.clone() };
-        let size = entry.dtype.size().filter(|_| entry.dtype.is_float()).ok_or_else(unsupported)?;
+        let unsupported = || LoadError::UnsupportedDtype {
+            file: self.path.clone(),
+            key: key.to_string(),
+            dtype: entry.dtype.clone(),
+        };
+        let size = entry
+            .dtype
+            .size()
+            .filter(|_| entry.dtype.is_float())
+            .ok_or_else(unsupported)?;
         let bytes = match &entry.location {
             Location::Range { start, len } => self.read_range(*start, *len)?,
             Location::Torch(t) => self.read_torch(key, t, size)?,
@@ -294,8 +384,16 @@ impl Checkpoint {
             key: key.to_string(),
             expected: Vec::new(),
         })?;
-        let unsupported = || LoadError::UnsupportedDtype { file: self.path.clone(), key: key.to_string(), dtype: entry.dtype.clone() };
-        let size = entry.dtype.size().filter(|_| !entry.dtype.is_float()).ok_or_else(unsupported)?;
+        let unsupported = || LoadError::UnsupportedDtype {
+            file: self.path.clone(),
+            key: key.to_string(),
+            dtype: entry.dtype.clone(),
+        };
+        let size = entry
+            .dtype
+            .size()
+            .filter(|_| !entry.dtype.is_float())
+            .ok_or_else(unsupported)?;
         let bytes = match &entry.location {
             Location::Range { start, len } => self.read_range(*start, *len)?,
             Location::Torch(t) => self.read_torch(key, t, size)?,
@@ -314,7 +412,10 @@ impl Checkpoint {
     }
 
     fn read_range(&self, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
-        let io = |source| LoadError::Io { file: self.path.clone(), source };
+        let io = |source| LoadError::Io {
+            file: self.path.clone(),
+            source,
+        };
         let mut file = self.file.lock().map_err(|_| self.poisoned())?;
         file.seek(SeekFrom::Start(start)).map_err(io)?;
         let mut buf = vec![0u8; len as usize];
@@ -323,7 +424,10 @@ impl Checkpoint {
     }
 
     fn poisoned(&self) -> LoadError {
-        LoadError::Corrupt { file: self.path.clone(), reason: "a previous read panicked".into() }
+        LoadError::Corrupt {
+            file: self.path.clone(),
+            reason: "a previous read panicked".into(),
+        }
     }
 
     /// Reads the bytes of a torch tensor view, gathering strided elements if needed.
@@ -337,22 +441,40 @@ impl Checkpoint {
         let (first, span) = if contiguous {
             (t.offset, numel)
         } else {
-            let last: usize = t.shape.iter().zip(&t.strides).map(|(d, s)| (d - 1) * s).sum();
+            let last: usize = t
+                .shape
+                .iter()
+                .zip(&t.strides)
+                .map(|(d, s)| (d - 1) * s)
+                .sum();
             (t.offset, last + 1)
         };
         let (start, len) = ((first * size) as u64, (span * size) as u64);
         let raw = match record.data_start {
             Some(data_start) => self.read_range(data_start + start, len)?,
             None => {
-                let mut archive = self.archive.as_ref().ok_or_else(|| self.poisoned())?.lock().map_err(|_| self.poisoned())?;
-                let mut rec = archive.by_index(record.index).map_err(|e| LoadError::Corrupt {
-                    file: self.path.clone(),
-                    reason: format!("tensor `{key}`: {e}"),
-                })?;
+                let mut archive = self
+                    .archive
+                    .as_ref()
+                    .ok_or_else(|| self.poisoned())?
+                    .lock()
+                    .map_err(|_| self.poisoned())?;
+                let mut rec = archive
+                    .by_index(record.index)
+                    .map_err(|e| LoadError::Corrupt {
+                        file: self.path.clone(),
+                        reason: format!("tensor `{key}`: {e}"),
+                    })?;
                 let mut all = Vec::new();
-                rec.read_to_end(&mut all).map_err(|source| LoadError::Io { file: self.path.clone(), source })?;
+                rec.read_to_end(&mut all).map_err(|source| LoadError::Io {
+                    file: self.path.clone(),
+                    source,
+                })?;
                 all.get(start as usize..(start + len) as usize)
-                    .ok_or_else(|| LoadError::Corrupt { file: self.path.clone(), reason: format!("tensor `{key}`: storage too short") })?
+                    .ok_or_else(|| LoadError::Corrupt {
+                        file: self.path.clone(),
+                        reason: format!("tensor `{key}`: storage too short"),
+                    })?
                     .to_vec()
             }
         };
@@ -362,7 +484,12 @@ impl Checkpoint {
         let mut out = Vec::with_capacity(numel * size);
         let mut index = vec![0usize; t.shape.len()];
         for _ in 0..numel {
-            let at: usize = index.iter().zip(&t.strides).map(|(i, s)| i * s).sum::<usize>() * size;
+            let at: usize = index
+                .iter()
+                .zip(&t.strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()
+                * size;
             out.extend_from_slice(&raw[at..at + size]);
             for d in (0..index.len()).rev() {
                 index[d] += 1;
@@ -398,7 +525,11 @@ fn flatten(value: Value, prefix: String, out: &mut Vec<(String, TorchTensorRef)>
                     Value::Int(i) => i.to_string(),
                     _ => continue,
                 };
-                let key = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+                let key = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}.{name}")
+                };
                 flatten(v, key, out);
             }
         }

@@ -32,9 +32,16 @@ impl IgnoreRules {
     /// `enc_output*`, `logit_scale`, `logit_bias`, `text_projection`, `mask_token`,
     /// `num_batches_tracked`.
     pub fn faceclip() -> Self {
-        ["enc_output", "logit_scale", "logit_bias", "text_projection", "mask_token", "num_batches_tracked"]
-            .into_iter()
-            .fold(Self::none(), Self::with)
+        [
+            "enc_output",
+            "logit_scale",
+            "logit_bias",
+            "text_projection",
+            "mask_token",
+            "num_batches_tracked",
+        ]
+        .into_iter()
+        .fold(Self::none(), Self::with)
     }
 
     /// Also tolerates keys with a dot-separated component starting with `component`.
@@ -45,7 +52,8 @@ impl IgnoreRules {
 
     /// Whether `key` may be left unused.
     pub fn matches(&self, key: &str) -> bool {
-        key.split('.').any(|part| self.prefixes.iter().any(|p| part.starts_with(p.as_str())))
+        key.split('.')
+            .any(|part| self.prefixes.iter().any(|p| part.starts_with(p.as_str())))
     }
 }
 
@@ -61,7 +69,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { strict: true, ignore: IgnoreRules::faceclip() }
+        Self {
+            strict: true,
+            ignore: IgnoreRules::faceclip(),
+        }
     }
 }
 
@@ -112,7 +123,10 @@ pub struct Weights<B: Backend> {
 
 impl<B: Backend> Clone for Weights<B> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), prefix: self.prefix.clone() }
+        Self {
+            shared: self.shared.clone(),
+            prefix: self.prefix.clone(),
+        }
     }
 }
 
@@ -124,12 +138,21 @@ enum Fetched {
 
 impl<B: Backend> Weights<B> {
     /// Weights read from an opened checkpoint.
-    pub fn from_checkpoint(checkpoint: Checkpoint, options: LoadOptions, device: &B::Device) -> Self {
+    pub fn from_checkpoint(
+        checkpoint: Checkpoint,
+        options: LoadOptions,
+        device: &B::Device,
+    ) -> Self {
         Self::with_source(Source::File(checkpoint), options, device)
     }
 
     /// Opens `path` (safetensors or `.pt`), applies `remap` and reads from it.
-    pub fn open(path: impl AsRef<Path>, remap: &KeyRemap, options: LoadOptions, device: &B::Device) -> Result<Self, LoadError> {
+    pub fn open(
+        path: impl AsRef<Path>,
+        remap: &KeyRemap,
+        options: LoadOptions,
+        device: &B::Device,
+    ) -> Result<Self, LoadError> {
         let checkpoint = Checkpoint::open(path)?.remap(remap)?;
         Ok(Self::from_checkpoint(checkpoint, options, device))
     }
@@ -137,7 +160,14 @@ impl<B: Backend> Weights<B> {
     /// Random weights (uniform, scaled by fan-in; norm scales near 1): for shape checks,
     /// benchmarks and tests. Every request succeeds.
     pub fn random(device: &B::Device) -> Self {
-        Self::with_source(Source::Random, LoadOptions { strict: false, ignore: IgnoreRules::none() }, device)
+        Self::with_source(
+            Source::Random,
+            LoadOptions {
+                strict: false,
+                ignore: IgnoreRules::none(),
+            },
+            device,
+        )
     }
 
     fn with_source(source: Source, options: LoadOptions, device: &B::Device) -> Self {
@@ -148,12 +178,18 @@ impl<B: Backend> Weights<B> {
             applied: Mutex::new(BTreeSet::new()),
             missing: Mutex::new(BTreeSet::new()),
         };
-        Self { shared: Arc::new(shared), prefix: String::new() }
+        Self {
+            shared: Arc::new(shared),
+            prefix: String::new(),
+        }
     }
 
     /// The same source, one level deeper in the key tree (`prefix.name`).
     pub fn pp(&self, name: impl fmt::Display) -> Self {
-        Self { shared: self.shared.clone(), prefix: self.key(&name.to_string()) }
+        Self {
+            shared: self.shared.clone(),
+            prefix: self.key(&name.to_string()),
+        }
     }
 
     /// The full key of `name` in this scope.
@@ -194,14 +230,23 @@ impl<B: Backend> Weights<B> {
     }
 
     /// Loads tensor `name` of exactly `shape`.
-    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<B, D>, LoadError> {
+    pub fn tensor<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Tensor<B, D>, LoadError> {
         let fetched = self.fetch(name, &shape)?;
         Ok(self.place(fetched, shape))
     }
 
     /// Loads a PyTorch `Linear` weight stored `[d_out, d_in]` and returns it transposed to
     /// Burn's `[d_in, d_out]` layout.
-    pub fn linear_weight(&self, name: &str, d_in: usize, d_out: usize) -> Result<Tensor<B, 2>, LoadError> {
+    pub fn linear_weight(
+        &self,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Tensor<B, 2>, LoadError> {
         let fetched = match self.fetch(name, &[d_out, d_in])? {
             Fetched::Host(values) => {
                 let mut t = vec![0f32; values.len()];
@@ -219,7 +264,9 @@ impl<B: Backend> Weights<B> {
 
     fn place<const D: usize>(&self, fetched: Fetched, shape: [usize; D]) -> Tensor<B, D> {
         match fetched {
-            Fetched::Host(values) => Tensor::from_data(TensorData::new(values, shape), &self.shared.device),
+            Fetched::Host(values) => {
+                Tensor::from_data(TensorData::new(values, shape), &self.shared.device)
+            }
             Fetched::Random(dist) => Tensor::random(shape, dist, &self.shared.device),
         }
     }
@@ -232,13 +279,22 @@ impl<B: Backend> Weights<B> {
         };
         let Some(info) = checkpoint.info(&key) else {
             if self.shared.options.strict {
-                return Err(LoadError::MissingKey { file: self.file(), key, expected: shape.to_vec() });
+                return Err(LoadError::MissingKey {
+                    file: self.file(),
+                    key,
+                    expected: shape.to_vec(),
+                });
             }
             lock(&self.shared.missing).insert(key.clone());
             return Ok(Fetched::Random(random_init(&key, shape)));
         };
         if info.shape != shape {
-            return Err(LoadError::ShapeMismatch { file: self.file(), key, expected: shape.to_vec(), found: info.shape });
+            return Err(LoadError::ShapeMismatch {
+                file: self.file(),
+                key,
+                expected: shape.to_vec(),
+                found: info.shape,
+            });
         }
         let (values, _) = checkpoint.read_f32(&key)?;
         lock(&self.shared.applied).insert(key);
@@ -248,12 +304,18 @@ impl<B: Backend> Weights<B> {
     /// Applied / missing / ignored / unexpected keys under this view's scope.
     pub fn report(&self) -> LoadReport {
         let in_scope = |k: &str| {
-            self.prefix.is_empty() || k == self.prefix || k.starts_with(&format!("{}.", self.prefix))
+            self.prefix.is_empty()
+                || k == self.prefix
+                || k.starts_with(&format!("{}.", self.prefix))
         };
         let applied = lock(&self.shared.applied);
         let mut report = LoadReport {
             applied: applied.iter().filter(|k| in_scope(k)).cloned().collect(),
-            missing: lock(&self.shared.missing).iter().filter(|k| in_scope(k)).cloned().collect(),
+            missing: lock(&self.shared.missing)
+                .iter()
+                .filter(|k| in_scope(k))
+                .cloned()
+                .collect(),
             ..LoadReport::default()
         };
         if let Source::File(c) = &self.shared.source {

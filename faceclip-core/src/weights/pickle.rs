@@ -62,7 +62,13 @@ pub enum Value {
 
 /// Runs a pickle program and returns the value it leaves on the stack.
 pub fn unpickle(data: &[u8]) -> Result<Value, String> {
-    Machine { data, pos: 0, stack: Vec::new(), memo: Default::default() }.run()
+    Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        memo: Default::default(),
+    }
+    .run()
 }
 
 struct Machine<'a> {
@@ -99,7 +105,10 @@ impl Machine<'_> {
 
     fn line(&mut self) -> Result<String, String> {
         let rest = &self.data[self.pos..];
-        let len = rest.iter().position(|&b| b == b'\n').ok_or("unterminated pickle line")?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("unterminated pickle line")?;
         let s = String::from_utf8_lossy(&rest[..len]).into_owned();
         self.pos += len + 1;
         Ok(s)
@@ -112,22 +121,33 @@ impl Machine<'_> {
     }
 
     fn pop(&mut self) -> Result<Value, String> {
-        self.stack.pop().ok_or_else(|| "pickle stack underflow".to_string())
+        self.stack
+            .pop()
+            .ok_or_else(|| "pickle stack underflow".to_string())
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
-        let at = self.stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or("pickle mark missing")?;
+        let at = self
+            .stack
+            .iter()
+            .rposition(|v| matches!(v, Value::Mark))
+            .ok_or("pickle mark missing")?;
         let items = self.stack.split_off(at + 1);
         self.stack.pop();
         Ok(items)
     }
 
     fn top(&mut self) -> Result<&mut Value, String> {
-        self.stack.last_mut().ok_or_else(|| "pickle stack underflow".to_string())
+        self.stack
+            .last_mut()
+            .ok_or_else(|| "pickle stack underflow".to_string())
     }
 
     fn memo_get(&self, idx: u32) -> Result<Value, String> {
-        self.memo.get(&idx).cloned().ok_or_else(|| format!("pickle memo {idx} missing"))
+        self.memo
+            .get(&idx)
+            .cloned()
+            .ok_or_else(|| format!("pickle memo {idx} missing"))
     }
 
     fn memo_put(&mut self, idx: u32) -> Result<(), String> {
@@ -228,12 +248,14 @@ impl Machine<'_> {
                 b'U' => {
                     let n = self.u8()? as usize;
                     let b = self.take(n)?.to_vec();
-                    self.stack.push(Value::Str(String::from_utf8_lossy(&b).into_owned()));
+                    self.stack
+                        .push(Value::Str(String::from_utf8_lossy(&b).into_owned()));
                 }
                 b'T' => {
                     let n = self.u32()? as usize;
                     let b = self.take(n)?.to_vec();
-                    self.stack.push(Value::Str(String::from_utf8_lossy(&b).into_owned()));
+                    self.stack
+                        .push(Value::Str(String::from_utf8_lossy(&b).into_owned()));
                 }
                 b'C' => {
                     let n = self.u8()? as usize;
@@ -334,14 +356,19 @@ impl Machine<'_> {
                     // BUILD sets an object's state; state dicts and tensors need none of it.
                     self.pop()?;
                 }
-                other => return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", self.pos - 1)),
+                other => {
+                    return Err(format!(
+                        "unsupported pickle opcode 0x{other:02x} at byte {}",
+                        self.pos - 1
+                    ))
+                }
             }
         }
     }
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("odd number of items for a dict".into());
     }
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -365,7 +392,10 @@ fn persistent_load(pid: Value) -> Result<Value, String> {
     };
     match items.as_slice() {
         [Value::Str(kind), Value::Global(_, class), Value::Str(key), ..] if kind == "storage" => {
-            Ok(Value::Storage { dtype: DType::from_torch_storage(class), key: key.clone() })
+            Ok(Value::Storage {
+                dtype: DType::from_torch_storage(class),
+                key: key.clone(),
+            })
         }
         _ => Err(format!("unsupported persistent id {items:?}")),
     }
@@ -394,7 +424,9 @@ fn reduce(func: Value, args: Value) -> Result<Value, String> {
     };
     match (module.as_str(), name.as_str()) {
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
-            let [Value::Storage { dtype, key }, Value::Int(offset), size, stride, ..] = args.as_slice() else {
+            let [Value::Storage { dtype, key }, Value::Int(offset), size, stride, ..] =
+                args.as_slice()
+            else {
                 return Err(format!("unexpected arguments to {module}.{name}"));
             };
             let shape = as_usize_list(size, "size")?;
@@ -410,9 +442,11 @@ fn reduce(func: Value, args: Value) -> Result<Value, String> {
                 strides,
             }))
         }
-        ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
-            args.into_iter().next().ok_or_else(|| "empty _rebuild_parameter call".to_string())
-        }
+        ("torch._utils", "_rebuild_parameter")
+        | ("torch._utils", "_rebuild_parameter_with_state") => args
+            .into_iter()
+            .next()
+            .ok_or_else(|| "empty _rebuild_parameter call".to_string()),
         ("collections", "OrderedDict") => Ok(Value::Dict(Vec::new())),
         _ => Ok(Value::Object(format!("{module}.{name}"))),
     }
@@ -431,7 +465,10 @@ mod tests {
             v,
             Value::Dict(vec![
                 (Value::Str("a".into()), Value::Int(1)),
-                (Value::Str("b".into()), Value::List(vec![Value::Int(2), Value::Float(3.5)])),
+                (
+                    Value::Str("b".into()),
+                    Value::List(vec![Value::Int(2), Value::Float(3.5)])
+                ),
             ])
         );
     }

@@ -39,7 +39,10 @@ impl KeyRemap {
 
     /// Adds a rule replacing the leading `from` with `to`.
     pub fn replace_prefix(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
-        self.rules.push(RemapRule::ReplacePrefix { from: from.into(), to: to.into() });
+        self.rules.push(RemapRule::ReplacePrefix {
+            from: from.into(),
+            to: to.into(),
+        });
         self
     }
 
@@ -67,8 +70,14 @@ mod tests {
     #[test]
     fn faceclip_rule_strips_every_model_dot() {
         let r = KeyRemap::faceclip();
-        assert_eq!(r.apply("model.face_clip_l.model.proj1.weight"), "face_clip_l.proj1.weight");
-        assert_eq!(r.apply("face_clip_g.ln_final.bias"), "face_clip_g.ln_final.bias");
+        assert_eq!(
+            r.apply("model.face_clip_l.model.proj1.weight"),
+            "face_clip_l.proj1.weight"
+        );
+        assert_eq!(
+            r.apply("face_clip_g.ln_final.bias"),
+            "face_clip_g.ln_final.bias"
+        );
     }
 
     #[test]

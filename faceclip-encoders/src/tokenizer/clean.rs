@@ -28,7 +28,9 @@ fn fix_text(text: &str) -> String {
             '\u{FB03}' => out.push_str("ffi"),
             '\u{FB04}' => out.push_str("ffl"),
             '\u{FB05}' | '\u{FB06}' => out.push_str("st"),
-            '\u{FF01}'..='\u{FF5E}' => out.push(char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c)),
+            '\u{FF01}'..='\u{FF5E}' => {
+                out.push(char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c))
+            }
             '\u{3000}' => out.push(' '),
             '\r' | '\u{2028}' | '\u{2029}' | '\u{0085}' => out.push('\n'),
             '\t' | '\n' => out.push(c),
@@ -110,22 +112,28 @@ fn decode_reference(s: &str) -> Option<(String, usize)> {
         let used = skip + len + usize::from(digits[len..].starts_with(';'));
         return Some((numeric_char(value).to_string(), used));
     }
-    let name_len = body.chars().take_while(|c| c.is_ascii_alphanumeric()).count();
+    let name_len = body
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
     let name = &body[..name_len];
     let with_semicolon = body[name_len..].starts_with(';');
     let decoded = named_entity(name)?;
     if !with_semicolon && !LEGACY_WITHOUT_SEMICOLON.contains(&name) {
         return None;
     }
-    Some((decoded.to_string(), 1 + name_len + usize::from(with_semicolon)))
+    Some((
+        decoded.to_string(),
+        1 + name_len + usize::from(with_semicolon),
+    ))
 }
 
 /// Python's rules for numeric character references (invalid code points and the C1 range).
 fn numeric_char(value: u32) -> char {
     const CP1252: [u32; 32] = [
-        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,
-        0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A,
-        0x0153, 0x9D, 0x017E, 0x0178,
+        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+        0x2039, 0x0152, 0x8D, 0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013,
+        0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
     ];
     match value {
         0 | 0xD800..=0xDFFF => '\u{FFFD}',
@@ -135,7 +143,9 @@ fn numeric_char(value: u32) -> char {
 }
 
 /// Entities Python also decodes without the trailing `;`.
-const LEGACY_WITHOUT_SEMICOLON: &[&str] = &["amp", "lt", "gt", "quot", "nbsp", "copy", "reg", "AMP", "LT", "GT", "QUOT", "COPY", "REG"];
+const LEGACY_WITHOUT_SEMICOLON: &[&str] = &[
+    "amp", "lt", "gt", "quot", "nbsp", "copy", "reg", "AMP", "LT", "GT", "QUOT", "COPY", "REG",
+];
 
 fn named_entity(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -186,12 +196,18 @@ mod tests {
 
     #[test]
     fn unescapes_twice_like_openclip() {
-        assert_eq!(clean("a &amp;amp; b &lt;3 &#x1F600; &#233;"), "a & b <3 😀 é");
+        assert_eq!(
+            clean("a &amp;amp; b &lt;3 &#x1F600; &#233;"),
+            "a & b <3 😀 é"
+        );
         assert_eq!(clean("&unknown; & alone"), "&unknown; & alone");
     }
 
     #[test]
     fn fixes_quotes_ligatures_width_and_space() {
-        assert_eq!(clean("  “Smart”\u{A0}‘quotes’ ﬁne ＦＵＬＬ\r\nline\u{0}  "), "\"smart\" 'quotes' fine full line");
+        assert_eq!(
+            clean("  “Smart”\u{A0}‘quotes’ ﬁne ＦＵＬＬ\r\nline\u{0}  "),
+            "\"smart\" 'quotes' fine full line"
+        );
     }
 }

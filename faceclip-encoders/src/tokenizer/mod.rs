@@ -28,7 +28,8 @@ pub const EOT: u32 = 49407;
 /// CLIP's context length.
 pub const CONTEXT_LENGTH: usize = 77;
 /// OpenCLIP's pre-tokenisation pattern (case-insensitive).
-const PATTERN: &str = r"(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+";
+const PATTERN: &str =
+    r"(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+";
 
 /// Errors building or running the tokenizer.
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +67,17 @@ pub struct ClipTokenizer {
 
 impl std::fmt::Debug for ClipTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClipTokenizer").field("padding", &self.padding).field("context_length", &self.context_length).finish()
+        f.debug_struct("ClipTokenizer")
+            .field("padding", &self.padding)
+            .field("context_length", &self.context_length)
+            .finish()
     }
 }
 
 /// GPT-2's reversible byte → printable character table.
 fn byte_chars() -> [char; 256] {
-    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     let mut table = ['\0'; 256];
     let mut extra = 0;
     for b in 0..256u32 {
@@ -100,15 +105,22 @@ impl ClipTokenizer {
     /// Reads a `bpe_simple_vocab_16e6.txt.gz` merges list from disk.
     pub fn from_file(path: impl AsRef<Path>, padding: Padding) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| TokenizerError::Vocab { file: path.display().to_string(), reason: e.to_string() })?;
+        let bytes = std::fs::read(path).map_err(|e| TokenizerError::Vocab {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Self::from_gz_bytes(&bytes, &path.display().to_string(), padding)
     }
 
     fn from_gz_bytes(bytes: &[u8], file: &str, padding: Padding) -> Result<Self, TokenizerError> {
-        let vocab_err = |reason: String| TokenizerError::Vocab { file: file.to_string(), reason };
+        let vocab_err = |reason: String| TokenizerError::Vocab {
+            file: file.to_string(),
+            reason,
+        };
         let mut text = String::new();
-        flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).map_err(|e| vocab_err(e.to_string()))?;
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut text)
+            .map_err(|e| vocab_err(e.to_string()))?;
         let merges: Vec<(String, String)> = text
             .lines()
             .skip(1)
@@ -122,7 +134,10 @@ impl ClipTokenizer {
             })
             .collect::<Result<_, _>>()?;
         if merges.len() != MERGES {
-            return Err(vocab_err(format!("{} merges, expected {MERGES}", merges.len())));
+            return Err(vocab_err(format!(
+                "{} merges, expected {MERGES}",
+                merges.len()
+            )));
         }
         let byte_chars = byte_chars();
         // Vocabulary order of GPT-2's table: printable bytes first, then the remapped ones.
@@ -131,14 +146,24 @@ impl ClipTokenizer {
         let mut tokens: Vec<String> = singles.iter().map(|c| c.to_string()).collect();
         tokens.extend(singles.iter().map(|c| format!("{c}</w>")));
         tokens.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
-        let vocab = tokens.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect::<tokenizers::models::bpe::Vocab>();
+        let vocab = tokens
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, i as u32))
+            .collect::<tokenizers::models::bpe::Vocab>();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .end_of_word_suffix("</w>".to_string())
             .build()
             .map_err(|e| vocab_err(e.to_string()))?;
         let pattern = Regex::new(PATTERN).map_err(|e| vocab_err(e.to_string()))?;
-        Ok(Self { bpe, byte_chars, pattern, padding, context_length: CONTEXT_LENGTH })
+        Ok(Self {
+            bpe,
+            byte_chars,
+            pattern,
+            padding,
+            context_length: CONTEXT_LENGTH,
+        })
     }
 
     /// The padding rule in use.
@@ -161,8 +186,12 @@ impl ClipTokenizer {
                 "<start_of_text>" => ids.push(SOT),
                 "<end_of_text>" => ids.push(EOT),
                 word => {
-                    let mapped: String = word.bytes().map(|b| self.byte_chars[b as usize]).collect();
-                    let tokens = self.bpe.tokenize(&mapped).map_err(|e| TokenizerError::Bpe(e.to_string()))?;
+                    let mapped: String =
+                        word.bytes().map(|b| self.byte_chars[b as usize]).collect();
+                    let tokens = self
+                        .bpe
+                        .tokenize(&mapped)
+                        .map_err(|e| TokenizerError::Bpe(e.to_string()))?;
                     ids.extend(tokens.into_iter().map(|t| t.id));
                 }
             }
@@ -190,11 +219,18 @@ impl ClipTokenizer {
     }
 
     /// Tokenizes a batch into an `[batch, 77]` integer tensor.
-    pub fn tokenize_batch<B: Backend>(&self, texts: &[&str], device: &B::Device) -> Result<Tensor<B, 2, Int>, TokenizerError> {
+    pub fn tokenize_batch<B: Backend>(
+        &self,
+        texts: &[&str],
+        device: &B::Device,
+    ) -> Result<Tensor<B, 2, Int>, TokenizerError> {
         let mut flat = Vec::with_capacity(texts.len() * self.context_length);
         for text in texts {
             flat.extend(self.tokenize(text)?.into_iter().map(|id| id as i64));
         }
-        Ok(Tensor::from_data(TensorData::new(flat, [texts.len(), self.context_length]), device))
+        Ok(Tensor::from_data(
+            TensorData::new(flat, [texts.len(), self.context_length]),
+            device,
+        ))
     }
 }
