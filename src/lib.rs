@@ -18,6 +18,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub use faceclip_core as core;
 pub use faceclip_core::backend;
 pub use faceclip_encoders as encoders;

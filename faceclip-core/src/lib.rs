@@ -8,6 +8,8 @@
 //! - [`parity`]: error metrics for comparisons with the PyTorch reference.
 //! - [`backend`]: the only place naming concrete Burn backends.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod error;
 pub mod image;

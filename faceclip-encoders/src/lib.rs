@@ -3,6 +3,8 @@
 //! Data flow: prompt → [`ClipTokenizer`] → [`TextTower`] (with the identity token injected via
 //! [`TokenOverride`]); aligned face crop → [`FaceVit`] → identity vector and patch tokens.
 
+#![warn(missing_docs)]
+
 pub mod face_vit;
 pub mod text;
 pub mod tokenizer;
