@@ -11,4 +11,4 @@ pub mod tokenizer;
 
 pub use face_vit::{FaceVit, FaceVitConfig, FaceVitOutput};
 pub use text::{TextOutput, TextTower, TextTowerConfig, TokenOverride};
-pub use tokenizer::{ClipTokenizer, Padding, TokenizerError};
+pub use tokenizer::{ClipTokenizer, Flavor, TokenizerError};

@@ -6,6 +6,7 @@ Run by hand (never by CI) from the repository root, in a venv with requirements.
     ../pyref/bin/python tools/parity/make_fixtures.py
 
 References used:
+  * packed MHA      torch.nn.MultiheadAttention (batch_first=True)
   * tokenizer       open_clip.tokenize (OpenCLIP SimpleTokenizer) and transformers CLIPTokenizer
   * text tower      open_clip.transformer.TextTransformer at tiny sizes (QuickGELU and GELU)
   * face ViT trunk  timm VisionTransformer(img_size=112, patch_size=9, class_token=False,
@@ -90,6 +91,9 @@ def tokenizer_fixture() -> None:
         "supercalifragilisticexpialidocious antidisestablishmentarianism",
         "\u201csmart\u201d \u2018quotes\u2019 \ufb01ne \uff26\uff35\uff2c\uff2c width",
         "decomposed e\u0301 and nbsp\u00a0here",
+        "triple &amp;amp;amp; escaped",
+        "<b> html-looking &amp;amp;amp; text",
+        "legacy &ampfoo &ampx; &eacute &hellip x a&#x41b",
     ]
     openclip = open_clip.tokenize(prompts, context_length=77).tolist()
 
@@ -110,7 +114,7 @@ def tokenizer_fixture() -> None:
     with open(os.path.join(tmp, "merges.txt"), "w") as f:
         f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
     hf = CLIPTokenizer(os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt"))
-    hf_prompts = [p for p in prompts if "<start_of_text>" not in p]
+    hf_prompts = [p for p in prompts if "<start_of_text>" not in p] + ["a <|endoftext|> literal <|startoftext|>"]
     hf_ids = hf(hf_prompts, padding="max_length", max_length=77, truncation=True)["input_ids"]
     shutil.rmtree(tmp)
     out = {
@@ -202,6 +206,23 @@ def face_vit_fixture() -> None:
     )
 
 
+# --------------------------------------------------------------------------- packed MHA
+def attention_fixture() -> None:
+    """torch.nn.MultiheadAttention (batch-first, packed in_proj) in the two ways FaceCLIP calls it:
+    DETR style (q = k = x + pos, v = x, no mask) and causal self-attention (CLIP text)."""
+    mha = nn.MultiheadAttention(embed_dim=48, num_heads=4, batch_first=True).eval()
+    randomise(mha)
+    x = torch.randn(2, 9, 48)
+    pos = torch.randn(2, 9, 48)
+    causal = torch.full((9, 9), float("-inf")).triu(1)
+    with torch.no_grad():
+        detr, _ = mha(x + pos, x + pos, x, need_weights=False)
+        masked, _ = mha(x, x, x, attn_mask=causal, need_weights=False)
+    save_file(bf16_state(mha), os.path.join(CORE, "mha_weights.safetensors"))
+    outputs = {"x": x, "pos": pos, "detr": detr.contiguous(), "causal": masked.contiguous()}
+    save_file(outputs, os.path.join(CORE, "mha_io.safetensors"))
+
+
 # --------------------------------------------------------------------------- .pt reader
 def torch_archive_fixture() -> None:
     """Real torch.save archives covering the layouts the reader must handle."""
@@ -248,4 +269,5 @@ if __name__ == "__main__":
     text_tower_fixture("text_gelu", 1001, 48, 3, 2, nn.GELU, small + [small[0]], [(0, 2), (1, 1)])
     face_vit_fixture()
     torch_archive_fixture()
+    attention_fixture()
     print("fixtures written to", CORE, "and", ENC)

@@ -11,8 +11,13 @@ use unicode_normalization::UnicodeNormalization;
 /// Cleans `text` the way OpenCLIP's tokenizer does before splitting it.
 pub fn clean(text: &str) -> String {
     let fixed = fix_text(text);
-    let unescaped = unescape_html(&unescape_html(&fixed));
+    let unescaped = unescape_html(&unescape_html(&fixed, Rule::Python), Rule::Python);
     collapse_whitespace(unescaped.trim()).to_lowercase()
+}
+
+/// Cleans `text` the way Hugging Face's `CLIPTokenizer` does (ftfy fixes, no HTML unescape).
+pub fn clean_hf(text: &str) -> String {
+    collapse_whitespace(fix_text(text).trim()).to_lowercase()
 }
 
 /// The `ftfy.fix_text` subset described in the module docs.
@@ -36,6 +41,17 @@ fn fix_text(text: &str) -> String {
             '\t' | '\n' => out.push(c),
             c if is_removable_control(c) => {}
             c => out.push(c),
+        }
+    }
+    // ftfy decodes complete entities (`&name;`, `&#n;`) until none is left, unless the text
+    // looks like HTML (contains `<`).
+    if !out.contains('<') {
+        loop {
+            let next = unescape_html(&out, Rule::Ftfy);
+            if next == out {
+                break;
+            }
+            out = next;
         }
     }
     out
@@ -71,8 +87,18 @@ pub(crate) fn is_python_space(c: char) -> bool {
     c.is_whitespace() || matches!(c, '\u{1C}'..='\u{1F}')
 }
 
-/// Python's `html.unescape` for numeric references and the common named entities.
-fn unescape_html(text: &str) -> String {
+/// Which entity syntax is decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// `ftfy`: only complete references ending in `;`.
+    Ftfy,
+    /// Python's `html.unescape`: also numeric references without `;` and the legacy named
+    /// entities as a prefix (`&ampx` → `&x`).
+    Python,
+}
+
+/// Decodes numeric references and the common named entities under `rule`.
+fn unescape_html(text: &str, rule: Rule) -> String {
     if !text.contains('&') {
         return text.to_string();
     }
@@ -81,7 +107,7 @@ fn unescape_html(text: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        match decode_reference(rest) {
+        match decode_reference(rest, rule) {
             Some((decoded, used)) => {
                 out.push_str(&decoded);
                 rest = &rest[used..];
@@ -97,7 +123,7 @@ fn unescape_html(text: &str) -> String {
 }
 
 /// Decodes one `&...` reference at the start of `s`: the text and the bytes it used.
-fn decode_reference(s: &str) -> Option<(String, usize)> {
+fn decode_reference(s: &str, rule: Rule) -> Option<(String, usize)> {
     let body = &s[1..];
     if let Some(num) = body.strip_prefix('#') {
         let (digits, radix, skip) = match num.strip_prefix(['x', 'X']) {
@@ -105,27 +131,34 @@ fn decode_reference(s: &str) -> Option<(String, usize)> {
             None => (num, 10, 2),
         };
         let len = digits.chars().take_while(|c| c.is_digit(radix)).count();
-        if len == 0 {
+        let semicolon = digits[len..].starts_with(';');
+        if len == 0 || (rule == Rule::Ftfy && !semicolon) {
             return None;
         }
         let value = u32::from_str_radix(&digits[..len], radix).unwrap_or(u32::MAX);
-        let used = skip + len + usize::from(digits[len..].starts_with(';'));
-        return Some((numeric_char(value).to_string(), used));
+        return Some((
+            numeric_char(value).to_string(),
+            skip + len + usize::from(semicolon),
+        ));
     }
     let name_len = body
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric())
         .count();
     let name = &body[..name_len];
-    let with_semicolon = body[name_len..].starts_with(';');
-    let decoded = named_entity(name)?;
-    if !with_semicolon && !LEGACY_WITHOUT_SEMICOLON.contains(&name) {
+    if body[name_len..].starts_with(';') {
+        if let Some(decoded) = named_entity(name) {
+            return Some((decoded.to_string(), name_len + 2));
+        }
+    }
+    if rule == Rule::Ftfy {
         return None;
     }
-    Some((
-        decoded.to_string(),
-        1 + name_len + usize::from(with_semicolon),
-    ))
+    let legacy = LEGACY_WITHOUT_SEMICOLON
+        .iter()
+        .filter(|l| name.starts_with(**l))
+        .max_by_key(|l| l.len())?;
+    Some((named_entity(legacy)?.to_string(), 1 + legacy.len()))
 }
 
 /// Python's rules for numeric character references (invalid code points and the C1 range).
@@ -142,9 +175,12 @@ fn numeric_char(value: u32) -> char {
     }
 }
 
-/// Entities Python also decodes without the trailing `;`.
+/// Entities of [`named_entity`] that Python also decodes without the trailing `;` (HTML 4's
+/// Latin-1 set).
 const LEGACY_WITHOUT_SEMICOLON: &[&str] = &[
     "amp", "lt", "gt", "quot", "nbsp", "copy", "reg", "AMP", "LT", "GT", "QUOT", "COPY", "REG",
+    "laquo", "raquo", "pound", "yen", "cent", "deg", "times", "divide", "middot", "eacute",
+    "egrave", "aacute", "agrave", "uuml", "ouml", "auml", "szlig", "ntilde", "ccedil",
 ];
 
 fn named_entity(name: &str) -> Option<&'static str> {
@@ -195,12 +231,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unescapes_twice_like_openclip() {
+    fn unescapes_like_ftfy_then_python_twice() {
+        // Expected strings printed by ftfy 6.3.1 + html.unescape twice (Python 3.11).
         assert_eq!(
             clean("a &amp;amp; b &lt;3 &#x1F600; &#233;"),
             "a & b <3 😀 é"
         );
         assert_eq!(clean("&unknown; & alone"), "&unknown; & alone");
+        assert_eq!(clean("&amp;amp;amp;"), "&");
+        assert_eq!(clean("<b> &amp;amp;amp;"), "<b> &amp;");
+        assert_eq!(clean("&ampfoo &ampx;"), "&foo &x;");
+        assert_eq!(clean("&eacute &hellip x a&#x41b"), "é &hellip x aл");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The CLIP BPE tokenizer with OpenCLIP's rules (and the Hugging Face / FLUX padding variant).
+//! The CLIP BPE tokenizer with OpenCLIP's rules (and the Hugging Face / FLUX variant).
 //!
 //! Text is cleaned ([`clean`](clean::clean)), split with OpenCLIP's pattern, mapped byte-wise to
 //! printable characters and encoded by the `tokenizers` crate's BPE model (with the `</w>`
@@ -15,7 +15,7 @@ use regex::Regex;
 use tokenizers::models::bpe::BPE;
 use tokenizers::Model;
 
-pub use clean::clean;
+pub use clean::{clean, clean_hf};
 
 /// The real CLIP merges list (`bpe_simple_vocab_16e6.txt.gz` from open_clip, MIT).
 const BUNDLED_VOCAB: &[u8] = include_bytes!("../../assets/bpe_simple_vocab_16e6.txt.gz");
@@ -27,9 +27,8 @@ pub const SOT: u32 = 49406;
 pub const EOT: u32 = 49407;
 /// CLIP's context length.
 pub const CONTEXT_LENGTH: usize = 77;
-/// OpenCLIP's pre-tokenisation pattern (case-insensitive).
-const PATTERN: &str =
-    r"(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+";
+/// Pre-tokenisation alternatives after the two special tokens (matched case-insensitively).
+const WORDS: &str = r"'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+";
 
 /// Errors building or running the tokenizer.
 #[derive(Debug, thiserror::Error)]
@@ -47,13 +46,24 @@ pub enum TokenizerError {
     Bpe(String),
 }
 
-/// What fills the positions after the end token.
+/// Which reference tokenizer's rules to follow. Both share the vocabulary and BPE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Padding {
-    /// Id 0, as OpenCLIP (and FaceCLIP-SDXL) pads.
-    Zero,
-    /// The end token 49407, as Hugging Face's `CLIPTokenizer` (FLUX's CLIP-L) pads.
-    EndOfText,
+pub enum Flavor {
+    /// OpenCLIP `SimpleTokenizer` (FaceCLIP-SDXL): ftfy-style fixes plus two HTML unescapes,
+    /// literal `<start_of_text>` / `<end_of_text>` become special ids, pads with 0.
+    OpenClip,
+    /// Hugging Face `CLIPTokenizer` (FLUX's CLIP-L): ftfy-style fixes only, literal
+    /// `<|startoftext|>` / `<|endoftext|>` become special ids, pads with EOT (49407).
+    HuggingFace,
+}
+
+impl Flavor {
+    fn specials(self) -> [&'static str; 2] {
+        match self {
+            Flavor::OpenClip => ["<start_of_text>", "<end_of_text>"],
+            Flavor::HuggingFace => ["<|startoftext|>", "<|endoftext|>"],
+        }
+    }
 }
 
 /// CLIP BPE tokenizer.
@@ -61,14 +71,14 @@ pub struct ClipTokenizer {
     bpe: BPE,
     byte_chars: [char; 256],
     pattern: Regex,
-    padding: Padding,
+    flavor: Flavor,
     context_length: usize,
 }
 
 impl std::fmt::Debug for ClipTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClipTokenizer")
-            .field("padding", &self.padding)
+            .field("flavor", &self.flavor)
             .field("context_length", &self.context_length)
             .finish()
     }
@@ -94,25 +104,25 @@ fn byte_chars() -> [char; 256] {
 impl ClipTokenizer {
     /// OpenCLIP rules (pad 0) from the bundled vocabulary.
     pub fn openclip() -> Result<Self, TokenizerError> {
-        Self::from_gz_bytes(BUNDLED_VOCAB, "<bundled>", Padding::Zero)
+        Self::from_gz_bytes(BUNDLED_VOCAB, "<bundled>", Flavor::OpenClip)
     }
 
     /// Hugging Face `CLIPTokenizer` rules (pad with EOT) from the bundled vocabulary.
     pub fn hf() -> Result<Self, TokenizerError> {
-        Self::from_gz_bytes(BUNDLED_VOCAB, "<bundled>", Padding::EndOfText)
+        Self::from_gz_bytes(BUNDLED_VOCAB, "<bundled>", Flavor::HuggingFace)
     }
 
     /// Reads a `bpe_simple_vocab_16e6.txt.gz` merges list from disk.
-    pub fn from_file(path: impl AsRef<Path>, padding: Padding) -> Result<Self, TokenizerError> {
+    pub fn from_file(path: impl AsRef<Path>, flavor: Flavor) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| TokenizerError::Vocab {
             file: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::from_gz_bytes(&bytes, &path.display().to_string(), padding)
+        Self::from_gz_bytes(&bytes, &path.display().to_string(), flavor)
     }
 
-    fn from_gz_bytes(bytes: &[u8], file: &str, padding: Padding) -> Result<Self, TokenizerError> {
+    fn from_gz_bytes(bytes: &[u8], file: &str, flavor: Flavor) -> Result<Self, TokenizerError> {
         let vocab_err = |reason: String| TokenizerError::Vocab {
             file: file.to_string(),
             reason,
@@ -156,19 +166,21 @@ impl ClipTokenizer {
             .end_of_word_suffix("</w>".to_string())
             .build()
             .map_err(|e| vocab_err(e.to_string()))?;
-        let pattern = Regex::new(PATTERN).map_err(|e| vocab_err(e.to_string()))?;
+        let [sot, eot] = flavor.specials().map(regex::escape);
+        let pattern = Regex::new(&format!("(?i){sot}|{eot}|{WORDS}"))
+            .map_err(|e| vocab_err(e.to_string()))?;
         Ok(Self {
             bpe,
             byte_chars,
             pattern,
-            padding,
+            flavor,
             context_length: CONTEXT_LENGTH,
         })
     }
 
-    /// The padding rule in use.
-    pub fn padding(&self) -> Padding {
-        self.padding
+    /// The rules in use.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// The sequence length produced by [`tokenize`](Self::tokenize) (77).
@@ -176,15 +188,19 @@ impl ClipTokenizer {
         self.context_length
     }
 
-    /// BPE ids of `text` without start/end tokens or padding. A literal `<start_of_text>` or
-    /// `<end_of_text>` in the text becomes the special id, as in OpenCLIP.
+    /// BPE ids of `text` without start/end tokens or padding. A literal special token of the
+    /// flavor (see [`Flavor`]) becomes its special id.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
-        let cleaned = clean(text);
+        let cleaned = match self.flavor {
+            Flavor::OpenClip => clean(text),
+            Flavor::HuggingFace => clean_hf(text),
+        };
+        let [sot, eot] = self.flavor.specials();
         let mut ids = Vec::new();
         for piece in self.pattern.find_iter(&cleaned) {
             match piece.as_str() {
-                "<start_of_text>" => ids.push(SOT),
-                "<end_of_text>" => ids.push(EOT),
+                p if p == sot => ids.push(SOT),
+                p if p == eot => ids.push(EOT),
                 word => {
                     let mapped: String =
                         word.bytes().map(|b| self.byte_chars[b as usize]).collect();
@@ -210,9 +226,9 @@ impl ClipTokenizer {
             ids.truncate(self.context_length);
             ids[self.context_length - 1] = EOT;
         }
-        let pad = match self.padding {
-            Padding::Zero => 0,
-            Padding::EndOfText => EOT,
+        let pad = match self.flavor {
+            Flavor::OpenClip => 0,
+            Flavor::HuggingFace => EOT,
         };
         ids.resize(self.context_length, pad);
         Ok(ids)
