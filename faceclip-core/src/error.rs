@@ -46,7 +46,7 @@ pub enum LoadError {
         found: Vec<usize>,
     },
     /// A tensor is stored with an element type that cannot be used as a float weight.
-    #[error("{file}: key `{key}` has unsupported dtype {dtype} (expected f32, f16, bf16 or f64)")]
+    #[error("{file}: key `{key}` has unsupported dtype {dtype} (expected {expected})")]
     UnsupportedDtype {
         /// The checkpoint file.
         file: PathBuf,
@@ -54,6 +54,8 @@ pub enum LoadError {
         key: String,
         /// The stored element type.
         dtype: DType,
+        /// The element types that were acceptable.
+        expected: &'static str,
     },
     /// Strict loading found tensors that no module consumed and that are not ignorable.
     #[error("{file}: {} unexpected key(s) under `{prefix}`, first: {}", keys.len(), keys.first().map(String::as_str).unwrap_or(""))]

@@ -2,6 +2,8 @@
 
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::weights::Checkpoint;
+
 /// `‖a − b‖₂ / ‖b‖₂` (absolute error when `b` is all zeros); `inf` if the lengths differ.
 pub fn relative_l2(actual: &[f32], expected: &[f32]) -> f64 {
     if actual.len() != expected.len() {
@@ -38,6 +40,28 @@ pub fn tensor_error<B: Backend, const D: usize>(
         return f64::INFINITY;
     }
     relative_l2(&to_vec(actual), expected)
+}
+
+/// Compares `actual` with tensor `key` of a reference file, prints the relative L2 error and
+/// panics (naming `label`, the key and both numbers) when it exceeds `tolerance`.
+/// Meant for parity tests.
+pub fn assert_close<B: Backend, const D: usize>(
+    label: &str,
+    actual: Tensor<B, D>,
+    reference: &Checkpoint,
+    key: &str,
+    tolerance: f64,
+) {
+    let (expected, shape) = match reference.read_f32(key) {
+        Ok(found) => found,
+        Err(e) => panic!("{label}: cannot read reference `{key}`: {e}"),
+    };
+    let err = tensor_error(actual, &expected, &shape);
+    println!("{label} {key}: relative L2 error {err:.3e}");
+    assert!(
+        err <= tolerance,
+        "{label} {key}: relative L2 error {err:.3e} > {tolerance:e}"
+    );
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::PackedMultiheadAttention;
-use faceclip_core::parity::tensor_error;
+use faceclip_core::parity::assert_close;
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 
 const TOLERANCE: f64 = 1e-4;
@@ -37,13 +37,7 @@ fn check_packed_attention<B: Backend>(device: &B::Device) {
         ("causal", mha.forward_self(x, true)),
     ];
     for (key, actual) in outputs {
-        let (expected, shape) = io.read_f32(key).unwrap();
-        let err = tensor_error(actual, &expected, &shape);
-        println!("packed MHA {key}: relative L2 error {err:.3e}");
-        assert!(
-            err <= TOLERANCE,
-            "packed MHA {key}: relative L2 error {err:.3e} > {TOLERANCE:e}"
-        );
+        assert_close("packed MHA", actual, &io, key, TOLERANCE);
     }
 }
 

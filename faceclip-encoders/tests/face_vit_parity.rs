@@ -5,7 +5,7 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::resize_bilinear;
-use faceclip_core::parity::tensor_error;
+use faceclip_core::parity::assert_close;
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 use faceclip_encoders::{FaceVit, FaceVitConfig};
 
@@ -13,21 +13,6 @@ const TOLERANCE: f64 = 1e-4;
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn assert_close<B: Backend, const D: usize>(
-    actual: Tensor<B, D>,
-    io: &Checkpoint,
-    key: &str,
-    tolerance: f64,
-) {
-    let (expected, shape) = io.read_f32(key).unwrap();
-    let err = tensor_error(actual, &expected, &shape);
-    println!("face ViT {key}: relative L2 error {err:.3e}");
-    assert!(
-        err <= tolerance,
-        "face ViT {key}: relative L2 error {err:.3e} > {tolerance:e}"
-    );
 }
 
 fn check_face_vit<B: Backend>(device: &B::Device) {
@@ -65,20 +50,22 @@ fn check_face_vit<B: Backend>(device: &B::Device) {
     );
     // Resizing is a weighted sum of two neighbours per axis: the tighter bound of exact ops.
     assert_close(
+        "face ViT",
         resize_bilinear(images.clone(), 112, 112),
         &io,
         "resized",
         1e-5,
     );
     assert_close(
+        "face ViT",
         resize_bilinear(images.clone().slice([0..2, 0..3, 0..128, 0..128]), 32, 32),
         &io,
         "quarter",
         1e-5,
     );
     let out = vit.forward(images).unwrap();
-    assert_close(out.patch_tokens, &io, "tokens", TOLERANCE);
-    assert_close(out.identity, &io, "identity", TOLERANCE);
+    assert_close("face ViT", out.patch_tokens, &io, "tokens", TOLERANCE);
+    assert_close("face ViT", out.identity, &io, "identity", TOLERANCE);
 }
 
 #[test]

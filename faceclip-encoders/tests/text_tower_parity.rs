@@ -4,7 +4,7 @@
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::Activation;
-use faceclip_core::parity::tensor_error;
+use faceclip_core::parity::assert_close;
 use faceclip_core::weights::{Checkpoint, IgnoreRules, KeyRemap, LoadOptions, Weights};
 use faceclip_encoders::{TextTower, TextTowerConfig, TokenOverride};
 
@@ -27,21 +27,6 @@ fn gelu_config() -> TextTowerConfig {
         projection_dim: Some(48),
         ..TextTowerConfig::sized(48, 2, 3, Activation::Gelu)
     }
-}
-
-fn assert_close<B: Backend, const D: usize>(
-    label: &str,
-    actual: Tensor<B, D>,
-    io: &Checkpoint,
-    key: &str,
-) {
-    let (expected, shape) = io.read_f32(key).unwrap();
-    let err = tensor_error(actual, &expected, &shape);
-    println!("{label} {key}: relative L2 error {err:.3e}");
-    assert!(
-        err <= TOLERANCE,
-        "{label} {key}: relative L2 error {err:.3e} > {TOLERANCE:e}"
-    );
 }
 
 fn check_tower<B: Backend>(name: &str, config: TextTowerConfig, device: &B::Device) {
@@ -74,8 +59,8 @@ fn check_tower<B: Backend>(name: &str, config: TextTowerConfig, device: &B::Devi
     };
 
     let out = tower.forward(ids.clone(), Some(&token_override)).unwrap();
-    assert_close(name, out.hidden, &io, "hidden");
-    assert_close(name, out.pooled, &io, "pooled");
+    assert_close(name, out.hidden, &io, "hidden", TOLERANCE);
+    assert_close(name, out.pooled, &io, "pooled", TOLERANCE);
 
     // Without the override, the projected pooled vector must equal open_clip's own forward.
     let plain = tower.forward(ids, None).unwrap();
@@ -84,6 +69,7 @@ fn check_tower<B: Backend>(name: &str, config: TextTowerConfig, device: &B::Devi
         tower.project(plain.pooled).expect("projection loaded"),
         &io,
         "projected",
+        TOLERANCE,
     );
 }
 

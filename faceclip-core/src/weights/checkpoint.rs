@@ -353,51 +353,16 @@ impl Checkpoint {
 
     /// Reads a float tensor as `f32` values in row-major order, with its shape.
     pub fn read_f32(&self, key: &str) -> Result<(Vec<f32>, Vec<usize>), LoadError> {
-        let entry = self.entries.get(key).ok_or_else(|| LoadError::MissingKey {
-            file: self.path.clone(),
-            key: key.to_string(),
-            expected: Vec::new(),
-        })?;
-        let unsupported = || LoadError::UnsupportedDtype {
-            file: self.path.clone(),
-            key: key.to_string(),
-            dtype: entry.dtype.clone(),
-        };
-        let size = entry
-            .dtype
-            .size()
-            .filter(|_| entry.dtype.is_float())
-            .ok_or_else(unsupported)?;
-        let bytes = match &entry.location {
-            Location::Range { start, len } => self.read_range(*start, *len)?,
-            Location::Torch(t) => self.read_torch(key, t, size)?,
-        };
-        let values = entry.dtype.decode_f32(&bytes).ok_or_else(unsupported)?;
+        let (entry, bytes) = self.read_bytes(key, true)?;
+        let values = entry.dtype.decode_f32(&bytes).unwrap_or_default();
         Ok((values, entry.shape.clone()))
     }
 
     /// Reads an integer or boolean tensor as `i64` values in row-major order, with its shape
     /// (token ids, masks and other non-weight data).
     pub fn read_i64(&self, key: &str) -> Result<(Vec<i64>, Vec<usize>), LoadError> {
-        let entry = self.entries.get(key).ok_or_else(|| LoadError::MissingKey {
-            file: self.path.clone(),
-            key: key.to_string(),
-            expected: Vec::new(),
-        })?;
-        let unsupported = || LoadError::UnsupportedDtype {
-            file: self.path.clone(),
-            key: key.to_string(),
-            dtype: entry.dtype.clone(),
-        };
-        let size = entry
-            .dtype
-            .size()
-            .filter(|_| !entry.dtype.is_float())
-            .ok_or_else(unsupported)?;
-        let bytes = match &entry.location {
-            Location::Range { start, len } => self.read_range(*start, *len)?,
-            Location::Torch(t) => self.read_torch(key, t, size)?,
-        };
+        let (entry, bytes) = self.read_bytes(key, false)?;
+        let size = entry.dtype.size().unwrap_or(1);
         let values = bytes
             .chunks_exact(size)
             .map(|c| match entry.dtype {
@@ -409,6 +374,35 @@ impl Checkpoint {
             })
             .collect();
         Ok((values, entry.shape.clone()))
+    }
+
+    /// The entry of `key` and its row-major bytes, if its dtype is a float type (`float`) or an
+    /// integer/boolean type (`!float`).
+    fn read_bytes(&self, key: &str, float: bool) -> Result<(&Entry, Vec<u8>), LoadError> {
+        let entry = self.entries.get(key).ok_or_else(|| LoadError::MissingKey {
+            file: self.path.clone(),
+            key: key.to_string(),
+            expected: Vec::new(),
+        })?;
+        let size = entry
+            .dtype
+            .size()
+            .filter(|_| entry.dtype.is_float() == float);
+        let size = size.ok_or_else(|| LoadError::UnsupportedDtype {
+            file: self.path.clone(),
+            key: key.to_string(),
+            dtype: entry.dtype.clone(),
+            expected: if float {
+                "f32, f16, bf16 or f64"
+            } else {
+                "an integer or bool type"
+            },
+        })?;
+        let bytes = match &entry.location {
+            Location::Range { start, len } => self.read_range(*start, *len)?,
+            Location::Torch(t) => self.read_torch(key, t, size)?,
+        };
+        Ok((entry, bytes))
     }
 
     fn read_range(&self, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
