@@ -2,7 +2,9 @@
 //!
 //! This facade is the crate applications depend on. It re-exports the component crates:
 //! - [`core`]: checkpoint readers, shared layers, image helpers, errors and backend aliases;
-//! - [`encoders`]: the CLIP tokenizer, the OpenCLIP text towers and the ArcFace face ViT.
+//! - [`encoders`]: the CLIP tokenizer, the OpenCLIP text towers and the ArcFace face ViT;
+//! - [`fusion`]: FaceCLIP's identity–text fuser, swappable alternatives, and the complete
+//!   FaceCLIP-SDXL encoder (`prompt_embeds [B, 77, 2048]`, `pooled [B, 1280]`).
 //!
 //! ```no_run
 //! use faceclip::backend::NdArray;
@@ -23,3 +25,4 @@
 pub use faceclip_core as core;
 pub use faceclip_core::backend;
 pub use faceclip_encoders as encoders;
+pub use faceclip_fusion as fusion;

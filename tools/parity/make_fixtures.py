@@ -40,6 +40,7 @@ from safetensors.torch import save_file
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CORE = os.path.join(ROOT, "faceclip-core", "tests", "fixtures")
 ENC = os.path.join(ROOT, "faceclip-encoders", "tests", "fixtures")
+FUS = os.path.join(ROOT, "faceclip-fusion", "tests", "fixtures")
 VOCAB = os.path.join(ROOT, "faceclip-encoders", "assets", "bpe_simple_vocab_16e6.txt.gz")
 
 torch.manual_seed(20261126)
@@ -223,6 +224,232 @@ def attention_fixture() -> None:
     save_file(outputs, os.path.join(CORE, "mha_io.safetensors"))
 
 
+# --------------------------------------------------------------------------- fuser layers
+def grounding_dino_config(d_model: int, ffn: int):
+    from transformers import GroundingDinoConfig
+
+    # FaceCLIP's fuser: 8 deformable heads, 4 points, one level; GroundingDINO derives the text
+    # enhancer (heads/2, ffn/2) and the bi-attention (embed ffn/2, heads/2) from these.
+    return GroundingDinoConfig(
+        d_model=d_model, encoder_attention_heads=8, encoder_ffn_dim=ffn, encoder_n_points=4,
+        num_feature_levels=1, activation_function="relu", layer_norm_eps=1e-5, disable_custom_kernels=True,
+        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, text_enhancer_dropout=0.0,
+        fusion_dropout=0.0, fusion_droppath=0.0,
+    )
+
+
+def released_fusion_keys(state: dict, prefix: str) -> dict:
+    """transformers GroundingDinoFusionLayer names -> FaceCLIP (original GroundingDINO) names."""
+    rename = {
+        "layer_norm_vision": "layer_norm_v", "layer_norm_text": "layer_norm_l",
+        "vision_param": "gamma_v", "text_param": "gamma_l",
+        "attn.vision_proj": "attn.v_proj", "attn.text_proj": "attn.l_proj",
+        "attn.values_vision_proj": "attn.values_v_proj", "attn.values_text_proj": "attn.values_l_proj",
+        "attn.out_vision_proj": "attn.out_v_proj", "attn.out_text_proj": "attn.out_l_proj",
+    }
+    out = {}
+    for k, v in state.items():
+        for a, b in rename.items():
+            if k.startswith(a + ".") or k == a:
+                k = b + k[len(a):]
+                break
+        out[prefix + k] = v
+    return out
+
+
+def released_text_keys(state: dict, prefix: str) -> dict:
+    """GroundingDinoTextEnhancerLayer -> nn.TransformerEncoderLayer-style names (packed in_proj)."""
+    out = {
+        prefix + "self_attn.in_proj_weight": torch.cat([state[f"self_attn.{n}.weight"] for n in ("query", "key", "value")]),
+        prefix + "self_attn.in_proj_bias": torch.cat([state[f"self_attn.{n}.bias"] for n in ("query", "key", "value")]),
+    }
+    rename = {"self_attn.out_proj": "self_attn.out_proj", "fc1": "linear1", "fc2": "linear2",
+              "layer_norm_before": "norm1", "layer_norm_after": "norm2"}
+    for k, v in state.items():
+        for a, b in rename.items():
+            if k.startswith(a + "."):
+                out[prefix + b + k[len(a):]] = v
+    return out
+
+
+def released_deformable_keys(state: dict, prefix: str) -> dict:
+    rename = {"self_attn_layer_norm": "norm1", "fc1": "linear1", "fc2": "linear2", "final_layer_norm": "norm2",
+              "self_attn": "self_attn"}
+    out = {}
+    for k, v in state.items():
+        a = k.split(".")[0]
+        out[prefix + rename[a] + k[len(a):]] = v
+    return out
+
+
+def grid_reference_points(grid: int, batch: int) -> torch.Tensor:
+    r, c = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    ref = torch.stack([(c.flatten() + 0.5) / grid, (r.flatten() + 0.5) / grid], -1)
+    return ref[None, :, None, :].expand(batch, grid * grid, 1, 2).contiguous()
+
+
+class ReferenceFuser(nn.Module):
+    """The FaceCLIP fuser loop (spec §5.2) over transformers' GroundingDINO layers."""
+
+    def __init__(self, d_model: int, ffn: int, layers: int):
+        super().__init__()
+        from transformers.models.grounding_dino.modeling_grounding_dino import (
+            GroundingDinoDeformableLayer, GroundingDinoFusionLayer, GroundingDinoTextEnhancerLayer)
+
+        cfg = grounding_dino_config(d_model, ffn)
+        self.fusion = nn.ModuleList([GroundingDinoFusionLayer(cfg) for _ in range(layers)])
+        self.text = nn.ModuleList([GroundingDinoTextEnhancerLayer(cfg) for _ in range(layers)])
+        self.deform = nn.ModuleList([GroundingDinoDeformableLayer(cfg) for _ in range(layers)])
+
+    def forward(self, v, l, pos_v, pos_l):
+        batch = v.shape[0]
+        shapes = torch.tensor([[12, 12]])
+        no_mask = torch.zeros(1, 1, 1, 1)
+        ref = grid_reference_points(12, batch)
+        for fusion, text, deform in zip(self.fusion, self.text, self.deform):
+            (v, _), (l, _) = fusion(v, l)
+            l, _ = text(l, attention_masks=no_mask, position_embeddings=pos_l)
+            v, _ = deform(v, attention_mask=None, position_embeddings=pos_v, reference_points=ref,
+                          spatial_shapes=shapes, spatial_shapes_list=[(12, 12)], level_start_index=torch.tensor([0]))
+        return l, v
+
+    def released_state(self, prefix: str) -> dict:
+        out = {}
+        for i, (f, t, d) in enumerate(zip(self.fusion, self.text, self.deform)):
+            out.update(released_fusion_keys(f.state_dict(), f"{prefix}encoder.fusion_layers.{i}."))
+            out.update(released_text_keys(t.state_dict(), f"{prefix}encoder.text_layers.{i}."))
+            out.update(released_deformable_keys(d.state_dict(), f"{prefix}encoder.layers.{i}."))
+        return {k: v.detach().bfloat16().contiguous() for k, v in out.items()}
+
+
+def fuser_fixture() -> None:
+    d_model, ffn, layers = 32, 64, 2
+    fuser = ReferenceFuser(d_model, ffn, layers).eval()
+    randomise(fuser)
+    with torch.no_grad():
+        # Offsets of a few cells so samples fall between cells and outside the grid.
+        for d in fuser.deform:
+            d.self_attn.sampling_offsets.bias.copy_((torch.randn_like(d.self_attn.sampling_offsets.bias) * 3).bfloat16().float())
+    v = torch.randn(2, 144, d_model)
+    l = torch.randn(2, 77, d_model)
+    pos_v = torch.randn(1, 144, d_model).expand(2, -1, -1)
+    pos_l = torch.randn(1, 77, d_model).expand(2, -1, -1)
+    with torch.no_grad():
+        (v1, _), (l1, _) = fuser.fusion[0](v, l)
+        t1, _ = fuser.text[0](l, attention_masks=torch.zeros(1, 1, 1, 1), position_embeddings=pos_l)
+        d1, _ = fuser.deform[0](v, attention_mask=None, position_embeddings=pos_v,
+                                reference_points=grid_reference_points(12, 2), spatial_shapes=torch.tensor([[12, 12]]),
+                                spatial_shapes_list=[(12, 12)], level_start_index=torch.tensor([0]))
+        out, out_face = fuser(v, l, pos_v, pos_l)
+    state = fuser.released_state("fuser.")
+    state["fuser.enc_output.weight"] = torch.zeros(d_model, d_model, dtype=torch.bfloat16)
+    save_file(state, os.path.join(FUS, "fuser_weights.safetensors"))
+    save_file(
+        {"v": v, "l": l, "pos_v": pos_v[:1].contiguous(), "pos_l": pos_l[:1].contiguous(),
+         "fusion_v": v1.contiguous(), "fusion_l": l1.contiguous(), "text": t1.contiguous(),
+         "deformable": d1.contiguous(), "fused": out.contiguous(), "fused_face": out_face.contiguous()},
+        os.path.join(FUS, "fuser_io.safetensors"),
+    )
+
+
+# --------------------------------------------------------------------------- whole encoder
+ID_PREFIX = "Photo of a id person. "
+SDXL_NEGATIVE = ("nude, worst quality, low quality, normal quality, nsfw, abstract, glitch, deformed, mutated, "
+                 "ugly, disfigured, text, watermark, bad hands, error, jpeg artifacts, blurry, missing fingers, "
+                 "poorly drawn face, ugly eyes, imperfect eyes, deformed pupils, deformed iris, bad anatomy")
+
+
+class ReferenceBranch(nn.Module):
+    """FaceCLIP's TextImageBranch (spec §2–§5) composed from open_clip, timm, torch.nn and the
+    GroundingDINO layers; parameter names follow the released checkpoint."""
+
+    def __init__(self, width, heads, act, face_width, identity_dim, ffn):
+        super().__init__()
+        tower = TextTransformer(context_length=77, vocab_size=49408, width=width, heads=heads, layers=2,
+                                output_dim=width, act_layer=act, norm_layer=nn.LayerNorm)
+        # The released branch holds the tower's parameters at its root.
+        self.token_embedding = tower.token_embedding
+        self.positional_embedding = tower.positional_embedding
+        self.transformer = tower.transformer
+        self.ln_final = tower.ln_final
+        self.text_projection = tower.text_projection
+        self.register_buffer("causal", tower.attn_mask, persistent=False)
+        self.logit_scale = nn.Parameter(torch.ones([]))
+        self.logit_bias = nn.Parameter(torch.zeros([]))
+        self.face_encoder = timm.models.vision_transformer.VisionTransformer(
+            img_size=112, patch_size=9, num_classes=0, global_pool="", class_token=False, embed_dim=face_width,
+            depth=1, num_heads=2, qkv_bias=False, act_layer=nn.ReLU6, norm_layer=partial(nn.LayerNorm, eps=1e-5))
+        self.face_encoder.feature = nn.Sequential(
+            nn.Linear(144 * face_width, face_width, bias=False), nn.BatchNorm1d(face_width, eps=2e-5),
+            nn.Linear(face_width, identity_dim, bias=False), nn.BatchNorm1d(identity_dim, eps=2e-5))
+        self.face_encoder.mask_token = nn.Parameter(torch.zeros(1, 1, face_width))
+        self.proj1 = nn.Linear(identity_dim, width)
+        self.face_patch_proj = nn.Linear(face_width, width)
+        self.face_pos_proj = nn.Linear(face_width, width)
+        self.text_embed_proj = nn.Linear(width, width)
+        self.text_pos_proj = nn.Linear(width, width)
+        self.fuser = ReferenceFuser(width, ffn, 2)
+        self.enc_output = nn.Linear(width, width)
+        self.enc_output_norm = nn.LayerNorm(width)
+
+    def forward(self, images, ids, id_mask):
+        resized = F.interpolate(images, size=(112, 112), mode="bilinear", align_corners=False)
+        patches = self.face_encoder.forward_features(resized)
+        identity = self.face_encoder.feature(patches.flatten(1))
+        face_token = self.proj1(F.normalize(identity, dim=-1))
+        x = self.token_embedding(ids)
+        x = torch.where(id_mask[..., None], face_token[:, None, :], x)
+        x = x + self.positional_embedding
+        hidden = self.ln_final(self.transformer(x, attn_mask=self.causal))
+        pooled = hidden[torch.arange(ids.shape[0]), ids.argmax(dim=-1)]
+        l0 = self.text_embed_proj(hidden)
+        pos_l = self.text_pos_proj(self.positional_embedding)[None].expand(ids.shape[0], -1, -1)
+        v0 = self.face_patch_proj(patches)
+        pos_v = self.face_pos_proj(self.face_encoder.pos_embed).expand(ids.shape[0], -1, -1)
+        fused, _ = self.fuser(v0, l0, pos_v, pos_l)
+        return fused, pooled
+
+    def released_state(self, prefix):
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("fuser.")}
+        # enc_output / enc_output_norm live under fuser. in the released file.
+        state = {("fuser." + k if k.startswith("enc_output") else k): v for k, v in state.items()}
+        state = {prefix + k: v.detach().bfloat16().contiguous() for k, v in state.items()}
+        state.update({prefix + k: v for k, v in self.fuser.released_state("fuser.").items()})
+        return state
+
+
+def encoder_fixture() -> None:
+    l_branch = ReferenceBranch(16, 2, QuickGELU, face_width=32, identity_dim=24, ffn=32).eval()
+    g_branch = ReferenceBranch(24, 3, nn.GELU, face_width=32, identity_dim=24, ffn=32).eval()
+    for branch in (l_branch, g_branch):
+        randomise(branch)
+        with torch.no_grad():
+            branch.face_encoder.pos_embed.copy_((torch.randn_like(branch.face_encoder.pos_embed) * 0.5).bfloat16().float())
+    prompts = ["a woman with short red hair, holding an id card", SDXL_NEGATIVE]
+    present = [True, False]
+    texts = [ID_PREFIX + p if f else p for p, f in zip(prompts, present)]
+    ids = open_clip.tokenize(texts)
+    prefix_positions = int((open_clip.tokenize([ID_PREFIX])[0] != 0).sum()) - 1
+    id_mask = torch.zeros_like(ids, dtype=torch.bool)
+    id_mask[:, :prefix_positions] = ids[:, :prefix_positions] == 1014
+    id_mask &= torch.tensor(present)[:, None]
+    assert id_mask.sum() == 1 and (ids[0] == 1014).sum() == 2, "one replaced id, one id left in the prompt"
+    images = torch.rand(2, 3, 96, 80)
+    images[1] = 0  # the negative branch sees an all-zero face
+    with torch.no_grad():
+        fused_l, _ = l_branch(images, ids, id_mask)
+        fused_g, pooled = g_branch(images, ids, id_mask)
+    state = l_branch.released_state("model.face_clip_l.")
+    state.update(g_branch.released_state("model.face_clip_g."))
+    torch.save(state, os.path.join(FUS, "encoder_weights.pt"))
+    save_file(
+        {"images": images, "input_ids": ids, "id_mask": id_mask.to(torch.uint8),
+         "prompt_embeds": torch.cat([fused_l, fused_g], -1).contiguous(), "pooled": pooled.contiguous()},
+        os.path.join(FUS, "encoder_io.safetensors"),
+        metadata={"prompt_0": prompts[0], "prompt_1": prompts[1]},
+    )
+
+
 # --------------------------------------------------------------------------- .pt reader
 def torch_archive_fixture() -> None:
     """Real torch.save archives covering the layouts the reader must handle."""
@@ -258,6 +485,7 @@ def torch_archive_fixture() -> None:
 if __name__ == "__main__":
     os.makedirs(CORE, exist_ok=True)
     os.makedirs(ENC, exist_ok=True)
+    os.makedirs(FUS, exist_ok=True)
     tokenizer_fixture()
     prompt_ids = open_clip.tokenize(
         ["Photo of a id person. A woman wearing a blue denim shirt and khaki pants.", "a photo of a dog"]
@@ -270,4 +498,6 @@ if __name__ == "__main__":
     face_vit_fixture()
     torch_archive_fixture()
     attention_fixture()
+    fuser_fixture()
+    encoder_fixture()
     print("fixtures written to", CORE, "and", ENC)

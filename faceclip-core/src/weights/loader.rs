@@ -105,6 +105,7 @@ impl fmt::Display for LoadReport {
 enum Source {
     File(Checkpoint),
     Random,
+    Seeded(u64),
 }
 
 struct Shared<B: Backend> {
@@ -170,6 +171,18 @@ impl<B: Backend> Weights<B> {
         )
     }
 
+    /// Random weights like [`random`](Self::random), but generated on the host from `seed` and
+    /// each tensor's key: the same seed builds the same model on every backend, whatever the
+    /// order of construction or other threads (for modules trained from scratch, such as the
+    /// fusion alternatives).
+    pub fn seeded(device: &B::Device, seed: u64) -> Self {
+        let options = LoadOptions {
+            strict: false,
+            ignore: IgnoreRules::none(),
+        };
+        Self::with_source(Source::Seeded(seed), options, device)
+    }
+
     fn with_source(source: Source, options: LoadOptions, device: &B::Device) -> Self {
         let shared = Shared {
             source,
@@ -217,7 +230,7 @@ impl<B: Backend> Weights<B> {
     pub fn file(&self) -> PathBuf {
         match &self.shared.source {
             Source::File(c) => c.path().to_path_buf(),
-            Source::Random => PathBuf::from("<random>"),
+            Source::Random | Source::Seeded(_) => PathBuf::from("<random>"),
         }
     }
 
@@ -225,7 +238,7 @@ impl<B: Backend> Weights<B> {
     pub fn contains(&self, name: &str) -> bool {
         match &self.shared.source {
             Source::File(c) => c.info(&self.key(name)).is_some(),
-            Source::Random => false,
+            Source::Random | Source::Seeded(_) => false,
         }
     }
 
@@ -275,7 +288,11 @@ impl<B: Backend> Weights<B> {
         let key = self.key(name);
         let checkpoint = match &self.shared.source {
             Source::File(c) => c,
-            Source::Random => return Ok(Fetched::Random(random_init(&key, shape))),
+            Source::Random => {
+                let (low, high) = random_range(&key, shape);
+                return Ok(Fetched::Random(Distribution::Uniform(low, high)));
+            }
+            Source::Seeded(seed) => return Ok(Fetched::Host(seeded_values(*seed, &key, shape))),
         };
         let Some(info) = checkpoint.info(&key) else {
             if self.shared.options.strict {
@@ -286,7 +303,8 @@ impl<B: Backend> Weights<B> {
                 });
             }
             lock(&self.shared.missing).insert(key.clone());
-            return Ok(Fetched::Random(random_init(&key, shape)));
+            let (low, high) = random_range(&key, shape);
+            return Ok(Fetched::Random(Distribution::Uniform(low, high)));
         };
         if info.shape != shape {
             return Err(LoadError::ShapeMismatch {
@@ -348,24 +366,56 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Random initialisation chosen from the parameter's role, so random models stay numerically tame.
-fn random_init(key: &str, shape: &[usize]) -> Distribution {
+/// Range of the uniform random initialisation, chosen from the parameter's role so random
+/// models stay numerically tame: norm scales near 1, variances positive, others ±1/√fan-in.
+fn random_range(key: &str, shape: &[usize]) -> (f64, f64) {
     let leaf = key.rsplit('.').next().unwrap_or(key);
     if shape.len() == 1 {
         return match leaf {
-            "running_var" => Distribution::Uniform(0.5, 1.5),
-            "weight" | "gamma" => Distribution::Uniform(0.9, 1.1),
-            _ => Distribution::Uniform(-0.1, 0.1),
+            "running_var" => (0.5, 1.5),
+            "weight" | "gamma" => (0.9, 1.1),
+            _ => (-0.1, 0.1),
         };
     }
     let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
     let k = (1.0 / fan_in as f64).sqrt();
-    Distribution::Uniform(-k, k)
+    (-k, k)
+}
+
+/// Uniform values in [`random_range`] from a SplitMix64 stream keyed by `seed` and the key's
+/// FNV-1a hash.
+fn seeded_values(seed: u64, key: &str, shape: &[usize]) -> Vec<f32> {
+    let (low, high) = random_range(key, shape);
+    let mut state = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    }) ^ seed;
+    let count: usize = shape.iter().product();
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+            (low + (high - low) * unit) as f32
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeded_values_depend_on_seed_and_key_only() {
+        let a = seeded_values(1, "x.weight", &[4, 8]);
+        assert_eq!(a, seeded_values(1, "x.weight", &[4, 8]));
+        assert_ne!(a, seeded_values(2, "x.weight", &[4, 8]));
+        assert_ne!(a, seeded_values(1, "y.weight", &[4, 8]));
+        let k = (1.0f32 / 8.0).sqrt();
+        assert!(a.iter().all(|v| v.abs() <= k));
+    }
 
     #[test]
     fn ignore_rules_match_components() {

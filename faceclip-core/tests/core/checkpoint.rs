@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::fixture;
 use burn::tensor::Tensor;
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::{relative_l2, to_vec};
@@ -10,12 +11,6 @@ use faceclip_core::weights::{
     Checkpoint, DType, Format, IgnoreRules, KeyRemap, LoadOptions, Weights,
 };
 use faceclip_core::LoadError;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("checkpoint-tests");

@@ -4,7 +4,7 @@
 use faceclip_encoders::tokenizer::{ClipTokenizer, EOT, SOT};
 
 fn fixture() -> serde_json::Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer.json");
+    let path = crate::fixture("tokenizer.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 

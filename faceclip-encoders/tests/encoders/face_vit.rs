@@ -2,6 +2,7 @@
 //! plain-torch identity head, loaded from a real `torch.save` archive in bf16 with the released
 //! key layout (`model.face_clip_l.face_encoder.*`); fixture from `tools/parity/make_fixtures.py`.
 
+use crate::fixture;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::resize_bilinear;
@@ -10,10 +11,6 @@ use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 use faceclip_encoders::{FaceVit, FaceVitConfig};
 
 const TOLERANCE: f64 = 1e-4;
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn check_face_vit<B: Backend>(device: &B::Device) {
     let vb = Weights::<B>::open(

@@ -1,6 +1,7 @@
 //! OpenCLIP text towers against `open_clip.transformer.TextTransformer` (tiny sizes, random
 //! weights stored as bf16; fixture written by `tools/parity/make_fixtures.py`).
 
+use crate::fixture;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::Activation;
@@ -9,10 +10,6 @@ use faceclip_core::weights::{Checkpoint, IgnoreRules, KeyRemap, LoadOptions, Wei
 use faceclip_encoders::{TextTower, TextTowerConfig, TokenOverride};
 
 const TOLERANCE: f64 = 1e-4;
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn quickgelu_config() -> TextTowerConfig {
     TextTowerConfig {

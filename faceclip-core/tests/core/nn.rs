@@ -1,5 +1,6 @@
 //! Shared layers against PyTorch (fixtures from `tools/parity/make_fixtures.py`).
 
+use crate::fixture;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::PackedMultiheadAttention;
@@ -7,10 +8,6 @@ use faceclip_core::parity::assert_close;
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 
 const TOLERANCE: f64 = 1e-4;
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn input<B: Backend>(io: &Checkpoint, key: &str, device: &B::Device) -> Tensor<B, 3> {
     let (values, s) = io.read_f32(key).unwrap();

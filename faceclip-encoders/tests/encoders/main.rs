@@ -1,0 +1,15 @@
+//! Integration tests of faceclip-encoders: parity with open_clip, transformers and timm, bad
+//! input, and the real-size presets.
+//!
+//! One test binary per crate keeps clean builds short (each binary instantiates the backends).
+
+mod bad_input;
+mod face_vit;
+mod real_size;
+mod text_tower;
+mod tokenizer;
+
+/// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
