@@ -382,8 +382,9 @@ impl<B: Backend> FaceClipEncoder<B> {
         })
     }
 
-    /// The negative conditioning of the reference (all-zero face, face absent, `negative_prompt`);
-    /// it depends only on the prompt, so it is computed once per prompt and cached.
+    /// The negative conditioning of the reference (all-zero face, face absent, `negative_prompt`).
+    /// It depends only on the prompt, so the encoding of the last negative prompt is cached and
+    /// returned again while the prompt stays the same.
     pub fn encode_negative(
         &self,
         negative_prompt: &str,

@@ -114,6 +114,7 @@ struct Shared<B: Backend> {
     options: LoadOptions,
     applied: Mutex<BTreeSet<String>>,
     missing: Mutex<BTreeSet<String>>,
+    requested: Mutex<Vec<(String, Vec<usize>)>>,
 }
 
 /// A scoped view of a weight source (a checkpoint or a random initialiser) on one device.
@@ -190,6 +191,7 @@ impl<B: Backend> Weights<B> {
             options,
             applied: Mutex::new(BTreeSet::new()),
             missing: Mutex::new(BTreeSet::new()),
+            requested: Mutex::new(Vec::new()),
         };
         Self {
             shared: Arc::new(shared),
@@ -286,6 +288,7 @@ impl<B: Backend> Weights<B> {
 
     fn fetch(&self, name: &str, shape: &[usize]) -> Result<Fetched, LoadError> {
         let key = self.key(name);
+        lock(&self.shared.requested).push((key.clone(), shape.to_vec()));
         let checkpoint = match &self.shared.source {
             Source::File(c) => c,
             Source::Random => {
@@ -317,6 +320,13 @@ impl<B: Backend> Weights<B> {
         let (values, _) = checkpoint.read_f32(&key)?;
         lock(&self.shared.applied).insert(key);
         Ok(Fetched::Host(values))
+    }
+
+    /// Every key requested so far, in request order, with the shape asked for in the
+    /// checkpoint's (PyTorch) layout — a `Linear` weight as `[d_out, d_in]`. Building a model
+    /// from [`random`](Self::random) weights and reading this lists the checkpoint it expects.
+    pub fn requested(&self) -> Vec<(String, Vec<usize>)> {
+        lock(&self.shared.requested).clone()
     }
 
     /// Applied / missing / ignored / unexpected keys under this view's scope.

@@ -6,6 +6,7 @@
 mod alternatives;
 mod encoder;
 mod fuser;
+mod real_size;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
 pub fn fixture(name: &str) -> String {
