@@ -2,6 +2,8 @@
 //!
 //! This facade is the crate applications depend on. It re-exports the component crates:
 //! - [`core`]: checkpoint readers, shared layers, image helpers, errors and backend aliases;
+//! - [`align`]: face detection (RetinaFace), 5-point alignment to the ArcFace template and the
+//!   MobileFace identity scorer;
 //! - [`encoders`]: the CLIP tokenizer, the OpenCLIP text towers and the ArcFace face ViT;
 //! - [`fusion`]: FaceCLIP's identity–text fuser, swappable alternatives, and the complete
 //!   FaceCLIP-SDXL encoder (`prompt_embeds [B, 77, 2048]`, `pooled [B, 1280]`).
@@ -22,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub use faceclip_align as align;
 pub use faceclip_core as core;
 pub use faceclip_core::backend;
 pub use faceclip_encoders as encoders;
