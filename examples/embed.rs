@@ -11,6 +11,8 @@
 //! is loaded from it. The photo should be a face crop aligned to the ArcFace template; face
 //! detection and alignment are not part of this example.
 
+mod common;
+
 use std::error::Error;
 use std::time::Instant;
 
@@ -19,36 +21,18 @@ use faceclip::core::image::{load_rgb, rgb_to_tensor};
 use faceclip::core::weights::{KeyRemap, LoadOptions, Weights};
 use faceclip::encoders::{ClipTokenizer, FaceVit, FaceVitConfig, TextTower, TextTowerConfig};
 
+use common::{run_on_backend, Flags, Job, DEMO_PHOTO};
+
 struct Args {
     prompt: String,
     image: String,
     checkpoint: Option<String>,
-    backend: String,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        prompt: "A woman wearing a blue denim shirt and khaki pants, on a rocky desert plateau."
-            .into(),
-        image: concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut.png").into(),
-        checkpoint: None,
-        backend: "ndarray".into(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--prompt" => args.prompt = value()?,
-            "--image" => args.image = value()?,
-            "--checkpoint" => args.checkpoint = Some(value()?),
-            "--backend" => args.backend = value()?,
-            "-h" | "--help" => {
-                return Err("usage: embed [--prompt TEXT] [--image PATH] [--checkpoint FILE.pt] [--backend ndarray|wgpu|cuda]".into())
-            }
-            other => return Err(format!("unknown argument `{other}` (try --help)")),
-        }
+impl Job for Args {
+    fn run<B: Backend>(&self, device: &B::Device) -> Result<(), Box<dyn Error>> {
+        run::<B>(self, device)
     }
-    Ok(args)
 }
 
 fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>> {
@@ -129,17 +113,17 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let args = parse_args()?;
-    match args.backend.as_str() {
-        #[cfg(feature = "ndarray")]
-        "ndarray" => run::<faceclip::backend::NdArray>(&args, &Default::default()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => run::<faceclip::backend::Wgpu>(&args, &Default::default()),
-        #[cfg(feature = "cuda")]
-        "cuda" => run::<faceclip::backend::Cuda>(&args, &Default::default()),
-        other => Err(format!(
-            "backend `{other}` is unknown or not compiled in (enable its cargo feature)"
-        )
-        .into()),
-    }
+    let flags = Flags::parse(
+        &["prompt", "image", "checkpoint"],
+        "embed [--prompt TEXT] [--image PATH] [--checkpoint FILE.pt] [--backend ndarray|wgpu|cuda]",
+    )?;
+    let args = Args {
+        prompt: flags.get_or(
+            "prompt",
+            "A woman wearing a blue denim shirt and khaki pants, on a rocky desert plateau.",
+        ),
+        image: flags.get_or("image", DEMO_PHOTO),
+        checkpoint: flags.get("checkpoint"),
+    };
+    run_on_backend(&flags, &args)
 }

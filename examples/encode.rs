@@ -1,57 +1,44 @@
-//! Encodes an aligned face photo and a prompt with the complete FaceCLIP-SDXL encoder (L and
+//! Encodes a face photo and a prompt with the complete FaceCLIP-SDXL encoder (L and
 //! bigG branches), printing the shapes, norms and timing of each stage — positive and negative.
 //!
 //! ```text
-//! cargo run --release --example encode -- [--prompt TEXT] [--image PATH]
+//! cargo run --release --example encode -- [--prompt TEXT] [--image PATH] [--aligned yes|no]
 //!     [--weights face_clip_encoder.pt] [--backend ndarray|wgpu|cuda]
 //! ```
 //!
-//! The photo must already be aligned to the ArcFace template (a 448×448 crop as in FaceCLIP's
-//! demo assets); any size is resized to 112×112 inside. Without `--weights` the 1.57 B
+//! The face is found with RetinaFace and aligned to the ArcFace template at 448×448 (the largest
+//! face; `faceclip-align`); pass `--aligned yes` for a photo that is already such a crop. Without `--weights` the 1.57 B
 //! parameters are random and the numbers mean nothing (shapes and speed are real).
+
+mod common;
 
 use std::error::Error;
 use std::time::Instant;
 
 use burn::tensor::{backend::Backend, ElementConversion, Tensor};
-use faceclip::core::image::{load_rgb, rgb_to_tensor};
+use faceclip::align::{load_photo, FaceAligner, FaceSelection};
+use faceclip::core::image::rgb_to_tensor;
 use faceclip::core::weights::Weights;
 use faceclip::fusion::encoder::SDXL_NEGATIVE_PROMPT;
 use faceclip::fusion::{FaceClipConfig, FaceClipEncoder};
 
+use common::{run_on_backend, Flags, Job, DEMO_PHOTO};
+
 struct Args {
     prompt: String,
     image: String,
+    aligned: bool,
     weights: Option<String>,
-    backend: String,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        prompt: "a woman with short red hair, in sunlight".into(),
-        image: concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut.png").into(),
-        weights: None,
-        backend: "ndarray".into(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--prompt" => args.prompt = value()?,
-            "--image" => args.image = value()?,
-            "--weights" => args.weights = Some(value()?),
-            "--backend" => args.backend = value()?,
-            "-h" | "--help" => {
-                return Err("usage: encode [--prompt TEXT] [--image PATH] [--weights face_clip_encoder.pt] [--backend ndarray|wgpu|cuda]".into())
-            }
-            other => return Err(format!("unknown argument `{other}` (try --help)")),
-        }
-    }
-    Ok(args)
 }
 
 fn norm<B: Backend, const D: usize>(t: &Tensor<B, D>) -> f32 {
     t.clone().powf_scalar(2.0).sum().sqrt().into_scalar().elem()
+}
+
+impl Job for Args {
+    fn run<B: Backend>(&self, device: &B::Device) -> Result<(), Box<dyn Error>> {
+        run::<B>(self, device)
+    }
 }
 
 fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>> {
@@ -74,8 +61,19 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
         start.elapsed()
     );
 
-    let photo = load_rgb(&args.image)?;
-    let face = rgb_to_tensor::<B>(&photo, device)?.unsqueeze_dim::<4>(0);
+    let photo = load_photo(&args.image)?;
+    let face = if args.aligned {
+        rgb_to_tensor::<B>(&photo, device)?.unsqueeze_dim::<4>(0)
+    } else {
+        let start = Instant::now();
+        let aligned = FaceAligner::<B>::bundled(device)?.align(&photo, FaceSelection::Largest)?;
+        println!(
+            "detected and aligned the face (score {:.3}) in {:?}",
+            aligned.face.score,
+            start.elapsed()
+        );
+        aligned.to_tensor::<B>(device)?
+    };
     println!("face {} → {:?}", args.image, face.dims());
 
     let start = Instant::now();
@@ -103,17 +101,12 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let args = parse_args()?;
-    match args.backend.as_str() {
-        #[cfg(feature = "ndarray")]
-        "ndarray" => run::<faceclip::backend::NdArray>(&args, &Default::default()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => run::<faceclip::backend::Wgpu>(&args, &Default::default()),
-        #[cfg(feature = "cuda")]
-        "cuda" => run::<faceclip::backend::Cuda>(&args, &Default::default()),
-        other => Err(format!(
-            "backend `{other}` is unknown or not compiled in (enable its cargo feature)"
-        )
-        .into()),
-    }
+    let flags = Flags::parse(&["prompt", "image", "aligned", "weights"], "encode [--prompt TEXT] [--image PATH] [--aligned yes|no] [--weights face_clip_encoder.pt] [--backend ndarray|wgpu|cuda]")?;
+    let args = Args {
+        prompt: flags.get_or("prompt", "a woman with short red hair, in sunlight"),
+        image: flags.get_or("image", DEMO_PHOTO),
+        aligned: flags.get_or("aligned", "no") == "yes",
+        weights: flags.get("weights"),
+    };
+    run_on_backend(&flags, &args)
 }

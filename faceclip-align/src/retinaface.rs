@@ -15,6 +15,7 @@ use faceclip_core::LoadError;
 
 use crate::host::ConvSpec;
 use crate::onnx::OnnxModel;
+use faceclip_core::nn::conv_forward;
 
 /// Slope of every leaky ReLU in the network.
 const LEAKY_SLOPE: f64 = 0.1;
@@ -44,7 +45,7 @@ struct ConvAct<B: Backend> {
 
 impl<B: Backend> ConvAct<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = self.conv.forward(x);
+        let y = conv_forward(&self.conv, x);
         if self.leaky {
             leaky_relu(y, LEAKY_SLOPE)
         } else {
@@ -322,7 +323,7 @@ impl<B: Backend> RetinaFace<B> {
                 .iter()
                 .zip(heads)
                 .map(|(f, h)| {
-                    let y = h.forward(f.clone()).permute([0, 2, 3, 1]);
+                    let y = conv_forward(h, f.clone()).permute([0, 2, 3, 1]);
                     let [n, hh, ww, _] = y.dims();
                     y.reshape([n, hh * ww * ANCHORS_PER_CELL, per_anchor])
                 })

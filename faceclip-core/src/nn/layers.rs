@@ -62,6 +62,33 @@ pub fn load_conv2d<B: Backend>(
     })
 }
 
+/// Runs `conv`; a 1×1, stride-1, ungrouped convolution runs as a matrix product instead.
+///
+/// Besides being the natural form of a pointwise convolution, this avoids wrong results of
+/// Burn 0.21's wgpu convolution for 1×1 kernels on large feature maps (measured on lavapipe:
+/// relative error 0.8 at 256×256, 8 → 16 channels; exact at 32×24; upstream reports
+/// tracel-ai/burn#5626 and tracel-ai/cubek#519). Use it for every convolution whose kernel may
+/// be 1×1.
+pub fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let pointwise = conv.kernel_size == [1, 1]
+        && conv.stride == [1, 1]
+        && conv.groups == 1
+        && conv.padding == PaddingConfig2d::Explicit(0, 0, 0, 0);
+    if !pointwise {
+        return conv.forward(x);
+    }
+    let [n, c, h, w] = x.dims();
+    let [o, ..] = conv.weight.dims();
+    let weight = conv.weight.val().reshape([1, o, c]).expand([n, o, c]);
+    let y = weight
+        .matmul(x.reshape([n, c, h * w]))
+        .reshape([n, o, h, w]);
+    match &conv.bias {
+        Some(bias) => y + bias.val().reshape([1, o, 1, 1]),
+        None => y,
+    }
+}
+
 /// PyTorch `nn.BatchNorm1d` in eval mode: `(x − running_mean) / √(running_var + eps) · weight + bias`.
 #[derive(Module, Debug)]
 pub struct BatchNorm1dEval<B: Backend> {

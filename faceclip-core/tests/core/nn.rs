@@ -48,3 +48,57 @@ fn packed_attention_matches_torch_ndarray() {
 fn packed_attention_matches_torch_wgpu() {
     check_packed_attention::<faceclip_core::backend::Wgpu>(&Default::default());
 }
+
+/// `conv_forward` on a 1×1 convolution over a large map (where Burn 0.21's wgpu convolution is
+/// wrong) against the sum written out on the host; 3×3 convolutions take Burn's own path.
+fn check_pointwise_conv<B: Backend>(device: &B::Device) {
+    use burn::module::Param;
+    use burn::nn::conv::Conv2d;
+    use burn::nn::PaddingConfig2d;
+    use faceclip_core::nn::conv_forward;
+    use faceclip_core::parity::{relative_l2, to_vec};
+
+    let (c_in, c_out, h, w) = (8, 16, 256, 256);
+    let value = |i: usize, salt: usize| ((i * 7919 + salt * 104729) % 1000) as f32 / 500.0 - 1.0;
+    let x: Vec<f32> = (0..c_in * h * w).map(|i| value(i, 1)).collect();
+    let weight: Vec<f32> = (0..c_out * c_in).map(|i| value(i, 2)).collect();
+    let bias: Vec<f32> = (0..c_out).map(|i| value(i, 3)).collect();
+    let mut expected = vec![0f32; c_out * h * w];
+    for o in 0..c_out {
+        for p in 0..h * w {
+            expected[o * h * w + p] = bias[o]
+                + (0..c_in)
+                    .map(|c| weight[o * c_in + c] * x[c * h * w + p])
+                    .sum::<f32>();
+        }
+    }
+    let conv = Conv2d {
+        weight: Param::from_tensor(Tensor::<B, 4>::from_data(
+            TensorData::new(weight, [c_out, c_in, 1, 1]),
+            device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::<B, 1>::from_data(
+            TensorData::new(bias, [c_out]),
+            device,
+        ))),
+        stride: [1, 1],
+        kernel_size: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+        padding: PaddingConfig2d::Explicit(0, 0, 0, 0),
+    };
+    let input = Tensor::<B, 4>::from_data(TensorData::new(x, [1, c_in, h, w]), device);
+    let err = relative_l2(&to_vec(conv_forward(&conv, input)), &expected);
+    assert!(err < 1e-5, "pointwise conv: relative L2 error {err:.2e}");
+}
+
+#[test]
+fn pointwise_conv_matches_host_sum_ndarray() {
+    check_pointwise_conv::<NdArray>(&Default::default());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn pointwise_conv_matches_host_sum_wgpu() {
+    check_pointwise_conv::<faceclip_core::backend::Wgpu>(&Default::default());
+}
