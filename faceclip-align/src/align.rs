@@ -58,7 +58,8 @@ impl Similarity {
             cross += x0 * y1 - x1 * y0;
             norm += x0 * x0 + x1 * x1;
         }
-        if !(norm > 1e-12) || !dot.is_finite() || !cross.is_finite() {
+        // `norm` is NaN or tiny for coincident or non-finite points.
+        if norm.is_nan() || norm <= 1e-12 || !dot.is_finite() || !cross.is_finite() {
             return None;
         }
         let (a, b) = (dot / norm, cross / norm);
@@ -93,7 +94,7 @@ impl Similarity {
     pub fn inverse(&self) -> Option<Self> {
         let [[a, _, tx], [b, _, ty]] = self.matrix;
         let det = a * a + b * b;
-        if !(det > 0.0) {
+        if det.is_nan() || det <= 0.0 || !det.is_finite() {
             return None;
         }
         let (ia, ib) = (a / det, -b / det);

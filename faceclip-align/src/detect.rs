@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
-use faceclip_core::nn::resize_bilinear;
+use faceclip_core::nn::bilinear_taps;
 use faceclip_core::parity::to_vec;
 use faceclip_core::InputError;
 use image::RgbImage;
@@ -184,7 +184,9 @@ impl<B: Backend> FaceDetector<B> {
     }
 
     /// The network input for `image`: `[1, 3, h, w]`, BGR minus the mean, downscaled per
-    /// [`input_size`](Self::input_size).
+    /// [`input_size`](Self::input_size) with PyTorch's bilinear rule (`align_corners=False`, no
+    /// antialias). The resize runs on the host, two taps per axis, so only the small input is
+    /// ever uploaded, however large the photo.
     pub fn preprocess(&self, image: &RgbImage) -> Result<Tensor<B, 4>, AlignError> {
         let (w, h) = image.dimensions();
         if w == 0 || h == 0 {
@@ -194,18 +196,27 @@ impl<B: Backend> FaceDetector<B> {
             }
             .into());
         }
-        let (w, h) = (w as usize, h as usize);
-        let mut bgr = vec![0f32; 3 * h * w];
-        for (i, px) in image.pixels().enumerate() {
-            for c in 0..3 {
-                bgr[c * h * w + i] = px[2 - c] as f32;
+        let [dw, dh] = self.input_size([w, h]);
+        let (dw, dh) = (dw as usize, dh as usize);
+        let ty = bilinear_taps(h as usize, dh);
+        let tx = bilinear_taps(w as usize, dw);
+        let mut bgr = vec![0f32; 3 * dh * dw];
+        for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {
+            for (ox, &(x0, x1, fx)) in tx.iter().enumerate() {
+                let px = |x: usize, y: usize| image.get_pixel(x as u32, y as u32).0;
+                let (p00, p01, p10, p11) = (px(x0, y0), px(x1, y0), px(x0, y1), px(x1, y1));
+                for c in 0..3 {
+                    let row = |a: [u8; 3], b: [u8; 3]| a[c] as f32 * (1.0 - fx) + b[c] as f32 * fx;
+                    let v = row(p00, p01) * (1.0 - fy) + row(p10, p11) * fy;
+                    // Planes in BGR order.
+                    bgr[(2 - c) * dh * dw + oy * dw + ox] = v - BGR_MEAN[2 - c];
+                }
             }
         }
-        let x = Tensor::<B, 4>::from_data(TensorData::new(bgr, [1, 3, h, w]), &self.device);
-        let [dw, dh] = self.input_size([w as u32, h as u32]);
-        let x = resize_bilinear(x, dh as usize, dw as usize);
-        let mean = Tensor::<B, 1>::from_data(TensorData::new(BGR_MEAN.to_vec(), [3]), &self.device);
-        Ok(x - mean.reshape([1, 3, 1, 1]))
+        Ok(Tensor::from_data(
+            TensorData::new(bgr, [1, 3, dh, dw]),
+            &self.device,
+        ))
     }
 
     /// Raw network outputs for `image` (after [`preprocess`](Self::preprocess)).

@@ -170,7 +170,7 @@ mod tests {
         .tf_kernel_to_oihw(false);
         assert_eq!(t.shape, vec![3, 2, 1, 2]);
         // [o=2, i=1, y=0, x=1] -> 100 + 10 + 2.
-        assert_eq!(t.data[((2 * 2 + 1) * 1) * 2 + 1], 112.0);
+        assert_eq!(t.data[(2 * 2 + 1) * 2 + 1], 112.0);
 
         let dw = HostTensor {
             shape: vec![1, 2, 3, 1],

@@ -10,4 +10,4 @@ mod resize;
 pub use activation::{quick_gelu, relu6, Activation};
 pub use attention::PackedMultiheadAttention;
 pub use layers::{conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval};
-pub use resize::resize_bilinear;
+pub use resize::{bilinear_taps, resize_bilinear};

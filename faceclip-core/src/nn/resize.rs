@@ -5,17 +5,27 @@
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
-/// Interpolation matrix `[out, in]` of the half-pixel bilinear rule along one axis:
-/// source coordinate `(i + 0.5) · in/out − 0.5`, clamped at 0, neighbours clamped to the edge.
-fn interpolation_matrix(input: usize, output: usize) -> Vec<f32> {
-    let mut m = vec![0f32; output * input];
+/// The two source taps `(lo, hi, frac)` of every output index along one axis under PyTorch's
+/// half-pixel bilinear rule: source coordinate `(i + 0.5) · in/out − 0.5`, clamped at 0,
+/// neighbours clamped to the edge; the output is `(1 − frac) · src[lo] + frac · src[hi]`.
+/// Shared by [`resize_bilinear`] and host-side resizers (`input` and `output` must be non-zero).
+pub fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
     // f32 arithmetic, as PyTorch's CPU kernel computes source indices for float images.
     let scale = input as f32 / output as f32;
-    for i in 0..output {
-        let src = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
-        let lo = (src.floor() as usize).min(input - 1);
-        let hi = (lo + 1).min(input - 1);
-        let frac = src - lo as f32;
+    (0..output)
+        .map(|i| {
+            let src = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
+            let lo = (src.floor() as usize).min(input - 1);
+            let hi = (lo + 1).min(input - 1);
+            (lo, hi, src - lo as f32)
+        })
+        .collect()
+}
+
+/// Interpolation matrix `[out, in]` of [`bilinear_taps`].
+fn interpolation_matrix(input: usize, output: usize) -> Vec<f32> {
+    let mut m = vec![0f32; output * input];
+    for (i, (lo, hi, frac)) in bilinear_taps(input, output).into_iter().enumerate() {
         m[i * input + lo] += 1.0 - frac;
         m[i * input + hi] += frac;
     }
