@@ -6,6 +6,8 @@
 //! - [`nn`]: PyTorch-compatible layers shared by several models.
 //! - [`image`]: picture ⟷ tensor conversion.
 //! - [`parity`]: error metrics for comparisons with the PyTorch reference.
+//! - [`schedule`]: diffusion samplers (Euler discrete, DDIM) and seeded latent noise.
+//! - [`rng`]: the host-side random stream behind every seeded value.
 //! - [`backend`]: the only place naming concrete Burn backends.
 
 #![warn(missing_docs)]
@@ -15,6 +17,8 @@ pub mod error;
 pub mod image;
 pub mod nn;
 pub mod parity;
+pub mod rng;
+pub mod schedule;
 pub mod weights;
 
 pub use error::{InputError, LoadError};

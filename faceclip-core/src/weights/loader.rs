@@ -6,6 +6,7 @@
 //! ignored and unexpected keys, and strict loading can refuse a checkpoint that does not match.
 //! The same constructors build random-weight models from [`Weights::random`].
 
+use crate::rng::SplitMix64;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -396,20 +397,14 @@ fn random_range(key: &str, shape: &[usize]) -> (f64, f64) {
 /// FNV-1a hash.
 fn seeded_values(seed: u64, key: &str, shape: &[usize]) -> Vec<f32> {
     let (low, high) = random_range(key, shape);
-    let mut state = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    }) ^ seed;
+    let mut rng = SplitMix64::new(
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        }) ^ seed,
+    );
     let count: usize = shape.iter().product();
     (0..count)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
-            (low + (high - low) * unit) as f32
-        })
+        .map(|_| (low + (high - low) * rng.next_unit()) as f32)
         .collect()
 }
 

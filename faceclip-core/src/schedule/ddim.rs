@@ -1,0 +1,88 @@
+//! diffusers' `DDIMScheduler` with η = 0 (deterministic), epsilon prediction, no clipping.
+
+use burn::tensor::{backend::Backend, Tensor};
+
+use super::{check_index, NoiseSchedule, Scheduler};
+use crate::error::InputError;
+
+/// Deterministic DDIM sampler.
+#[derive(Debug, Clone)]
+pub struct Ddim {
+    schedule: NoiseSchedule,
+    alphas_cumprod: Vec<f32>,
+    /// `ᾱ` used after the last step: 1 with `set_alpha_to_one`, else `ᾱ_0` (SDXL).
+    final_alpha: f32,
+    timesteps: Vec<f64>,
+    stride: usize,
+}
+
+impl Ddim {
+    /// A sampler over `schedule`; `set_alpha_to_one` as diffusers' flag (SDXL: false).
+    pub fn new(schedule: NoiseSchedule, set_alpha_to_one: bool) -> Self {
+        let alphas_cumprod = schedule.alphas_cumprod();
+        let final_alpha = if set_alpha_to_one {
+            1.0
+        } else {
+            alphas_cumprod[0]
+        };
+        Self {
+            schedule,
+            alphas_cumprod,
+            final_alpha,
+            timesteps: Vec::new(),
+            stride: 1,
+        }
+    }
+
+    fn alpha(&self, t: i64) -> f32 {
+        if t >= 0 {
+            self.alphas_cumprod[(t as usize).min(self.alphas_cumprod.len() - 1)]
+        } else {
+            self.final_alpha
+        }
+    }
+}
+
+impl Scheduler for Ddim {
+    fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError> {
+        self.schedule.check_steps(steps)?;
+        self.timesteps = self
+            .schedule
+            .timesteps(steps)
+            .iter()
+            .map(|t| t.round())
+            .collect();
+        self.stride = self.schedule.train_steps / steps;
+        Ok(())
+    }
+
+    fn timesteps(&self) -> &[f64] {
+        &self.timesteps
+    }
+
+    fn init_noise_sigma(&self) -> f64 {
+        1.0
+    }
+
+    fn scale_model_input<B: Backend>(
+        &self,
+        sample: Tensor<B, 4>,
+        index: usize,
+    ) -> Result<Tensor<B, 4>, InputError> {
+        check_index(index, self.timesteps.len())?;
+        Ok(sample)
+    }
+
+    fn step<B: Backend>(
+        &self,
+        eps: Tensor<B, 4>,
+        index: usize,
+        sample: Tensor<B, 4>,
+    ) -> Result<Tensor<B, 4>, InputError> {
+        check_index(index, self.timesteps.len())?;
+        let t = self.timesteps[index] as i64;
+        let (a, a_prev) = (self.alpha(t), self.alpha(t - self.stride as i64));
+        let denoised = (sample - eps.clone() * (1.0 - a).sqrt()) / a.sqrt();
+        Ok(denoised * a_prev.sqrt() + eps * (1.0 - a_prev).sqrt())
+    }
+}

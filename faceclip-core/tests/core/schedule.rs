@@ -1,0 +1,168 @@
+//! The schedulers against diffusers 0.33 (`EulerDiscreteScheduler`, `DDIMScheduler`) with the
+//! SDXL configuration and spacing/Karras variants; fixture from
+//! `tools/parity/make_scheduler_fixtures.py`. A fixed stand-in model drives whole loops.
+
+use crate::fixture;
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use faceclip_core::backend::NdArray;
+use faceclip_core::parity::relative_l2;
+use faceclip_core::parity::to_vec;
+use faceclip_core::schedule::{
+    gaussian_noise, Ddim, EulerDiscrete, NoiseSchedule, Scheduler, TimestepSpacing,
+};
+use faceclip_core::weights::Checkpoint;
+
+const CASES: [&str; 11] = [
+    "euler_leading_1",
+    "euler_leading_4",
+    "euler_leading_25",
+    "euler_leading_50",
+    "euler_trailing_10",
+    "euler_linspace_10",
+    "euler_karras_20",
+    "ddim_leading_1",
+    "ddim_leading_10",
+    "ddim_leading_50",
+    "ddim_trailing_10",
+];
+
+fn schedule(name: &str) -> NoiseSchedule {
+    let spacing = if name.contains("trailing") {
+        TimestepSpacing::Trailing
+    } else if name.contains("linspace") {
+        TimestepSpacing::Linspace
+    } else {
+        TimestepSpacing::Leading
+    };
+    NoiseSchedule {
+        spacing,
+        ..NoiseSchedule::sdxl()
+    }
+}
+
+fn tensor<B: Backend>(io: &Checkpoint, key: &str, device: &B::Device) -> Tensor<B, 4> {
+    let (v, s) = io.read_f32(key).unwrap();
+    Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), device)
+}
+
+fn close(what: &str, actual: &[f32], expected: &[f32], tolerance: f64) {
+    let err = relative_l2(actual, expected);
+    println!("{what}: relative L2 error {err:.3e}");
+    assert!(
+        err <= tolerance,
+        "{what}: relative L2 error {err:.3e} > {tolerance:.0e}"
+    );
+}
+
+/// Runs the stand-in loop `eps = 0.5 cos(t/300) x_in + 0.3 n` and checks every stage.
+fn check_loop<B: Backend, S: Scheduler>(name: &str, mut s: S, io: &Checkpoint, device: &B::Device) {
+    let steps: usize = name.rsplit('_').next().unwrap().parse().unwrap();
+    s.set_timesteps(steps).unwrap();
+    let (t_ref, _) = io
+        .read_f32(&format!("{name}.timesteps"))
+        .unwrap_or_else(|_| {
+            let (v, shape) = io.read_i64(&format!("{name}.timesteps")).unwrap();
+            (v.iter().map(|x| *x as f32).collect(), shape)
+        });
+    let t_ours: Vec<f32> = s.timesteps().iter().map(|t| *t as f32).collect();
+    assert_eq!(t_ours.len(), t_ref.len(), "{name}: {t_ours:?} vs {t_ref:?}");
+    for (a, b) in t_ours.iter().zip(&t_ref) {
+        assert!(
+            (a - b).abs() < 1e-3,
+            "{name}: timesteps {t_ours:?} vs {t_ref:?}"
+        );
+    }
+    let (sigma, _) = io.read_f32(&format!("{name}.init_noise_sigma")).unwrap();
+    assert!(
+        (s.init_noise_sigma() as f32 - sigma[0]).abs() <= 1e-5 * sigma[0],
+        "{name}: init sigma"
+    );
+
+    let noise = tensor::<B>(io, "model_noise", device);
+    let mut x = tensor::<B>(io, "init", device) * s.init_noise_sigma() as f32;
+    let timesteps = s.timesteps().to_vec();
+    for (i, &t) in timesteps.iter().enumerate() {
+        let input = s.scale_model_input(x.clone(), i).unwrap();
+        let eps = input.clone() * (0.5 * (t as f32 / 300.0).cos()) + noise.clone() * 0.3;
+        x = s.step(eps, i, x).unwrap();
+        if i == 0 {
+            let (v, _) = io.read_f32(&format!("{name}.first_input")).unwrap();
+            close(&format!("{name} first input"), &to_vec(input), &v, 1e-5);
+            let (v, _) = io.read_f32(&format!("{name}.first_step")).unwrap();
+            close(&format!("{name} first step"), &to_vec(x.clone()), &v, 1e-5);
+        }
+    }
+    let (v, _) = io.read_f32(&format!("{name}.final")).unwrap();
+    close(&format!("{name} final"), &to_vec(x), &v, 1e-4);
+}
+
+fn check_all<B: Backend>(device: &B::Device) {
+    let io = Checkpoint::open(fixture("schedulers.safetensors")).unwrap();
+    for name in CASES {
+        if name.starts_with("euler") {
+            let s = EulerDiscrete::new(schedule(name), name.contains("karras"));
+            if let Ok((sigmas, _)) = io.read_f32(&format!("{name}.sigmas")) {
+                let mut probe = s.clone();
+                probe.set_timesteps(sigmas.len() - 1).unwrap();
+                close(&format!("{name} sigmas"), probe.sigmas(), &sigmas, 1e-6);
+            }
+            check_loop::<B, _>(name, s, &io, device);
+        } else {
+            check_loop::<B, _>(name, Ddim::new(schedule(name), false), &io, device);
+        }
+    }
+}
+
+#[test]
+fn schedulers_match_diffusers_ndarray() {
+    check_all::<NdArray>(&Default::default());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn schedulers_match_diffusers_wgpu() {
+    check_all::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+#[test]
+fn bad_step_counts_and_indices_are_errors() {
+    let mut s = EulerDiscrete::new(NoiseSchedule::sdxl(), false);
+    assert!(s.set_timesteps(0).is_err());
+    assert!(s.set_timesteps(1001).is_err());
+    let x = Tensor::<NdArray, 4>::zeros([1, 4, 2, 2], &Default::default());
+    // Not prepared yet: every index is out of range.
+    assert!(s.step(x.clone(), 0, x.clone()).is_err());
+    s.set_timesteps(5).unwrap();
+    assert!(s.scale_model_input(x.clone(), 5).is_err());
+    let mut d = Ddim::new(NoiseSchedule::sdxl(), false);
+    d.set_timesteps(3).unwrap();
+    assert!(d.step(x.clone(), 3, x).is_err());
+}
+
+#[test]
+fn seeded_noise_is_standard_normal_and_reproducible() {
+    let device = Default::default();
+    let a = to_vec(gaussian_noise::<NdArray, 4>(
+        453563,
+        [1, 4, 64, 64],
+        &device,
+    ));
+    assert_eq!(
+        a,
+        to_vec(gaussian_noise::<NdArray, 4>(
+            453563,
+            [1, 4, 64, 64],
+            &device
+        ))
+    );
+    assert_ne!(
+        a,
+        to_vec(gaussian_noise::<NdArray, 4>(1, [1, 4, 64, 64], &device))
+    );
+    let mean = a.iter().map(|v| *v as f64).sum::<f64>() / a.len() as f64;
+    let var = a.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
+    assert!(
+        mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+        "mean {mean}, var {var}"
+    );
+}
