@@ -6,7 +6,7 @@
 //! - [`nn`]: PyTorch-compatible layers shared by several models.
 //! - [`image`]: picture ⟷ tensor conversion.
 //! - [`parity`]: error metrics for comparisons with the PyTorch reference.
-//! - [`schedule`]: diffusion samplers (Euler discrete, DDIM) and seeded latent noise.
+//! - [`schedule`]: diffusion samplers (Euler discrete, DDIM, DPM++ 2M) and seeded latent noise.
 //! - [`rng`]: the host-side random stream behind every seeded value.
 //! - [`backend`]: the only place naming concrete Burn backends.
 

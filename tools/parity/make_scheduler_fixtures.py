@@ -4,7 +4,8 @@ Run by hand (never by CI) from the repository root, in the venv of requirements.
 
     ../pyref/bin/python tools/parity/make_scheduler_fixtures.py
 
-Reference: diffusers' `EulerDiscreteScheduler` and `DDIMScheduler` with the SDXL-base scheduler
+Reference: diffusers' `EulerDiscreteScheduler`, `DDIMScheduler` and `DPMSolverMultistepScheduler`
+(DPM++ 2M: dpmsolver++, order 2, midpoint) with the SDXL-base scheduler
 configuration (scaled-linear betas 0.00085 -> 0.012, 1000 training steps, "leading" spacing,
 steps_offset 1, epsilon prediction; DDIM with set_alpha_to_one and clip_sample off, as SDXL's
 scheduler_config.json), plus the spacing and Karras variants. For every case the fixture holds the
@@ -18,7 +19,7 @@ import os
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, EulerDiscreteScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from safetensors.numpy import save_file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -48,6 +49,12 @@ CASES = [
     ("ddim_leading_10", "ddim", {}, 10),
     ("ddim_leading_50", "ddim", {}, 50),
     ("ddim_trailing_10", "ddim", {"timestep_spacing": "trailing"}, 10),
+    ("dpm_leading_1", "dpm", {}, 1),
+    ("dpm_leading_10", "dpm", {}, 10),
+    ("dpm_leading_25", "dpm", {}, 25),
+    ("dpm_trailing_20", "dpm", {"timestep_spacing": "trailing"}, 20),
+    ("dpm_linspace_20", "dpm", {"timestep_spacing": "linspace"}, 20),
+    ("dpm_karras_20", "dpm", {"use_karras_sigmas": True}, 20),
 ]
 
 
@@ -55,6 +62,10 @@ def make(kind, overrides):
     config = {**SDXL, **overrides}
     if kind == "euler":
         return EulerDiscreteScheduler(**config)
+    if kind == "dpm":
+        config.pop("interpolation_type")
+        # DPM++ 2M: diffusers' defaults are algorithm "dpmsolver++", order 2, midpoint solver.
+        return DPMSolverMultistepScheduler(**config)
     config.pop("interpolation_type")
     config.pop("use_karras_sigmas")
     return DDIMScheduler(**config, clip_sample=False, set_alpha_to_one=False)
@@ -70,7 +81,7 @@ def main():
         s.set_timesteps(steps)
         tensors[f"{name}.timesteps"] = s.timesteps.numpy().astype(np.float64)
         tensors[f"{name}.init_noise_sigma"] = np.array([float(s.init_noise_sigma)], dtype=np.float64)
-        if kind == "euler":
+        if kind in ("euler", "dpm"):
             tensors[f"{name}.sigmas"] = s.sigmas.numpy().astype(np.float64)
         x = torch.from_numpy(x0) * s.init_noise_sigma
         for i, t in enumerate(s.timesteps):

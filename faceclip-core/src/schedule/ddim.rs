@@ -43,8 +43,9 @@ impl Ddim {
     }
 }
 
-impl Scheduler for Ddim {
-    fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError> {
+impl Ddim {
+    /// Prepares `steps` inference steps (see [`Scheduler::set_timesteps`]).
+    pub fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError> {
         self.schedule.check_steps(steps)?;
         self.timesteps = self
             .schedule
@@ -56,15 +57,26 @@ impl Scheduler for Ddim {
         Ok(())
     }
 
-    fn timesteps(&self) -> &[f64] {
+    /// The model timestep of each step, descending.
+    pub fn timesteps(&self) -> &[f64] {
         &self.timesteps
+    }
+}
+
+impl<B: Backend> Scheduler<B> for Ddim {
+    fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError> {
+        Ddim::set_timesteps(self, steps)
+    }
+
+    fn timesteps(&self) -> &[f64] {
+        Ddim::timesteps(self)
     }
 
     fn init_noise_sigma(&self) -> f64 {
         1.0
     }
 
-    fn scale_model_input<B: Backend>(
+    fn scale_model_input(
         &self,
         sample: Tensor<B, 4>,
         index: usize,
@@ -73,8 +85,8 @@ impl Scheduler for Ddim {
         Ok(sample)
     }
 
-    fn step<B: Backend>(
-        &self,
+    fn step(
+        &mut self,
         eps: Tensor<B, 4>,
         index: usize,
         sample: Tensor<B, 4>,

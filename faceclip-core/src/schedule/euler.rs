@@ -2,11 +2,11 @@
 
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{check_index, NoiseSchedule, Scheduler, TimestepSpacing};
+use super::{
+    check_index, karras_sigmas, sigma_at, t_of_sigma, train_sigmas, NoiseSchedule, Scheduler,
+    TimestepSpacing,
+};
 use crate::error::InputError;
-
-/// Karras et al.'s ρ.
-const KARRAS_RHO: f64 = 7.0;
 
 /// Euler discrete sampler (SDXL's default).
 #[derive(Debug, Clone)]
@@ -23,11 +23,7 @@ pub struct EulerDiscrete {
 impl EulerDiscrete {
     /// A sampler over `schedule`; `karras` spaces the σ's as Karras et al. (ρ = 7).
     pub fn new(schedule: NoiseSchedule, karras: bool) -> Self {
-        let train_sigmas = schedule
-            .alphas_cumprod()
-            .iter()
-            .map(|&a| ((1.0 - a) / a).sqrt())
-            .collect();
+        let train_sigmas = train_sigmas(&schedule.alphas_cumprod());
         Self {
             schedule,
             karras,
@@ -42,53 +38,20 @@ impl EulerDiscrete {
         &self.sigmas
     }
 
-    /// σ at a fractional training timestep (linear interpolation, `np.interp`).
-    fn sigma_at(&self, t: f64) -> f64 {
-        let last = self.train_sigmas.len() - 1;
-        let t = t.clamp(0.0, last as f64);
-        let lo = (t.floor() as usize).min(last);
-        let hi = (lo + 1).min(last);
-        let w = t - lo as f64;
-        self.train_sigmas[lo] as f64 * (1.0 - w) + self.train_sigmas[hi] as f64 * w
-    }
-
-    /// The fractional training timestep of σ (interpolating log σ, as diffusers' `_sigma_to_t`).
-    fn t_of_sigma(&self, sigma: f64) -> f64 {
-        let logs: Vec<f64> = self.train_sigmas.iter().map(|s| (*s as f64).ln()).collect();
-        let log_sigma = sigma.max(1e-10).ln();
-        let low = logs
-            .iter()
-            .filter(|&&l| log_sigma - l >= 0.0)
-            .count()
-            .saturating_sub(1)
-            .min(logs.len() - 2);
-        let (a, b) = (logs[low], logs[low + 1]);
-        let w = ((a - log_sigma) / (a - b)).clamp(0.0, 1.0);
-        (1.0 - w) * low as f64 + w * (low + 1) as f64
-    }
-}
-
-impl Scheduler for EulerDiscrete {
-    fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError> {
+    /// Prepares `steps` inference steps (see [`Scheduler::set_timesteps`]).
+    pub fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError> {
         self.schedule.check_steps(steps)?;
         let timesteps = self.schedule.timesteps(steps);
-        let mut sigmas: Vec<f64> = timesteps.iter().map(|&t| self.sigma_at(t)).collect();
+        let mut sigmas: Vec<f64> = timesteps
+            .iter()
+            .map(|&t| sigma_at(&self.train_sigmas, t))
+            .collect();
         self.timesteps = if self.karras {
-            let (max, min) = (sigmas[0], sigmas[sigmas.len() - 1]);
-            let (max_inv, min_inv) = (max.powf(1.0 / KARRAS_RHO), min.powf(1.0 / KARRAS_RHO));
-            sigmas = (0..steps)
-                .map(|i| {
-                    let ramp = if steps == 1 {
-                        0.0
-                    } else {
-                        i as f64 / (steps - 1) as f64
-                    };
-                    (max_inv + ramp * (min_inv - max_inv)).powf(KARRAS_RHO)
-                })
-                .collect();
+            // Between the σ's of the first and last spaced timesteps.
+            sigmas = karras_sigmas(sigmas[0], sigmas[sigmas.len() - 1], steps);
             sigmas
                 .iter()
-                .map(|&s| self.t_of_sigma(s) as f32 as f64)
+                .map(|&s| t_of_sigma(&self.train_sigmas, s) as f32 as f64)
                 .collect()
         } else {
             timesteps
@@ -97,8 +60,19 @@ impl Scheduler for EulerDiscrete {
         Ok(())
     }
 
-    fn timesteps(&self) -> &[f64] {
+    /// The model timestep of each step, descending.
+    pub fn timesteps(&self) -> &[f64] {
         &self.timesteps
+    }
+}
+
+impl<B: Backend> Scheduler<B> for EulerDiscrete {
+    fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError> {
+        EulerDiscrete::set_timesteps(self, steps)
+    }
+
+    fn timesteps(&self) -> &[f64] {
+        EulerDiscrete::timesteps(self)
     }
 
     fn init_noise_sigma(&self) -> f64 {
@@ -109,7 +83,7 @@ impl Scheduler for EulerDiscrete {
         }
     }
 
-    fn scale_model_input<B: Backend>(
+    fn scale_model_input(
         &self,
         sample: Tensor<B, 4>,
         index: usize,
@@ -119,8 +93,8 @@ impl Scheduler for EulerDiscrete {
         Ok(sample / (sigma * sigma + 1.0).sqrt())
     }
 
-    fn step<B: Backend>(
-        &self,
+    fn step(
+        &mut self,
         eps: Tensor<B, 4>,
         index: usize,
         sample: Tensor<B, 4>,

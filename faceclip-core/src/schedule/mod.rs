@@ -3,14 +3,18 @@
 //!
 //! - [`EulerDiscrete`]: SDXL's default (`EulerDiscreteScheduler`), optionally with Karras sigmas.
 //! - [`Ddim`]: deterministic DDIM (`DDIMScheduler`, η = 0).
+//! - [`DpmSolverMultistep`]: DPM-Solver++ 2M (`DPMSolverMultistepScheduler`), optionally with
+//!   Karras sigmas.
 //!
-//! Both follow diffusers 0.33 number for number (checked against it in the tests), including its
+//! All follow diffusers 0.33 number for number (checked against it in the tests), including its
 //! float32 noise schedule. The update runs on any backend; the schedule is host arithmetic.
 
 mod ddim;
+mod dpm;
 mod euler;
 
 pub use ddim::Ddim;
+pub use dpm::DpmSolverMultistep;
 pub use euler::EulerDiscrete;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
@@ -94,6 +98,29 @@ impl NoiseSchedule {
         Ok(())
     }
 
+    /// The timesteps of diffusers' multistep solvers, which space `steps + 1` points and drop
+    /// the last (leading and linspace) before adding the offset.
+    fn multistep_timesteps(&self, steps: usize) -> Vec<f64> {
+        let t = self.train_steps;
+        match self.spacing {
+            TimestepSpacing::Leading => {
+                let ratio = t / (steps + 1);
+                (1..=steps)
+                    .rev()
+                    .map(|k| (k * ratio + self.steps_offset) as f64)
+                    .collect()
+            }
+            TimestepSpacing::Linspace => {
+                let last = (t - 1) as f64;
+                (1..=steps)
+                    .rev()
+                    .map(|k| (last * k as f64 / steps as f64).round())
+                    .collect()
+            }
+            TimestepSpacing::Trailing => self.timesteps(steps).iter().map(|v| v.round()).collect(),
+        }
+    }
+
     /// The descending inference timesteps for `steps` steps, as diffusers computes them.
     fn timesteps(&self, steps: usize) -> Vec<f64> {
         let t = self.train_steps;
@@ -131,8 +158,12 @@ impl NoiseSchedule {
 }
 
 /// A diffusion sampler: timesteps, input scaling and the update from one model prediction.
-pub trait Scheduler {
-    /// Prepares `steps` inference steps (at least 1, at most the training steps).
+///
+/// Generic over the backend so that multistep samplers can keep earlier predictions and so that
+/// a pipeline can hold any of them as `Box<dyn Scheduler<B>>`.
+pub trait Scheduler<B: Backend> {
+    /// Prepares `steps` inference steps (at least 1, at most the training steps) and forgets any
+    /// state of an earlier run.
     fn set_timesteps(&mut self, steps: usize) -> Result<(), InputError>;
 
     /// The model timestep of each step, descending.
@@ -142,19 +173,68 @@ pub trait Scheduler {
     fn init_noise_sigma(&self) -> f64;
 
     /// The model input at step `index` for the current `sample`.
-    fn scale_model_input<B: Backend>(
+    fn scale_model_input(
         &self,
         sample: Tensor<B, 4>,
         index: usize,
     ) -> Result<Tensor<B, 4>, InputError>;
 
     /// The sample after step `index`, given the model's noise prediction `eps` for `sample`.
-    fn step<B: Backend>(
-        &self,
+    fn step(
+        &mut self,
         eps: Tensor<B, 4>,
         index: usize,
         sample: Tensor<B, 4>,
     ) -> Result<Tensor<B, 4>, InputError>;
+}
+
+/// Karras et al.'s σ spacing (ρ = 7) from `max` down to `min` in `steps` values.
+fn karras_sigmas(max: f64, min: f64, steps: usize) -> Vec<f64> {
+    const RHO: f64 = 7.0;
+    let (max_inv, min_inv) = (max.powf(1.0 / RHO), min.powf(1.0 / RHO));
+    (0..steps)
+        .map(|i| {
+            let ramp = if steps == 1 {
+                0.0
+            } else {
+                i as f64 / (steps - 1) as f64
+            };
+            (max_inv + ramp * (min_inv - max_inv)).powf(RHO)
+        })
+        .collect()
+}
+
+/// `σ_t = √((1 − ᾱ_t)/ᾱ_t)` of every training step, in float32 as diffusers.
+fn train_sigmas(alphas_cumprod: &[f32]) -> Vec<f32> {
+    alphas_cumprod
+        .iter()
+        .map(|&a| ((1.0 - a) / a).sqrt())
+        .collect()
+}
+
+/// σ at a fractional training timestep (linear interpolation, `np.interp`).
+fn sigma_at(train_sigmas: &[f32], t: f64) -> f64 {
+    let last = train_sigmas.len() - 1;
+    let t = t.clamp(0.0, last as f64);
+    let lo = (t.floor() as usize).min(last);
+    let hi = (lo + 1).min(last);
+    let w = t - lo as f64;
+    train_sigmas[lo] as f64 * (1.0 - w) + train_sigmas[hi] as f64 * w
+}
+
+/// The fractional training timestep of σ, interpolating log σ (diffusers' `_sigma_to_t`).
+fn t_of_sigma(train_sigmas: &[f32], sigma: f64) -> f64 {
+    let logs: Vec<f64> = train_sigmas.iter().map(|s| (*s as f64).ln()).collect();
+    let log_sigma = sigma.max(1e-10).ln();
+    let low = logs
+        .iter()
+        .filter(|&&l| log_sigma - l >= 0.0)
+        .count()
+        .saturating_sub(1)
+        .min(logs.len() - 2);
+    let (a, b) = (logs[low], logs[low + 1]);
+    let w = ((a - log_sigma) / (a - b)).clamp(0.0, 1.0);
+    (1.0 - w) * low as f64 + w * (low + 1) as f64
 }
 
 /// Checks a step index against the prepared timesteps.

@@ -1,4 +1,5 @@
-//! The schedulers against diffusers 0.33 (`EulerDiscreteScheduler`, `DDIMScheduler`) with the
+//! The schedulers against diffusers 0.33 (`EulerDiscreteScheduler`, `DDIMScheduler`,
+//! `DPMSolverMultistepScheduler` as DPM++ 2M) with the
 //! SDXL configuration and spacing/Karras variants; fixture from
 //! `tools/parity/make_scheduler_fixtures.py`. A fixed stand-in model drives whole loops.
 
@@ -8,11 +9,12 @@ use faceclip_core::backend::NdArray;
 use faceclip_core::parity::relative_l2;
 use faceclip_core::parity::to_vec;
 use faceclip_core::schedule::{
-    gaussian_noise, Ddim, EulerDiscrete, NoiseSchedule, Scheduler, TimestepSpacing,
+    gaussian_noise, Ddim, DpmSolverMultistep, EulerDiscrete, NoiseSchedule, Scheduler,
+    TimestepSpacing,
 };
 use faceclip_core::weights::Checkpoint;
 
-const CASES: [&str; 11] = [
+const CASES: [&str; 17] = [
     "euler_leading_1",
     "euler_leading_4",
     "euler_leading_25",
@@ -24,6 +26,12 @@ const CASES: [&str; 11] = [
     "ddim_leading_10",
     "ddim_leading_50",
     "ddim_trailing_10",
+    "dpm_leading_1",
+    "dpm_leading_10",
+    "dpm_leading_25",
+    "dpm_trailing_20",
+    "dpm_linspace_20",
+    "dpm_karras_20",
 ];
 
 fn schedule(name: &str) -> NoiseSchedule {
@@ -55,7 +63,12 @@ fn close(what: &str, actual: &[f32], expected: &[f32], tolerance: f64) {
 }
 
 /// Runs the stand-in loop `eps = 0.5 cos(t/300) x_in + 0.3 n` and checks every stage.
-fn check_loop<B: Backend, S: Scheduler>(name: &str, mut s: S, io: &Checkpoint, device: &B::Device) {
+fn check_loop<B: Backend, S: Scheduler<B>>(
+    name: &str,
+    mut s: S,
+    io: &Checkpoint,
+    device: &B::Device,
+) {
     let steps: usize = name.rsplit('_').next().unwrap().parse().unwrap();
     s.set_timesteps(steps).unwrap();
     let (t_ref, _) = io
@@ -98,15 +111,29 @@ fn check_loop<B: Backend, S: Scheduler>(name: &str, mut s: S, io: &Checkpoint, d
 
 fn check_all<B: Backend>(device: &B::Device) {
     let io = Checkpoint::open(fixture("schedulers.safetensors")).unwrap();
+    let sigmas = |name: &str, ours: &[f32], steps: usize| {
+        let (expected, _) = io.read_f32(&format!("{name}.sigmas")).unwrap();
+        assert_eq!(ours.len(), steps + 1, "{name}: sigma count");
+        close(&format!("{name} sigmas"), ours, &expected, 1e-6);
+    };
     for name in CASES {
+        let steps: usize = name.rsplit('_').next().unwrap().parse().unwrap();
+        let karras = name.contains("karras");
         if name.starts_with("euler") {
-            let s = EulerDiscrete::new(schedule(name), name.contains("karras"));
-            if let Ok((sigmas, _)) = io.read_f32(&format!("{name}.sigmas")) {
-                let mut probe = s.clone();
-                probe.set_timesteps(sigmas.len() - 1).unwrap();
-                close(&format!("{name} sigmas"), probe.sigmas(), &sigmas, 1e-6);
-            }
-            check_loop::<B, _>(name, s, &io, device);
+            let mut probe = EulerDiscrete::new(schedule(name), karras);
+            probe.set_timesteps(steps).unwrap();
+            sigmas(name, probe.sigmas(), steps);
+            check_loop::<B, _>(
+                name,
+                EulerDiscrete::new(schedule(name), karras),
+                &io,
+                device,
+            );
+        } else if name.starts_with("dpm") {
+            let mut probe = DpmSolverMultistep::<B>::new(schedule(name), karras);
+            probe.set_timesteps(steps).unwrap();
+            sigmas(name, probe.sigmas(), steps);
+            check_loop::<B, _>(name, probe, &io, device);
         } else {
             check_loop::<B, _>(name, Ddim::new(schedule(name), false), &io, device);
         }
@@ -136,7 +163,13 @@ fn bad_step_counts_and_indices_are_errors() {
     assert!(s.scale_model_input(x.clone(), 5).is_err());
     let mut d = Ddim::new(NoiseSchedule::sdxl(), false);
     d.set_timesteps(3).unwrap();
-    assert!(d.step(x.clone(), 3, x).is_err());
+    assert!(d.step(x.clone(), 3, x.clone()).is_err());
+    // DPM++ 2M keeps state: steps must run in order.
+    let mut dpm = DpmSolverMultistep::<NdArray>::new(NoiseSchedule::sdxl(), false);
+    dpm.set_timesteps(4).unwrap();
+    assert!(dpm.step(x.clone(), 1, x.clone()).is_err());
+    assert!(dpm.step(x.clone(), 0, x.clone()).is_ok());
+    assert!(dpm.step(x.clone(), 0, x).is_err());
 }
 
 #[test]
