@@ -7,6 +7,7 @@
 //! - [`encoders`]: the CLIP tokenizer, the OpenCLIP text towers and the ArcFace face ViT;
 //! - [`fusion`]: FaceCLIP's identity–text fuser, swappable alternatives, and the complete
 //!   FaceCLIP-SDXL encoder (`prompt_embeds [B, 77, 2048]`, `pooled [B, 1280]`).
+//! - [`unet`]: the image side of SDXL generation (so far the `AutoencoderKL` VAE).
 //!
 //! ```no_run
 //! use faceclip::backend::NdArray;
@@ -29,3 +30,4 @@ pub use faceclip_core as core;
 pub use faceclip_core::backend;
 pub use faceclip_encoders as encoders;
 pub use faceclip_fusion as fusion;
+pub use faceclip_unet as unet;

@@ -1,0 +1,99 @@
+//! `AutoencoderKl` against diffusers 0.33.1 on random weights with diffusers' key names.
+
+use crate::fixture;
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use faceclip_core::backend::NdArray;
+use faceclip_core::parity::assert_close;
+use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::LoadError;
+use faceclip_unet::{AutoencoderKl, VaeConfig};
+
+const TOLERANCE: f64 = 1e-4;
+
+fn load<B: Backend>(device: &B::Device) -> AutoencoderKl<B> {
+    let config =
+        VaeConfig::from_json(&std::fs::read_to_string(fixture("vae_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config.block_out_channels, vec![16, 32]);
+    assert!((config.scaling_factor - 0.13025).abs() < 1e-12);
+    let vb = Weights::<B>::open(
+        fixture("vae_weights.safetensors"),
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        device,
+    )
+    .unwrap();
+    let vae = AutoencoderKl::load(&vb, config).unwrap();
+    let report = vb.finish().expect("every tensor of the file is used");
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{report}"
+    );
+    vae
+}
+
+fn input<B: Backend>(io: &Checkpoint, key: &str, device: &B::Device) -> Tensor<B, 4> {
+    let (v, s) = io.read_f32(key).unwrap();
+    Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), device)
+}
+
+fn check_vae<B: Backend>(device: &B::Device) {
+    let vae = load::<B>(device);
+    let io = Checkpoint::open(fixture("vae_io.safetensors")).unwrap();
+    let mean = vae.encode(input(&io, "image", device)).unwrap();
+    assert_close("VAE encode", mean, &io, "encoded_mean", TOLERANCE);
+    let images = vae.decode(input(&io, "latents", device)).unwrap();
+    assert_close("VAE decode", images, &io, "decoded", TOLERANCE);
+    // Scaled latents (what the sampler produces) decode to the same images.
+    let scaled = input::<B>(&io, "latents", device) * vae.scaling_factor() as f32;
+    assert_close(
+        "VAE decode_scaled",
+        vae.decode_scaled(scaled).unwrap(),
+        &io,
+        "decoded",
+        TOLERANCE,
+    );
+}
+
+#[test]
+fn vae_matches_diffusers_ndarray() {
+    check_vae::<NdArray>(&Default::default());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn vae_matches_diffusers_wgpu() {
+    check_vae::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+#[test]
+fn bad_configs_weights_and_inputs_are_typed_errors() {
+    let device = Default::default();
+    assert!(matches!(
+        VaeConfig::from_json("{not json"),
+        Err(LoadError::Config(_))
+    ));
+    let err = VaeConfig::from_json(r#"{"down_block_types": ["DownBlock2D"]}"#).unwrap_err();
+    assert!(err.to_string().contains("DownBlock2D"), "{err}");
+    let err = VaeConfig::from_json(r#"{"block_out_channels": [30, 64], "norm_num_groups": 32}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("norm_num_groups"), "{err}");
+    // The SDXL preset against the tiny file: the first tensor has the wrong shape.
+    let vb = Weights::<NdArray>::open(
+        fixture("vae_weights.safetensors"),
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let err = AutoencoderKl::load(&vb, VaeConfig::sdxl()).unwrap_err();
+    assert!(matches!(err, LoadError::ShapeMismatch { .. }), "{err}");
+
+    let vae = load::<NdArray>(&device);
+    let odd = Tensor::<NdArray, 4>::zeros([1, 3, 33, 32], &device);
+    assert!(vae.encode(odd).is_err());
+    let grey = Tensor::<NdArray, 4>::zeros([1, 1, 32, 32], &device);
+    assert!(vae.encode(grey).is_err());
+    let wrong = Tensor::<NdArray, 4>::zeros([1, 3, 16, 16], &device);
+    assert!(vae.decode(wrong).is_err());
+}
