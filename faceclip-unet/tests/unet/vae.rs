@@ -97,3 +97,13 @@ fn bad_configs_weights_and_inputs_are_typed_errors() {
     let wrong = Tensor::<NdArray, 4>::zeros([1, 3, 16, 16], &device);
     assert!(vae.decode(wrong).is_err());
 }
+
+#[test]
+fn sdxl_preset_has_the_released_parameter_count() {
+    use burn::module::Module;
+    // diffusers' AutoencoderKL with SDXL's config.json has 83,653,863 parameters.
+    let vae =
+        AutoencoderKl::<NdArray>::load(&Weights::random(&Default::default()), VaeConfig::sdxl())
+            .unwrap();
+    assert_eq!(vae.num_params(), 83_653_863);
+}
