@@ -32,7 +32,8 @@ pub struct OnnxModel {
     pub file: PathBuf,
     /// Graph nodes in file order.
     pub nodes: Vec<OnnxNode>,
-    /// Float32 initializers by name, with `Identity` aliases of initializers resolved.
+    /// Float32 initializers by name, with `Identity` aliases of initializers resolved (other
+    /// element types are skipped).
     pub initializers: BTreeMap<String, HostTensor>,
 }
 
@@ -73,10 +74,10 @@ impl OnnxModel {
                         .map_err(&corrupt)?,
                 ),
                 5 => {
-                    let (name, tensor) =
-                        parse_tensor(value.bytes("GraphProto.initializer").map_err(&corrupt)?)
-                            .map_err(&corrupt)?;
-                    initializers.insert(name, tensor);
+                    let bytes = value.bytes("GraphProto.initializer").map_err(&corrupt)?;
+                    if let Some((name, tensor)) = parse_tensor(bytes).map_err(&corrupt)? {
+                        initializers.insert(name, tensor);
+                    }
                 }
                 _ => {}
             }
@@ -151,7 +152,9 @@ fn parse_int_attribute(bytes: &[u8]) -> Result<Option<(String, Vec<i64>)>, Strin
     Ok(is_int.then_some((name, ints)))
 }
 
-fn parse_tensor(bytes: &[u8]) -> Result<(String, HostTensor), String> {
+/// A float32 initializer's name and values; `None` for other element types (shape constants and
+/// the like, which weight loading never needs).
+fn parse_tensor(bytes: &[u8]) -> Result<Option<(String, HostTensor)>, String> {
     const FLOAT: u64 = 1;
     let mut name = String::new();
     let mut dims = Vec::new();
@@ -180,9 +183,7 @@ fn parse_tensor(bytes: &[u8]) -> Result<(String, HostTensor), String> {
         }
     }
     if data_type != FLOAT {
-        return Err(format!(
-            "initializer `{name}` has ONNX data type {data_type}; only float32 (1) is supported"
-        ));
+        return Ok(None);
     }
     let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
     let data = match raw {
@@ -206,7 +207,7 @@ fn parse_tensor(bytes: &[u8]) -> Result<(String, HostTensor), String> {
             data.len()
         ));
     }
-    Ok((name, HostTensor { shape, data }))
+    Ok(Some((name, HostTensor { shape, data })))
 }
 
 /// One decoded protobuf field value.
