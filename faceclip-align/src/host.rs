@@ -123,6 +123,28 @@ pub struct ConvSpec {
 }
 
 impl ConvSpec {
+    /// A 1×1, stride-1 convolution without padding.
+    pub fn pointwise(c_in: usize, c_out: usize) -> Self {
+        Self {
+            channels: [c_in, c_out],
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+        }
+    }
+
+    /// A 3×3 convolution with padding 1 (`groups = c_in` for a depthwise one).
+    pub fn k3(c_in: usize, c_out: usize, stride: usize, groups: usize) -> Self {
+        Self {
+            channels: [c_in, c_out],
+            kernel: 3,
+            stride,
+            padding: 1,
+            groups,
+        }
+    }
+
     /// The weight shape `[out, in / groups, k, k]`.
     pub fn weight_shape(&self) -> [usize; 4] {
         let [c_in, c_out] = self.channels;

@@ -142,16 +142,6 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-fn depthwise(channels: usize, stride: usize) -> ConvSpec {
-    ConvSpec {
-        channels: [channels, channels],
-        kernel: 3,
-        stride,
-        padding: 1,
-        groups: channels,
-    }
-}
-
 impl<B: Backend> MobileFace<B> {
     /// The embedder with the weights shipped in this crate.
     pub fn bundled(device: &B::Device) -> Result<Self, AlignError> {
@@ -182,13 +172,7 @@ impl<B: Backend> MobileFace<B> {
 
     fn from_weights(weights: &HostWeights, device: &B::Device) -> Result<Self, LoadError> {
         let l = Loader::<B> { weights, device };
-        let stem_spec = ConvSpec {
-            channels: [3, 32],
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-            groups: 1,
-        };
+        let stem_spec = ConvSpec::k3(3, 32, 2, 1);
         let stem = l.conv_prelu("conv1_weight", "prelu1_gamma", 0, stem_spec)?;
         let stages = STAGES
             .iter()
@@ -198,33 +182,24 @@ impl<B: Backend> MobileFace<B> {
                 let name = |s: &str| format!("stage{k}_unit1_{s}");
                 let act = 3 * i + 1;
                 Ok(Stage {
-                    project: l.conv(
-                        &name("conv0_0_weight"),
-                        ConvSpec {
-                            channels: [c_in, c_out],
-                            kernel: 1,
-                            stride: 1,
-                            padding: 0,
-                            groups: 1,
-                        },
-                    )?,
+                    project: l.conv(&name("conv0_0_weight"), ConvSpec::pointwise(c_in, c_out))?,
                     down: l.conv_prelu(
                         &name("conv0_1_df"),
                         &name("prelu0_gamma"),
                         act,
-                        depthwise(c_out, 2),
+                        ConvSpec::k3(c_out, c_out, 2, c_out),
                     )?,
                     res1: l.conv_prelu(
                         &name("conv1_df"),
                         &name("prelu1_gamma"),
                         act + 1,
-                        depthwise(c_out, 1),
+                        ConvSpec::k3(c_out, c_out, 1, c_out),
                     )?,
                     res2: l.conv_prelu(
                         &name("conv2_df"),
                         &name("prelu2_gamma"),
                         act + 2,
-                        depthwise(c_out, 1),
+                        ConvSpec::k3(c_out, c_out, 1, c_out),
                     )?,
                 })
             })

@@ -191,10 +191,14 @@ impl<B: Backend> ConvLoader<'_, B> {
     ) -> Result<(), LoadError> {
         out.push(self.conv_act(
             &format!("{prefix}.0.0"),
-            conv3(c_in, c_in, stride, c_in),
+            ConvSpec::k3(c_in, c_in, stride, c_in),
             true,
         )?);
-        out.push(self.conv_act(&format!("{prefix}.1.0"), conv1(c_in, c_out), true)?);
+        out.push(self.conv_act(
+            &format!("{prefix}.1.0"),
+            ConvSpec::pointwise(c_in, c_out),
+            true,
+        )?);
         Ok(())
     }
 
@@ -202,32 +206,12 @@ impl<B: Backend> ConvLoader<'_, B> {
         let s = |name: &str| format!("ssh{level}.{name}");
         let c = FPN_CHANNELS;
         Ok(Ssh {
-            conv3x3: self.conv_act(&s("conv3X3.0"), conv3(c, c / 2, 1, 1), false)?,
-            conv5x5_1: self.conv_act(&s("conv5X5_1.0"), conv3(c, c / 4, 1, 1), true)?,
-            conv5x5_2: self.conv_act(&s("conv5X5_2.0"), conv3(c / 4, c / 4, 1, 1), false)?,
-            conv7x7_2: self.conv_act(&s("conv7X7_2.0"), conv3(c / 4, c / 4, 1, 1), true)?,
-            conv7x7_3: self.conv_act(&s("conv7x7_3.0"), conv3(c / 4, c / 4, 1, 1), false)?,
+            conv3x3: self.conv_act(&s("conv3X3.0"), ConvSpec::k3(c, c / 2, 1, 1), false)?,
+            conv5x5_1: self.conv_act(&s("conv5X5_1.0"), ConvSpec::k3(c, c / 4, 1, 1), true)?,
+            conv5x5_2: self.conv_act(&s("conv5X5_2.0"), ConvSpec::k3(c / 4, c / 4, 1, 1), false)?,
+            conv7x7_2: self.conv_act(&s("conv7X7_2.0"), ConvSpec::k3(c / 4, c / 4, 1, 1), true)?,
+            conv7x7_3: self.conv_act(&s("conv7x7_3.0"), ConvSpec::k3(c / 4, c / 4, 1, 1), false)?,
         })
-    }
-}
-
-fn conv3(c_in: usize, c_out: usize, stride: usize, groups: usize) -> ConvSpec {
-    ConvSpec {
-        channels: [c_in, c_out],
-        kernel: 3,
-        stride,
-        padding: 1,
-        groups,
-    }
-}
-
-fn conv1(c_in: usize, c_out: usize) -> ConvSpec {
-    ConvSpec {
-        channels: [c_in, c_out],
-        kernel: 1,
-        stride: 1,
-        padding: 0,
-        groups: 1,
     }
 }
 
@@ -235,7 +219,7 @@ impl<B: Backend> RetinaFace<B> {
     /// Builds the network from a parsed ONNX export of RetinaFace MobileNet-0.25.
     pub fn from_onnx(model: &OnnxModel, device: &B::Device) -> Result<Self, LoadError> {
         let l = ConvLoader::<B> { model, device };
-        let mut stage1 = vec![l.conv_act("fx.stage1.0.0", conv3(3, 8, 2, 1), true)?];
+        let mut stage1 = vec![l.conv_act("fx.stage1.0.0", ConvSpec::k3(3, 8, 2, 1), true)?];
         for (k, (c_in, c_out, stride)) in [
             (8, 16, 1),
             (16, 32, 2),
@@ -268,14 +252,20 @@ impl<B: Backend> RetinaFace<B> {
         let fpn_outputs = [64, 128, 256]
             .into_iter()
             .enumerate()
-            .map(|(i, c_in)| l.conv_act(&format!("fpn.output{}.0", i + 1), conv1(c_in, c), true))
+            .map(|(i, c_in)| {
+                l.conv_act(
+                    &format!("fpn.output{}.0", i + 1),
+                    ConvSpec::pointwise(c_in, c),
+                    true,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let heads = |name: &str, per_anchor: usize| {
             (0..3)
                 .map(|i| {
                     l.conv(
                         &format!("{name}.{name}.{i}"),
-                        conv1(c, ANCHORS_PER_CELL * per_anchor),
+                        ConvSpec::pointwise(c, ANCHORS_PER_CELL * per_anchor),
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -285,8 +275,8 @@ impl<B: Backend> RetinaFace<B> {
             stage2,
             stage3,
             fpn_outputs,
-            merge1: l.conv_act("fpn.merge1.0", conv3(c, c, 1, 1), true)?,
-            merge2: l.conv_act("fpn.merge2.0", conv3(c, c, 1, 1), true)?,
+            merge1: l.conv_act("fpn.merge1.0", ConvSpec::k3(c, c, 1, 1), true)?,
+            merge2: l.conv_act("fpn.merge2.0", ConvSpec::k3(c, c, 1, 1), true)?,
             ssh: (1..=3).map(|i| l.ssh(i)).collect::<Result<Vec<_>, _>>()?,
             class_heads: heads("class_head", 2)?,
             bbox_heads: heads("bbox_head", 4)?,

@@ -72,19 +72,6 @@ impl<B: Backend> Scheduler<B> for Ddim {
         Ddim::timesteps(self)
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(
-        &self,
-        sample: Tensor<B, 4>,
-        index: usize,
-    ) -> Result<Tensor<B, 4>, InputError> {
-        check_index(index, self.timesteps.len())?;
-        Ok(sample)
-    }
-
     fn step(
         &mut self,
         eps: Tensor<B, 4>,

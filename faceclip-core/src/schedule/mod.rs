@@ -169,15 +169,21 @@ pub trait Scheduler<B: Backend> {
     /// The model timestep of each step, descending.
     fn timesteps(&self) -> &[f64];
 
-    /// Standard deviation of the initial latent noise.
-    fn init_noise_sigma(&self) -> f64;
+    /// Standard deviation of the initial latent noise (1 unless the sampler works in σ space).
+    fn init_noise_sigma(&self) -> f64 {
+        1.0
+    }
 
-    /// The model input at step `index` for the current `sample`.
+    /// The model input at step `index` for the current `sample` (unchanged unless the sampler
+    /// works in σ space).
     fn scale_model_input(
         &self,
         sample: Tensor<B, 4>,
         index: usize,
-    ) -> Result<Tensor<B, 4>, InputError>;
+    ) -> Result<Tensor<B, 4>, InputError> {
+        check_index(index, self.timesteps().len())?;
+        Ok(sample)
+    }
 
     /// The sample after step `index`, given the model's noise prediction `eps` for `sample`.
     fn step(
