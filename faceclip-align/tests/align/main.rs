@@ -23,6 +23,17 @@ pub fn reference() -> Checkpoint {
     Checkpoint::open(fixture("align_reference.safetensors")).unwrap()
 }
 
+/// Every image the fixture script detected on (see `case`).
+pub const CASES: [&str; 7] = [
+    "astronaut",
+    "rot20",
+    "half",
+    "flip",
+    "grey",
+    "canvas",
+    "camera",
+];
+
 /// The public-domain astronaut photo shipped at the repository root.
 pub fn astronaut() -> RgbImage {
     load_photo(format!(
