@@ -7,7 +7,10 @@
 //! - [`encoders`]: the CLIP tokenizer, the OpenCLIP text towers and the ArcFace face ViT;
 //! - [`fusion`]: FaceCLIP's identity–text fuser, swappable alternatives, and the complete
 //!   FaceCLIP-SDXL encoder (`prompt_embeds [B, 77, 2048]`, `pooled [B, 1280]`).
-//! - [`unet`]: the image side of SDXL generation (so far the `AutoencoderKL` VAE).
+//! - [`unet`]: the image side of SDXL generation: the UNet, the VAE and the guided denoising
+//!   loop;
+//! - [`pipeline`]: [`Pipeline::generate`](pipeline::Pipeline::generate), photo and prompt in,
+//!   images of that person out.
 //!
 //! ```no_run
 //! use faceclip::backend::NdArray;
@@ -24,6 +27,8 @@
 //! ```
 
 #![warn(missing_docs)]
+
+pub mod pipeline;
 
 pub use faceclip_align as align;
 pub use faceclip_core as core;

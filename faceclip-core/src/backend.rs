@@ -24,3 +24,8 @@ pub type WgpuDevice = burn_wgpu::WgpuDevice;
 /// The device of [`Cuda`].
 #[cfg(feature = "cuda")]
 pub type CudaDevice = burn_cuda::CudaDevice;
+
+/// NVIDIA GPUs through CUDA with `bf16` tensors (weights and activations), the precision the
+/// GPU benchmarks compare with PyTorch's bf16 runs.
+#[cfg(feature = "cuda")]
+pub type CudaBf16 = burn_cuda::Cuda<burn::tensor::bf16, i32>;

@@ -123,6 +123,14 @@ pub enum InputError {
         /// The exclusive upper bound.
         limit: i64,
     },
+    /// A setting or scalar input is unusable (NaN guidance, bad tiling, …).
+    #[error("{what}: {reason}")]
+    Value {
+        /// What was passed.
+        what: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// An image file could not be decoded.
     #[error("cannot decode image {file}: {reason}")]
     Image {

@@ -67,3 +67,29 @@ pub fn check_rgb_batch<B: Backend>(images: &Tensor<B, 4>, what: &str) -> Result<
     }
     Ok(())
 }
+
+/// Converts a batch `[batch, 3, H, W]` with values in `[0, 1]` to 8-bit RGB images, rounding as
+/// diffusers' `numpy_to_pil` (`round(x · 255)`); values outside `[0, 1]` are clamped.
+pub fn images_from_tensor<B: Backend>(images: Tensor<B, 4>) -> Result<Vec<RgbImage>, InputError> {
+    check_rgb_batch(&images, "image batch")?;
+    let [batch, _, h, w] = images.dims();
+    let values = images
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| InputError::Value {
+            what: "image batch".into(),
+            reason: format!("cannot read tensor data: {e:?}"),
+        })?;
+    let plane = h * w;
+    Ok((0..batch)
+        .map(|b| {
+            let chw = &values[b * 3 * plane..(b + 1) * 3 * plane];
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let i = y as usize * w + x as usize;
+                let px = |c: usize| (chw[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8;
+                image::Rgb([px(0), px(1), px(2)])
+            })
+        })
+        .collect())
+}

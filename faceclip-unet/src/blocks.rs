@@ -57,19 +57,21 @@ pub fn load_conv3<B: Backend>(
     load_conv(vb, channels, 3, 1, [1; 4])
 }
 
-/// diffusers' `ResnetBlock2D` without time embedding: `x + conv2(silu(norm2(conv1(silu(norm1(x))))))`,
-/// with a 1×1 `conv_shortcut` when the width changes.
+/// diffusers' `ResnetBlock2D`: `x + conv2(silu(norm2(conv1(silu(norm1(x))) + t)))`, where `t` is
+/// the projected time embedding (UNet only), with a 1×1 `conv_shortcut` when the width changes.
 #[derive(Module, Debug)]
 pub struct ResnetBlock2D<B: Backend> {
     norm1: GroupNorm<B>,
     conv1: Conv2d<B>,
+    time_emb_proj: Option<Linear<B>>,
     norm2: GroupNorm<B>,
     conv2: Conv2d<B>,
     shortcut: Option<Conv2d<B>>,
 }
 
 impl<B: Backend> ResnetBlock2D<B> {
-    /// Loads `norm1, conv1, norm2, conv2[, conv_shortcut]` from `vb`.
+    /// Loads `norm1, conv1, norm2, conv2[, conv_shortcut]` from `vb` (the VAE's blocks, no time
+    /// embedding).
     pub fn load(
         vb: &Weights<B>,
         c_in: usize,
@@ -77,9 +79,23 @@ impl<B: Backend> ResnetBlock2D<B> {
         groups: usize,
         eps: f64,
     ) -> Result<Self, LoadError> {
+        Self::load_with_time(vb, [c_in, c_out], None, groups, eps)
+    }
+
+    /// Loads the block; with `time_dim`, also `time_emb_proj` (`Linear(time_dim, c_out)`).
+    pub fn load_with_time(
+        vb: &Weights<B>,
+        [c_in, c_out]: [usize; 2],
+        time_dim: Option<usize>,
+        groups: usize,
+        eps: f64,
+    ) -> Result<Self, LoadError> {
         Ok(Self {
             norm1: load_group_norm(&vb.pp("norm1"), groups, c_in, eps)?,
             conv1: load_conv3(&vb.pp("conv1"), [c_in, c_out])?,
+            time_emb_proj: time_dim
+                .map(|t| load_linear(&vb.pp("time_emb_proj"), t, c_out, true))
+                .transpose()?,
             norm2: load_group_norm(&vb.pp("norm2"), groups, c_out, eps)?,
             conv2: load_conv3(&vb.pp("conv2"), [c_out, c_out])?,
             shortcut: if c_in != c_out {
@@ -96,9 +112,19 @@ impl<B: Backend> ResnetBlock2D<B> {
         })
     }
 
-    /// Applies the block to `[batch, c_in, h, w]`.
+    /// Applies the block to `[batch, c_in, h, w]` (blocks without a time projection).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        self.forward_with_time(x, None)
+    }
+
+    /// Applies the block; `time` is `silu(temb)` `[batch, time_dim]`, used when the block has a
+    /// time projection.
+    pub fn forward_with_time(&self, x: Tensor<B, 4>, time: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
+        let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        if let (Some(proj), Some(time)) = (&self.time_emb_proj, time) {
+            let [b, c] = [h.dims()[0], h.dims()[1]];
+            h = h + proj.forward(time.clone()).reshape([b, c, 1, 1]);
+        }
         let h = self.conv2.forward(silu(self.norm2.forward(h)));
         let skip = match &self.shortcut {
             Some(conv) => conv_forward(conv, x),

@@ -1,10 +1,16 @@
 //! The image side of FaceCLIP-SDXL generation, as diffusers builds it, on any Burn backend.
 //!
+//! - [`UNet2DConditionModel`]: diffusers' UNet with the released `unet/config.json`
+//!   ([`UNetConfig::from_json`], [`UNetConfig::sdxl`]), SDXL's text_time conditioning
+//!   ([`TextTimeCondition`]) and diffusers' key names (FaceCLIP's `unet.pt` or safetensors).
 //! - [`AutoencoderKl`]: diffusers' `AutoencoderKL` (the SDXL VAE): [`encode`](AutoencoderKl::encode)
-//!   images to the latent mean, [`decode`](AutoencoderKl::decode) latents to images, with the
-//!   released `config.json` ([`VaeConfig::from_json`]) and diffusers' safetensors key names.
-//! - [`blocks`]: the building blocks shared with the UNet (ResNet block, spatial self-attention,
-//!   up/down-sampling).
+//!   images to the latent mean, [`decode`](AutoencoderKl::decode) latents to images (also
+//!   [tiled](AutoencoderKl::decode_tiled)), with the released `config.json`
+//!   ([`VaeConfig::from_json`]) and diffusers' safetensors key names.
+//! - [`denoise`]: the SDXL sampling loop with classifier-free guidance over any
+//!   [`Scheduler`](faceclip_core::schedule::Scheduler).
+//! - [`blocks`]: the building blocks shared by the UNet and the VAE (ResNet block, spatial
+//!   self-attention, up/down-sampling).
 //!
 //! ```no_run
 //! use faceclip_core::backend::NdArray;
@@ -29,6 +35,13 @@
 #![warn(missing_docs)]
 
 pub mod blocks;
+mod json;
+mod sampling;
+mod tiling;
+pub mod unet;
 mod vae;
 
+pub use sampling::{denoise, Conditioning, DenoiseError, StepProgress};
+pub use tiling::VaeTiling;
+pub use unet::{LevelKind, TextTimeCondition, TextTimeConfig, UNet2DConditionModel, UNetConfig};
 pub use vae::{AutoencoderKl, VaeConfig};

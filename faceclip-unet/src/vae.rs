@@ -9,12 +9,12 @@ use faceclip_core::image::check_rgb_batch;
 use faceclip_core::nn::conv_forward;
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
-use serde_json::Value;
 
 use crate::blocks::{
     load_conv, load_conv3, load_group_norm, upsample_nearest_2x, ResnetBlock2D,
     SpatialSelfAttention,
 };
+use crate::json::ConfigJson;
 
 /// The configuration of an `AutoencoderKL` (the keys of diffusers' `config.json` that matter).
 #[derive(Debug, Clone, PartialEq)]
@@ -65,64 +65,29 @@ impl VaeConfig {
     /// Reads diffusers' `config.json`; absent keys take diffusers' defaults. Only the plain
     /// `DownEncoderBlock2D`/`UpDecoderBlock2D` layout with SiLU is supported.
     pub fn from_json(json: &str) -> Result<Self, LoadError> {
-        let bad = |why: String| LoadError::Config(format!("VAE config.json: {why}"));
-        let v: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-        let usize_of = |key: &str, default: usize| -> Result<usize, LoadError> {
-            match v.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(x) => x
-                    .as_u64()
-                    .map(|n| n as usize)
-                    .ok_or_else(|| bad(format!("`{key}` must be a whole number, got {x}"))),
-            }
-        };
-        let bool_of = |key: &str| v.get(key).and_then(Value::as_bool).unwrap_or(true);
+        let cfg = ConfigJson::parse(json, "VAE config.json")?;
         for (key, expected) in [
             ("down_block_types", "DownEncoderBlock2D"),
             ("up_block_types", "UpDecoderBlock2D"),
         ] {
-            if let Some(types) = v.get(key).and_then(Value::as_array) {
-                if let Some(other) = types.iter().find(|t| t.as_str() != Some(expected)) {
-                    return Err(bad(format!(
-                        "`{key}` contains {other}; only {expected} is supported"
-                    )));
-                }
+            if let Some(other) = cfg.strings(key, &[])?.iter().find(|t| *t != expected) {
+                return Err(cfg.error(format!(
+                    "`{key}` contains {other}; only {expected} is supported"
+                )));
             }
         }
-        if let Some(act) = v.get("act_fn").and_then(Value::as_str) {
-            if act != "silu" {
-                return Err(bad(format!("act_fn `{act}` is not supported (silu only)")));
-            }
-        }
-        let block_out_channels = match v.get("block_out_channels") {
-            None => vec![64],
-            Some(x) => x
-                .as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .map(|c| c.as_u64().map(|c| c as usize))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .ok_or_else(|| {
-                    bad(format!(
-                        "`block_out_channels` must be a list of whole numbers, got {x}"
-                    ))
-                })?,
-        };
+        cfg.require("act_fn", &["silu".into()])?;
         let config = Self {
-            in_channels: usize_of("in_channels", 3)?,
-            out_channels: usize_of("out_channels", 3)?,
-            latent_channels: usize_of("latent_channels", 4)?,
-            block_out_channels,
-            layers_per_block: usize_of("layers_per_block", 1)?,
-            norm_num_groups: usize_of("norm_num_groups", 32)?,
-            scaling_factor: v
-                .get("scaling_factor")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.18215),
-            mid_block_add_attention: bool_of("mid_block_add_attention"),
-            use_quant_conv: bool_of("use_quant_conv"),
-            use_post_quant_conv: bool_of("use_post_quant_conv"),
+            in_channels: cfg.usize("in_channels", 3)?,
+            out_channels: cfg.usize("out_channels", 3)?,
+            latent_channels: cfg.usize("latent_channels", 4)?,
+            block_out_channels: cfg.usizes("block_out_channels", &[64])?,
+            layers_per_block: cfg.usize("layers_per_block", 1)?,
+            norm_num_groups: cfg.usize("norm_num_groups", 32)?,
+            scaling_factor: cfg.f64("scaling_factor", 0.18215)?,
+            mid_block_add_attention: cfg.bool("mid_block_add_attention", true)?,
+            use_quant_conv: cfg.bool("use_quant_conv", true)?,
+            use_post_quant_conv: cfg.bool("use_post_quant_conv", true)?,
         };
         config.validate()?;
         Ok(config)
@@ -386,6 +351,11 @@ impl<B: Backend> AutoencoderKl<B> {
     /// The latent scaling factor.
     pub fn scaling_factor(&self) -> f64 {
         self.scaling_factor
+    }
+
+    /// Spatial reduction from image to latent (8 for SDXL).
+    pub fn downscale(&self) -> usize {
+        self.downscale
     }
 
     /// Encodes images `[batch, 3, H, W]` in `[-1, 1]` (H, W multiples of the downscale factor)

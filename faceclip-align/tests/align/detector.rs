@@ -120,3 +120,14 @@ fn raw_outputs_and_detections_match_reference_wgpu() {
         check_detections(name, &detector);
     }
 }
+
+#[cfg(feature = "cuda")]
+#[test]
+fn raw_outputs_and_detections_match_reference_cuda() {
+    let device = Default::default();
+    check_raw::<faceclip_core::backend::Cuda>("astronaut", &device);
+    let detector = FaceDetector::<faceclip_core::backend::Cuda>::bundled(&device).unwrap();
+    for name in ["astronaut", "canvas"] {
+        check_detections(name, &detector);
+    }
+}

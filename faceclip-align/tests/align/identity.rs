@@ -51,6 +51,12 @@ fn mobileface_matches_tfjs_graph_wgpu() {
     check_noise::<faceclip_core::backend::Wgpu>(&Default::default());
 }
 
+#[cfg(feature = "cuda")]
+#[test]
+fn mobileface_matches_tfjs_graph_cuda() {
+    check_noise::<faceclip_core::backend::Cuda>(&Default::default());
+}
+
 #[test]
 fn same_person_scores_above_another_person() {
     let device = Default::default();

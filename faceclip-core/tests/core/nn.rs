@@ -49,6 +49,12 @@ fn packed_attention_matches_torch_wgpu() {
     check_packed_attention::<faceclip_core::backend::Wgpu>(&Default::default());
 }
 
+#[cfg(feature = "cuda")]
+#[test]
+fn packed_attention_matches_torch_cuda() {
+    check_packed_attention::<faceclip_core::backend::Cuda>(&Default::default());
+}
+
 /// `conv_forward` on a 1×1 convolution over a large map (where Burn 0.21's wgpu convolution is
 /// wrong) against the sum written out on the host; 3×3 convolutions take Burn's own path.
 fn check_pointwise_conv<B: Backend>(device: &B::Device) {
@@ -101,4 +107,10 @@ fn pointwise_conv_matches_host_sum_ndarray() {
 #[test]
 fn pointwise_conv_matches_host_sum_wgpu() {
     check_pointwise_conv::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn pointwise_conv_matches_host_sum_cuda() {
+    check_pointwise_conv::<faceclip_core::backend::Cuda>(&Default::default());
 }

@@ -151,6 +151,12 @@ fn schedulers_match_diffusers_wgpu() {
     check_all::<faceclip_core::backend::Wgpu>(&Default::default());
 }
 
+#[cfg(feature = "cuda")]
+#[test]
+fn schedulers_match_diffusers_cuda() {
+    check_all::<faceclip_core::backend::Cuda>(&Default::default());
+}
+
 #[test]
 fn bad_step_counts_and_indices_are_errors() {
     let mut s = EulerDiscrete::new(NoiseSchedule::sdxl(), false);

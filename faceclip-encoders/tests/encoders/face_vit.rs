@@ -75,3 +75,9 @@ fn face_vit_matches_timm_ndarray() {
 fn face_vit_matches_timm_wgpu() {
     check_face_vit::<faceclip_core::backend::Wgpu>(&Default::default());
 }
+
+#[cfg(feature = "cuda")]
+#[test]
+fn face_vit_matches_timm_cuda() {
+    check_face_vit::<faceclip_core::backend::Cuda>(&Default::default());
+}

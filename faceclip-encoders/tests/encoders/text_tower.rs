@@ -90,8 +90,24 @@ fn quickgelu_tower_matches_open_clip_wgpu() {
     );
 }
 
+#[cfg(feature = "cuda")]
+#[test]
+fn quickgelu_tower_matches_open_clip_cuda() {
+    check_tower::<faceclip_core::backend::Cuda>(
+        "text_quickgelu",
+        quickgelu_config(),
+        &Default::default(),
+    );
+}
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn gelu_tower_matches_open_clip_wgpu() {
     check_tower::<faceclip_core::backend::Wgpu>("text_gelu", gelu_config(), &Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn gelu_tower_matches_open_clip_cuda() {
+    check_tower::<faceclip_core::backend::Cuda>("text_gelu", gelu_config(), &Default::default());
 }

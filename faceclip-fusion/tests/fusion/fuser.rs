@@ -112,10 +112,22 @@ fn fuser_layers_match_grounding_dino_wgpu() {
     check_layers::<faceclip_core::backend::Wgpu>(&Default::default());
 }
 
+#[cfg(feature = "cuda")]
+#[test]
+fn fuser_layers_match_grounding_dino_cuda() {
+    check_layers::<faceclip_core::backend::Cuda>(&Default::default());
+}
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn fuser_matches_reference_loop_wgpu() {
     check_fuser::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn fuser_matches_reference_loop_cuda() {
+    check_fuser::<faceclip_core::backend::Cuda>(&Default::default());
 }
 
 #[test]

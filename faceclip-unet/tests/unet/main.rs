@@ -1,11 +1,30 @@
-//! Integration tests of faceclip-unet: the VAE against diffusers' `AutoencoderKL` at a tiny
-//! SDXL-style configuration (fixture from `tools/parity/make_unet_fixtures.py`), and bad input.
+//! Integration tests of faceclip-unet against diffusers at tiny configurations (fixtures from
+//! `tools/parity/make_unet_fixtures.py`): the UNet, the VAE (plain and tiled), the whole
+//! denoising loop + decode vs `StableDiffusionXLPipeline`, and bad input.
 //!
 //! One test binary per crate keeps clean builds short (each binary instantiates the backends).
 
+mod pipeline;
+mod unet_model;
 mod vae;
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use faceclip_core::weights::Checkpoint;
 
 /// Path of a committed fixture.
 pub fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Tensor `key` of a fixture file, on `device`.
+pub fn tensor<B: Backend, const D: usize>(
+    io: &Checkpoint,
+    key: &str,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let (values, shape) = io.read_f32(key).unwrap();
+    let shape: [usize; D] = shape
+        .try_into()
+        .unwrap_or_else(|s| panic!("{key}: shape {s:?} is not {D}-D"));
+    Tensor::from_data(TensorData::new(values, shape), device)
 }

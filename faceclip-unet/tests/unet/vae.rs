@@ -1,12 +1,12 @@
 //! `AutoencoderKl` against diffusers 0.33.1 on random weights with diffusers' key names.
 
 use crate::fixture;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 use faceclip_core::LoadError;
-use faceclip_unet::{AutoencoderKl, VaeConfig};
+use faceclip_unet::{AutoencoderKl, VaeConfig, VaeTiling};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -33,8 +33,7 @@ fn load<B: Backend>(device: &B::Device) -> AutoencoderKl<B> {
 }
 
 fn input<B: Backend>(io: &Checkpoint, key: &str, device: &B::Device) -> Tensor<B, 4> {
-    let (v, s) = io.read_f32(key).unwrap();
-    Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), device)
+    crate::tensor(io, key, device)
 }
 
 fn check_vae<B: Backend>(device: &B::Device) {
@@ -64,6 +63,12 @@ fn vae_matches_diffusers_ndarray() {
 #[test]
 fn vae_matches_diffusers_wgpu() {
     check_vae::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn vae_matches_diffusers_cuda() {
+    check_vae::<faceclip_core::backend::Cuda>(&Default::default());
 }
 
 #[test]
@@ -106,4 +111,42 @@ fn sdxl_preset_has_the_released_parameter_count() {
         AutoencoderKl::<NdArray>::load(&Weights::random(&Default::default()), VaeConfig::sdxl())
             .unwrap();
     assert_eq!(vae.num_params(), 83_653_863);
+}
+
+#[test]
+fn tiled_decode_matches_diffusers_tiling() {
+    // diffusers' enable_tiling() with 8×8 latent tiles, overlap factor 0.25, on 20×14 latents:
+    // 4 × 3 overlapping tiles, blended as diffusers does (in place, row by row).
+    let device = Default::default();
+    let vae = load::<NdArray>(&device);
+    let io = Checkpoint::open(fixture("vae_tiled_io.safetensors")).unwrap();
+    let tiling = VaeTiling {
+        tile: 8,
+        overlap: 2,
+    };
+    let images = vae
+        .decode_tiled(input(&io, "latents", &device), tiling)
+        .unwrap();
+    assert_close("VAE tiled decode", images, &io, "decoded", TOLERANCE);
+    // Latents that fit in one tile decode exactly as without tiling.
+    let small = input::<NdArray>(&io, "latents", &device)
+        .narrow(2, 0, 8)
+        .narrow(3, 0, 8);
+    let direct = faceclip_core::parity::to_vec(vae.decode(small.clone()).unwrap());
+    let tiled = faceclip_core::parity::to_vec(vae.decode_tiled(small, tiling).unwrap());
+    assert_eq!(direct, tiled);
+    for bad in [
+        VaeTiling {
+            tile: 1,
+            overlap: 0,
+        },
+        VaeTiling {
+            tile: 8,
+            overlap: 8,
+        },
+    ] {
+        assert!(vae
+            .decode_tiled(input(&io, "latents", &device), bad)
+            .is_err());
+    }
 }

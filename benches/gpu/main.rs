@@ -1,0 +1,318 @@
+//! GPU benchmark: the kernels and stages the SDXL pipeline is made of, timed on one Burn backend.
+//!
+//! Built beforehand on any x86-64 machine and run on the GPU host by `benches/gpu/run.sh`, which
+//! also runs `benches/gpu/torch_ref.py` (the same shapes in PyTorch) and merges both into one
+//! table with `benches/gpu/report.py`.
+//!
+//! ```text
+//! cargo bench --bench gpu --features wgpu,cuda --no-run
+//! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
+//! ```
+//!
+//! Each case runs `warmup` times (autotuning happens there), then is timed two ways on the host:
+//! `iters` calls each followed by a device sync (median), and `iters` calls followed by one sync
+//! (mean per call, which approaches the device time). One JSON object per case goes to stdout.
+//! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
+
+use std::time::Instant;
+
+use burn::nn::GroupNormConfig;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{attention, conv2d};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
+use burn::tensor::{Distribution, Tensor};
+use faceclip::core::weights::Weights;
+use faceclip::fusion::{FaceClipConfig, FaceClipEncoder};
+use faceclip::unet::{
+    AutoencoderKl, TextTimeCondition, UNet2DConditionModel, UNetConfig, VaeConfig,
+};
+
+/// Command-line options.
+struct Options {
+    backend: String,
+    small: bool,
+    iters: usize,
+    warmup: usize,
+    only: Option<Vec<String>>,
+}
+
+impl Options {
+    fn parse() -> Result<Self, String> {
+        let mut options = Options {
+            backend: "cuda".into(),
+            small: false,
+            iters: 10,
+            warmup: 2,
+            only: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--backend" => options.backend = value("--backend")?,
+                "--small" => options.small = true,
+                "--iters" => {
+                    options.iters = value("--iters")?
+                        .parse()
+                        .map_err(|e| format!("--iters: {e}"))?
+                }
+                "--warmup" => {
+                    options.warmup = value("--warmup")?
+                        .parse()
+                        .map_err(|e| format!("--warmup: {e}"))?
+                }
+                "--only" => {
+                    options.only = Some(value("--only")?.split(',').map(String::from).collect())
+                }
+                // `cargo bench` passes `--bench`; ignore it.
+                "--bench" => {}
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if options.iters == 0 {
+            return Err("--iters must be at least 1".into());
+        }
+        Ok(options)
+    }
+
+    fn wants(&self, case: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| case.starts_with(n.as_str())))
+    }
+}
+
+/// Times `f` (which must enqueue GPU work and return without reading it back) and prints a
+/// JSON line.
+fn time_case<B: Backend, T>(
+    options: &Options,
+    device: &B::Device,
+    name: &str,
+    shape: &str,
+    flop: f64,
+    mut f: impl FnMut() -> T,
+) {
+    if !options.wants(name) {
+        return;
+    }
+    let sync = || B::sync(device).expect("device sync");
+    let started = Instant::now();
+    for _ in 0..options.warmup {
+        drop(f());
+        sync();
+    }
+    let warmup_s = started.elapsed().as_secs_f64();
+    let mut synced = Vec::with_capacity(options.iters);
+    for _ in 0..options.iters {
+        let t = Instant::now();
+        drop(f());
+        sync();
+        synced.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    synced.sort_by(f64::total_cmp);
+    let median = synced[synced.len() / 2];
+    let t = Instant::now();
+    for _ in 0..options.iters {
+        drop(f());
+    }
+    sync();
+    let batched = t.elapsed().as_secs_f64() * 1e3 / options.iters as f64;
+    println!(
+        "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}\",\"shape\":\"{shape}\",\
+         \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"flop\":{flop:e},\
+         \"warmup_s\":{warmup_s:.2},\"iters\":{}}}",
+        options.backend, options.iters
+    );
+}
+
+fn uniform<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
+}
+
+/// The kernel table: matmul, attention, convolution, GroupNorm + SiLU at UNet shapes.
+fn kernels<B: Backend>(options: &Options, device: &B::Device) {
+    let s = options.small;
+    let n = if s { 256 } else { 8192 };
+    let (a, b) = (
+        uniform::<B, 2>([n, n], device),
+        uniform::<B, 2>([n, n], device),
+    );
+    time_case::<B, _>(
+        options,
+        device,
+        "matmul",
+        &format!("{n}x{n}x{n}"),
+        2.0 * (n as f64).powi(3),
+        || a.clone().matmul(b.clone()),
+    );
+    drop((a, b));
+
+    let attn_cases: [(&str, [usize; 4], usize); 3] = if s {
+        [
+            ("self_attention_64", [2, 2, 96, 16], 96),
+            ("self_attention_32", [2, 4, 24, 16], 24),
+            ("cross_attention_64", [2, 2, 96, 16], 7),
+        ]
+    } else {
+        [
+            ("self_attention_64", [2, 10, 3888, 64], 3888),
+            ("self_attention_32", [2, 20, 972, 64], 972),
+            ("cross_attention_64", [2, 10, 3888, 64], 77),
+        ]
+    };
+    for (name, [bs, h, lq, d], lk) in attn_cases {
+        let q = uniform::<B, 4>([bs, h, lq, d], device);
+        let k = uniform::<B, 4>([bs, h, lk, d], device);
+        let v = uniform::<B, 4>([bs, h, lk, d], device);
+        time_case::<B, _>(
+            options,
+            device,
+            name,
+            &format!("q[{bs},{h},{lq},{d}] kv {lk}"),
+            4.0 * (bs * h * lq * lk * d) as f64,
+            || {
+                attention(
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    None,
+                    None,
+                    AttentionModuleOptions::default(),
+                )
+            },
+        );
+    }
+
+    let [bs, c, h, w] = if s { [2, 32, 12, 9] } else { [2, 640, 72, 54] };
+    let x = uniform::<B, 4>([bs, c, h, w], device);
+    let weight = uniform::<B, 4>([c, c, 3, 3], device).mul_scalar(0.02);
+    let bias = uniform::<B, 1>([c], device);
+    time_case::<B, _>(
+        options,
+        device,
+        "conv3x3",
+        &format!("[{bs},{c},{h},{w}] {c}->{c}"),
+        2.0 * (bs * c * h * w * c * 9) as f64,
+        || {
+            conv2d(
+                x.clone(),
+                weight.clone(),
+                Some(bias.clone()),
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+            )
+        },
+    );
+
+    let [bs, c, h, w] = if s {
+        [2, 32, 24, 18]
+    } else {
+        [2, 320, 144, 108]
+    };
+    let x = uniform::<B, 4>([bs, c, h, w], device);
+    let norm = GroupNormConfig::new(32, c).init::<B>(device);
+    time_case::<B, _>(
+        options,
+        device,
+        "groupnorm_silu",
+        &format!("[{bs},{c},{h},{w}] 32 groups"),
+        0.0,
+        || silu(norm.forward(x.clone())),
+    );
+}
+
+/// The stage table: SDXL VAE decode, one SDXL UNet step with guidance (batch 2) and the FaceCLIP
+/// encoder, random weights at real sizes.
+fn stages<B: Backend>(options: &Options, device: &B::Device) {
+    let s = options.small;
+    if options.wants("vae_decode") {
+        let vae = AutoencoderKl::<B>::load(&Weights::random(device), VaeConfig::sdxl())
+            .expect("SDXL VAE with random weights");
+        let [h, w] = if s { [8, 6] } else { [144, 108] };
+        let latents = Tensor::<B, 4>::random([1, 4, h, w], Distribution::Normal(0.0, 1.0), device);
+        time_case::<B, _>(
+            options,
+            device,
+            "vae_decode",
+            &format!("latent [1,4,{h},{w}] -> {}x{}", h * 8, w * 8),
+            0.0,
+            || vae.decode(latents.clone()).expect("decode"),
+        );
+    }
+    if options.wants("unet_step") {
+        let unet = UNet2DConditionModel::<B>::load(&Weights::random(device), UNetConfig::sdxl())
+            .expect("SDXL UNet with random weights");
+        let [h, w] = if s { [16, 12] } else { [144, 108] };
+        let normal = Distribution::Normal(0.0, 1.0);
+        let sample = Tensor::<B, 4>::random([2, 4, h, w], normal, device);
+        let context = Tensor::<B, 3>::random([2, 77, 2048], normal, device);
+        let size = [(h * 8) as f32, (w * 8) as f32];
+        let added = TextTimeCondition {
+            text_embeds: Tensor::random([2, 1280], normal, device),
+            time_ids: vec![[size[0], size[1], 0.0, 0.0, size[0], size[1]]; 2],
+        };
+        time_case::<B, _>(
+            options,
+            device,
+            "unet_step",
+            &format!("[2,4,{h},{w}] ctx 77x2048"),
+            0.0,
+            || {
+                unet.forward(sample.clone(), 981.0, context.clone(), Some(&added))
+                    .expect("UNet step")
+            },
+        );
+    }
+    if options.wants("faceclip_encoder") && !s {
+        let encoder = FaceClipEncoder::<B>::load(&Weights::random(device), &FaceClipConfig::sdxl())
+            .expect("FaceCLIP encoder with random weights");
+        let face =
+            Tensor::<B, 4>::random([1, 3, 448, 448], Distribution::Uniform(0.0, 1.0), device);
+        time_case::<B, _>(
+            options,
+            device,
+            "faceclip_encoder",
+            "face 448 + prompt -> [1,77,2048] + [1,1280]",
+            0.0,
+            || {
+                encoder
+                    .encode(
+                        face.clone(),
+                        &["a woman with short red hair, in sunlight"],
+                        &[true],
+                    )
+                    .expect("encode")
+            },
+        );
+    }
+}
+
+fn run<B: Backend>(options: &Options, device: B::Device) {
+    eprintln!("backend {} on {}", options.backend, B::name(&device));
+    kernels::<B>(options, &device);
+    stages::<B>(options, &device);
+}
+
+fn main() {
+    let options = match Options::parse() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("gpu bench: {message}");
+            std::process::exit(2);
+        }
+    };
+    match options.backend.as_str() {
+        #[cfg(feature = "cuda")]
+        "cuda" => run::<faceclip::backend::Cuda>(&options, Default::default()),
+        #[cfg(feature = "cuda")]
+        "cuda-bf16" => run::<faceclip::backend::CudaBf16>(&options, Default::default()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => run::<faceclip::backend::Wgpu>(&options, Default::default()),
+        #[cfg(feature = "ndarray")]
+        "ndarray" => run::<faceclip::backend::NdArray>(&options, Default::default()),
+        other => {
+            eprintln!("gpu bench: backend {other} is unknown or not compiled in");
+            std::process::exit(2);
+        }
+    }
+}

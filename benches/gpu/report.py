@@ -1,0 +1,69 @@
+"""Merges the JSON lines of `gpu` (Burn) and `torch_ref.py` (PyTorch) into Markdown tables.
+
+    python3 report.py rows.jsonl [more.jsonl ...] > report.md
+
+Times are the batched means (calls queued back to back, one sync at the end: close to device
+time); the per-call synced medians are in the raw JSON. Ratio = Burn / PyTorch at the same
+precision (< 1 means Burn is faster). TFLOP/s uses the analytic count for kernels and PyTorch's
+flop counter for model stages (same shapes on both sides).
+"""
+
+import json
+import sys
+
+PAIRS = [("cuda-bf16", "cuda-bf16"), ("cuda", "cuda-f32")]
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    rows.append(json.loads(line))
+    return rows
+
+
+def fmt(ms):
+    return "–" if ms is None else f"{ms:.3f}"
+
+
+def main(paths):
+    rows = load(paths)
+    by = {(r["impl"], r["backend"], r["case"]): r for r in rows}
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    flop = {r["case"]: r["flop"] for r in rows if r.get("flop")}
+    print("| case | shape | precision | PyTorch ms | Burn cuda ms | ratio | Burn TFLOP/s | "
+          "PyTorch TFLOP/s | PyTorch peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        for burn_backend, torch_backend in PAIRS:
+            b = by.get(("burn", burn_backend, case))
+            t = by.get(("torch", torch_backend, case))
+            if b is None and t is None:
+                continue
+            bm = b["mean_batched_ms"] if b else None
+            tm = t["mean_batched_ms"] if t else None
+            ratio = f"{bm / tm:.2f}" if bm and tm else "–"
+            work = flop.get(case)
+            tflops = lambda ms: f"{work / ms / 1e9:.1f}" if work and ms else "–"
+            shape = (b or t)["shape"]
+            peak = t.get("peak_mem_mb") if t else None
+            print(f"| {case} | {shape} | {torch_backend.split('-')[1]} | {fmt(tm)} | {fmt(bm)} | "
+                  f"{ratio} | {tflops(bm)} | {tflops(tm)} | {peak if peak is not None else '–'} |")
+    wgpu = [r for r in rows if r["impl"] == "burn" and r["backend"] == "wgpu"]
+    if wgpu:
+        print()
+        print("| case | shape | Burn wgpu f32 ms | Burn cuda f32 ms | wgpu / cuda |")
+        print("|---|---|---|---|---|")
+        for r in wgpu:
+            c = by.get(("burn", "cuda", r["case"]))
+            cm = c["mean_batched_ms"] if c else None
+            ratio = f"{r['mean_batched_ms'] / cm:.2f}" if cm else "–"
+            print(f"| {r['case']} | {r['shape']} | {fmt(r['mean_batched_ms'])} | {fmt(cm)} | "
+                  f"{ratio} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

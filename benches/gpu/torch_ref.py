@@ -1,0 +1,218 @@
+"""PyTorch side of the GPU benchmark: the shapes of `benches/gpu/main.rs`, timed the same way.
+
+Run by `benches/gpu/run.sh` on the GPU host (python3 there has torch; diffusers travels as a wheel).
+Each case: `warmup` calls, then `iters` calls each followed by `torch.cuda.synchronize()` (median
+of host wall times), then `iters` calls and one synchronize (mean per call). Work (FLOP) of the
+model stages is counted by `torch.utils.flop_counter`; peak memory by the caching allocator.
+
+    python3 benches/gpu/torch_ref.py --dtype bf16|f32 [--device cpu] [--small] [--only a,b]
+        [--unet BATCHxHxW]
+
+On the CPU it is also the PyTorch side of `cargo bench --bench unet` (one SDXL UNet step at
+512×512, batch 1): `--device cpu --dtype f32 --only unet_step --unet 1x64x64`.
+
+f32 runs with TF32 disabled for matmul and cuDNN, so both sides compute in full f32.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+SDXL_UNET = dict(
+    act_fn="silu",
+    addition_embed_type="text_time",
+    addition_embed_type_num_heads=64,
+    addition_time_embed_dim=256,
+    attention_head_dim=[5, 10, 20],
+    block_out_channels=[320, 640, 1280],
+    center_input_sample=False,
+    cross_attention_dim=2048,
+    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    downsample_padding=1,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    in_channels=4,
+    layers_per_block=2,
+    mid_block_scale_factor=1,
+    norm_eps=1e-5,
+    norm_num_groups=32,
+    out_channels=4,
+    projection_class_embeddings_input_dim=2816,
+    sample_size=128,
+    transformer_layers_per_block=[1, 2, 10],
+    up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    use_linear_projection=True,
+)
+
+SDXL_VAE = dict(
+    act_fn="silu",
+    block_out_channels=[128, 256, 512, 512],
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    in_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    out_channels=3,
+    sample_size=1024,
+    scaling_factor=0.13025,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+)
+
+
+def parse():
+    p = argparse.ArgumentParser()
+    p.add_argument("--dtype", choices=["f32", "bf16"], default="bf16")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--small", action="store_true")
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--only", default=None)
+    p.add_argument("--unet", default="2x144x108", help="UNet step latent: BATCHxHxW")
+    return p.parse_args()
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.device = torch.device(args.device)
+        self.dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+        self.only = args.only.split(",") if args.only else None
+
+    def wants(self, name):
+        return self.only is None or any(name.startswith(n) for n in self.only)
+
+    def sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def rand(self, *shape):
+        return torch.rand(*shape, device=self.device, dtype=self.dtype) * 2 - 1
+
+    def time(self, name, shape, flop, f):
+        if not self.wants(name):
+            return
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for _ in range(self.args.warmup):
+                f()
+                self.sync()
+            warmup_s = time.perf_counter() - start
+            synced = []
+            for _ in range(self.args.iters):
+                t = time.perf_counter()
+                f()
+                self.sync()
+                synced.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            for _ in range(self.args.iters):
+                f()
+            self.sync()
+            batched = (time.perf_counter() - t) * 1e3 / self.args.iters
+        row = dict(
+            impl="torch",
+            backend=f"{self.device.type}-{self.args.dtype}",
+            case=name,
+            shape=shape,
+            median_synced_ms=round(statistics.median(synced), 4),
+            mean_batched_ms=round(batched, 4),
+            flop=flop,
+            warmup_s=round(warmup_s, 2),
+            iters=self.args.iters,
+            peak_mem_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        )
+        print(json.dumps(row), flush=True)
+
+
+def count_flop(f):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        f()
+    return float(counter.get_total_flops())
+
+
+def kernels(b):
+    s = b.args.small
+    n = 256 if s else 8192
+    if b.wants("matmul"):
+        x, y = b.rand(n, n), b.rand(n, n)
+        b.time("matmul", f"{n}x{n}x{n}", 2.0 * n**3, lambda: x @ y)
+        del x, y
+    attn = (
+        [("self_attention_64", (2, 2, 96, 16), 96), ("self_attention_32", (2, 4, 24, 16), 24),
+         ("cross_attention_64", (2, 2, 96, 16), 7)]
+        if s
+        else [("self_attention_64", (2, 10, 3888, 64), 3888),
+              ("self_attention_32", (2, 20, 972, 64), 972),
+              ("cross_attention_64", (2, 10, 3888, 64), 77)]
+    )
+    for name, (bs, h, lq, d), lk in attn:
+        if not b.wants(name):
+            continue
+        q, k, v = b.rand(bs, h, lq, d), b.rand(bs, h, lk, d), b.rand(bs, h, lk, d)
+        b.time(name, f"q[{bs},{h},{lq},{d}] kv {lk}", 4.0 * bs * h * lq * lk * d,
+               lambda: F.scaled_dot_product_attention(q, k, v))
+    bs, c, h, w = (2, 32, 12, 9) if s else (2, 640, 72, 54)
+    if b.wants("conv3x3"):
+        x, wt, bias = b.rand(bs, c, h, w), b.rand(c, c, 3, 3) * 0.02, b.rand(c)
+        b.time("conv3x3", f"[{bs},{c},{h},{w}] {c}->{c}", 2.0 * bs * c * h * w * c * 9,
+               lambda: F.conv2d(x, wt, bias, padding=1))
+    bs, c, h, w = (2, 32, 24, 18) if s else (2, 320, 144, 108)
+    if b.wants("groupnorm_silu"):
+        x = b.rand(bs, c, h, w)
+        norm = torch.nn.GroupNorm(32, c).to(b.device, b.dtype)
+        b.time("groupnorm_silu", f"[{bs},{c},{h},{w}] 32 groups", 0.0, lambda: F.silu(norm(x)))
+
+
+def stages(b):
+    s = b.args.small
+    if b.wants("vae_decode"):
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL(**SDXL_VAE).to(b.device, b.dtype).eval()
+        h, w = (8, 6) if s else (144, 108)
+        z = torch.randn(1, 4, h, w, device=b.device, dtype=b.dtype)
+        f = lambda: vae.decode(z).sample
+        b.time("vae_decode", f"latent [1,4,{h},{w}] -> {h * 8}x{w * 8}", count_flop(f), f)
+        del vae
+    if b.wants("unet_step"):
+        from diffusers import UNet2DConditionModel
+
+        unet = UNet2DConditionModel(**SDXL_UNET).to(b.device, b.dtype).eval()
+        n, h, w = (2, 16, 12) if s else (int(v) for v in b.args.unet.split("x"))
+        x = torch.randn(n, 4, h, w, device=b.device, dtype=b.dtype)
+        t = torch.tensor([981.0] * n, device=b.device)
+        ctx = torch.randn(n, 77, 2048, device=b.device, dtype=b.dtype)
+        added = dict(
+            text_embeds=torch.randn(n, 1280, device=b.device, dtype=b.dtype),
+            time_ids=torch.tensor([[h * 8, w * 8, 0, 0, h * 8, w * 8]] * n, device=b.device,
+                                  dtype=b.dtype),
+        )
+        f = lambda: unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
+        b.time("unet_step", f"[{n},4,{h},{w}] ctx 77x2048", count_flop(f), f)
+        del unet
+
+
+def main():
+    args = parse()
+    if args.dtype == "f32":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    b = Bench(args)
+    dev = torch.cuda.get_device_name() if b.device.type == "cuda" else "cpu"
+    print(f"torch {torch.__version__} on {dev}, {args.dtype}", file=sys.stderr)
+    torch.manual_seed(0)
+    kernels(b)
+    stages(b)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+//! CPU time of SDXL generation pieces: one step of the real-size SDXL UNet (2.57 B parameters,
+//! random weights) at 512×512, batch 1; and the small random-weight pipeline of the `generate`
+//! example end to end (align, encode, 10 steps with guidance, decode) on ndarray and, when
+//! compiled in, wgpu.
+//!
+//! `cargo bench --bench unet [--features wgpu]` (results in `benches/RESULTS.md`). The PyTorch
+//! side of the UNet step: `python benches/gpu/torch_ref.py --device cpu --dtype f32 --only
+//! unet_step --unet 1x64x64`.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion};
+use faceclip::backend::NdArray;
+use faceclip::core::weights::Weights;
+use faceclip::pipeline::{FaceInput, GenerateRequest, Pipeline};
+use faceclip::unet::{TextTimeCondition, UNet2DConditionModel, UNetConfig};
+
+fn unet_step(c: &mut Criterion) {
+    let device = Default::default();
+    let unet = UNet2DConditionModel::<NdArray>::load(&Weights::random(&device), UNetConfig::sdxl())
+        .expect("SDXL UNet with random weights");
+    let normal = Distribution::Normal(0.0, 1.0);
+    let sample = Tensor::<NdArray, 4>::random([1, 4, 64, 64], normal, &device);
+    let context = Tensor::<NdArray, 3>::random([1, 77, 2048], normal, &device);
+    let added = TextTimeCondition {
+        text_embeds: Tensor::random([1, 1280], normal, &device),
+        time_ids: vec![[512.0, 512.0, 0.0, 0.0, 512.0, 512.0]],
+    };
+    c.bench_function("sdxl_unet_step_512_ndarray", |b| {
+        b.iter(|| {
+            unet.forward(sample.clone(), 981.0, context.clone(), Some(&added))
+                .expect("step")
+                .into_data()
+        })
+    });
+}
+
+fn tiny_pipeline<B: Backend>(c: &mut Criterion, name: &str) {
+    let device = Default::default();
+    let pipeline = Pipeline::<B>::random_tiny(&device, 7).expect("tiny pipeline");
+    let photo =
+        faceclip::align::load_photo(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut.png"))
+            .expect("demo photo");
+    let mut request = GenerateRequest::new(FaceInput::Photo(photo), "a person in sunlight");
+    request.steps = 10;
+    request.width = 256;
+    request.height = 256;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            pipeline
+                .generate(&request, |_| ControlFlow::Continue(()))
+                .expect("generate")
+        })
+    });
+}
+
+fn pipelines(c: &mut Criterion) {
+    tiny_pipeline::<NdArray>(c, "tiny_pipeline_256_10_steps_ndarray");
+    #[cfg(feature = "wgpu")]
+    tiny_pipeline::<faceclip::backend::Wgpu>(c, "tiny_pipeline_256_10_steps_wgpu");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(30));
+    targets = unet_step, pipelines
+}
+criterion_main!(benches);

@@ -1,0 +1,10 @@
+//! diffusers' `UNet2DConditionModel` (SDXL's denoiser) with its `config.json` and key names.
+
+mod config;
+mod embedding;
+mod model;
+mod transformer;
+
+pub use config::{LevelKind, TextTimeConfig, UNetConfig};
+pub use embedding::{sinusoidal_embedding, TimestepMlp};
+pub use model::{TextTimeCondition, UNet2DConditionModel};

@@ -1,0 +1,201 @@
+//! diffusers' `Transformer2DModel` as SDXL uses it: group norm, input projection, a stack of
+//! `BasicTransformerBlock`s (self-attention, cross-attention, GEGLU feed-forward, each pre-norm
+//! with a residual), output projection and the residual around the whole.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, LayerNorm, Linear};
+use burn::tensor::activation::gelu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{backend::Backend, Tensor};
+use faceclip_core::nn::{conv_forward, load_layer_norm, load_linear};
+use faceclip_core::weights::Weights;
+use faceclip_core::LoadError;
+
+use crate::blocks::{load_conv, load_group_norm};
+
+/// Group-norm epsilon of `Transformer2DModel` (fixed in diffusers).
+const GROUP_NORM_EPS: f64 = 1e-6;
+/// Layer-norm epsilon of `BasicTransformerBlock` (diffusers' default `norm_eps`).
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// Sizes of one `Transformer2DModel`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransformerSpec {
+    /// Channels in and out (`heads × head_dim`).
+    pub channels: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Number of `BasicTransformerBlock`s.
+    pub layers: usize,
+    /// Width of the text context.
+    pub context_dim: usize,
+    /// Group-norm groups.
+    pub groups: usize,
+    /// Linear (`true`, SDXL) or 1×1-convolution input/output projections.
+    pub linear_projection: bool,
+}
+
+/// diffusers' `Attention` with `heads` heads: bias-free `to_q/to_k/to_v`, biased `to_out.0`.
+#[derive(Module, Debug)]
+struct MultiHeadAttention<B: Backend> {
+    to_q: Linear<B>,
+    to_k: Linear<B>,
+    to_v: Linear<B>,
+    to_out: Linear<B>,
+    heads: usize,
+}
+
+impl<B: Backend> MultiHeadAttention<B> {
+    fn load(
+        vb: &Weights<B>,
+        dim: usize,
+        context_dim: usize,
+        heads: usize,
+    ) -> Result<Self, LoadError> {
+        Ok(Self {
+            to_q: load_linear(&vb.pp("to_q"), dim, dim, false)?,
+            to_k: load_linear(&vb.pp("to_k"), context_dim, dim, false)?,
+            to_v: load_linear(&vb.pp("to_v"), context_dim, dim, false)?,
+            to_out: load_linear(&vb.pp("to_out").pp(0), dim, dim, true)?,
+            heads,
+        })
+    }
+
+    /// Queries from `x [batch, n, dim]`, keys and values from `context [batch, m, context_dim]`.
+    fn forward(&self, x: Tensor<B, 3>, context: Tensor<B, 3>) -> Tensor<B, 3> {
+        let split = |t: Tensor<B, 3>| {
+            let [b, n, c] = t.dims();
+            t.reshape([b, n, self.heads, c / self.heads])
+                .swap_dims(1, 2)
+        };
+        let q = split(self.to_q.forward(x));
+        let k = split(self.to_k.forward(context.clone()));
+        let v = split(self.to_v.forward(context));
+        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let [b, h, n, d] = out.dims();
+        self.to_out
+            .forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
+    }
+}
+
+/// The GEGLU feed-forward: `net.2(hidden · gelu(gate))` with `[hidden, gate] = net.0.proj(x)`.
+#[derive(Module, Debug)]
+struct GegluFeedForward<B: Backend> {
+    proj: Linear<B>,
+    out: Linear<B>,
+    inner: usize,
+}
+
+impl<B: Backend> GegluFeedForward<B> {
+    fn load(vb: &Weights<B>, dim: usize) -> Result<Self, LoadError> {
+        let inner = 4 * dim;
+        Ok(Self {
+            proj: load_linear(&vb.pp("net.0.proj"), dim, 2 * inner, true)?,
+            out: load_linear(&vb.pp("net.2"), inner, dim, true)?,
+            inner,
+        })
+    }
+
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self.proj.forward(x);
+        let [b, n, _] = h.dims();
+        let hidden = h.clone().slice([0..b, 0..n, 0..self.inner]);
+        let gate = h.slice([0..b, 0..n, self.inner..2 * self.inner]);
+        self.out.forward(hidden * gelu(gate))
+    }
+}
+
+/// `BasicTransformerBlock`: pre-norm self-attention, cross-attention and GEGLU feed-forward.
+#[derive(Module, Debug)]
+struct BasicTransformerBlock<B: Backend> {
+    norm1: LayerNorm<B>,
+    attn1: MultiHeadAttention<B>,
+    norm2: LayerNorm<B>,
+    attn2: MultiHeadAttention<B>,
+    norm3: LayerNorm<B>,
+    ff: GegluFeedForward<B>,
+}
+
+impl<B: Backend> BasicTransformerBlock<B> {
+    fn load(vb: &Weights<B>, spec: &TransformerSpec) -> Result<Self, LoadError> {
+        let c = spec.channels;
+        Ok(Self {
+            norm1: load_layer_norm(&vb.pp("norm1"), c, LAYER_NORM_EPS)?,
+            attn1: MultiHeadAttention::load(&vb.pp("attn1"), c, c, spec.heads)?,
+            norm2: load_layer_norm(&vb.pp("norm2"), c, LAYER_NORM_EPS)?,
+            attn2: MultiHeadAttention::load(&vb.pp("attn2"), c, spec.context_dim, spec.heads)?,
+            norm3: load_layer_norm(&vb.pp("norm3"), c, LAYER_NORM_EPS)?,
+            ff: GegluFeedForward::load(&vb.pp("ff"), c)?,
+        })
+    }
+
+    fn forward(&self, x: Tensor<B, 3>, context: &Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self.norm1.forward(x.clone());
+        let x = x + self.attn1.forward(h.clone(), h);
+        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), context.clone());
+        x.clone() + self.ff.forward(self.norm3.forward(x))
+    }
+}
+
+/// An input or output projection: `Linear` on tokens or a 1×1 convolution on the map.
+#[derive(Module, Debug)]
+enum Projection<B: Backend> {
+    Linear(Linear<B>),
+    Conv(Conv2d<B>),
+}
+
+impl<B: Backend> Projection<B> {
+    fn load(vb: &Weights<B>, channels: usize, linear: bool) -> Result<Self, LoadError> {
+        Ok(if linear {
+            Self::Linear(load_linear(vb, channels, channels, true)?)
+        } else {
+            Self::Conv(load_conv(vb, [channels, channels], 1, 1, [0; 4])?)
+        })
+    }
+}
+
+/// `Transformer2DModel` over a `[batch, channels, h, w]` map with a text context.
+#[derive(Module, Debug)]
+pub(crate) struct Transformer2D<B: Backend> {
+    norm: GroupNorm<B>,
+    proj_in: Projection<B>,
+    blocks: Vec<BasicTransformerBlock<B>>,
+    proj_out: Projection<B>,
+}
+
+impl<B: Backend> Transformer2D<B> {
+    /// Loads `norm`, `proj_in`, `transformer_blocks.*`, `proj_out` from `vb`.
+    pub(crate) fn load(vb: &Weights<B>, spec: &TransformerSpec) -> Result<Self, LoadError> {
+        let c = spec.channels;
+        Ok(Self {
+            norm: load_group_norm(&vb.pp("norm"), spec.groups, c, GROUP_NORM_EPS)?,
+            proj_in: Projection::load(&vb.pp("proj_in"), c, spec.linear_projection)?,
+            blocks: (0..spec.layers)
+                .map(|i| BasicTransformerBlock::load(&vb.pp("transformer_blocks").pp(i), spec))
+                .collect::<Result<_, _>>()?,
+            proj_out: Projection::load(&vb.pp("proj_out"), c, spec.linear_projection)?,
+        })
+    }
+
+    /// Applies the transformer; `context` is `[batch, tokens, context_dim]`.
+    pub(crate) fn forward(&self, x: Tensor<B, 4>, context: &Tensor<B, 3>) -> Tensor<B, 4> {
+        let [b, c, h, w] = x.dims();
+        let to_tokens = |m: Tensor<B, 4>| m.reshape([b, c, h * w]).swap_dims(1, 2);
+        let to_map = |t: Tensor<B, 3>| t.swap_dims(1, 2).reshape([b, c, h, w]);
+        let normed = self.norm.forward(x.clone());
+        let mut tokens = match &self.proj_in {
+            Projection::Linear(linear) => linear.forward(to_tokens(normed)),
+            Projection::Conv(conv) => to_tokens(conv_forward(conv, normed)),
+        };
+        for block in &self.blocks {
+            tokens = block.forward(tokens, context);
+        }
+        let out = match &self.proj_out {
+            Projection::Linear(linear) => to_map(linear.forward(tokens)),
+            Projection::Conv(conv) => conv_forward(conv, to_map(tokens)),
+        };
+        out + x
+    }
+}
