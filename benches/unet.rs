@@ -10,6 +10,7 @@
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -22,6 +23,8 @@ fn unet_step(c: &mut Criterion) {
     let device = Default::default();
     let unet = UNet2DConditionModel::<NdArray>::load(&Weights::random(&device), UNetConfig::sdxl())
         .expect("SDXL UNet with random weights");
+    // diffusers' SDXL base UNet has 2,567,463,684 parameters.
+    println!("SDXL UNet parameters: {}", unet.num_params());
     let normal = Distribution::Normal(0.0, 1.0);
     let sample = Tensor::<NdArray, 4>::random([1, 4, 64, 64], normal, &device);
     let context = Tensor::<NdArray, 3>::random([1, 77, 2048], normal, &device);

@@ -619,3 +619,208 @@ fn tiny_vae_config() -> VaeConfig {
         ..VaeConfig::sdxl()
     }
 }
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use super::*;
+    use crate::backend::NdArray;
+
+    type B = NdArray;
+
+    fn astronaut() -> RgbImage {
+        faceclip_align::load_photo(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut.png"))
+            .expect("demo photo")
+    }
+
+    fn tiny() -> Pipeline<B> {
+        Pipeline::<B>::random_tiny(&Default::default(), 7).expect("tiny pipeline")
+    }
+
+    fn small_request(face: FaceInput) -> GenerateRequest {
+        GenerateRequest {
+            steps: 3,
+            width: 48,
+            height: 64,
+            ..GenerateRequest::new(face, "a person in sunlight")
+        }
+    }
+
+    fn go(pipeline: &Pipeline<B>, request: &GenerateRequest) -> Result<Generated, GenerateError> {
+        pipeline.generate(request, |_| ControlFlow::Continue(()))
+    }
+
+    #[test]
+    fn generates_deterministic_images_of_the_requested_size() {
+        let pipeline = tiny();
+        let mut request = small_request(FaceInput::Photo(astronaut()));
+        request.images = 2;
+        let mut stages = Vec::new();
+        let first = pipeline
+            .generate(&request, |s| {
+                stages.push(s);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(first.images.len(), 2);
+        assert!(first.images.iter().all(|i| i.dimensions() == (48, 64)));
+        assert_eq!(first.reference_faces.len(), 1);
+        assert_eq!(first.reference_faces[0].dimensions(), (448, 448));
+        assert_eq!(stages[..2], [Stage::Align, Stage::Encode]);
+        assert_eq!(stages[2], Stage::Denoise { step: 1, steps: 3 });
+        assert_eq!(stages.last(), Some(&Stage::Decode));
+        // Same seed, same images; another seed, other images.
+        let again = go(&pipeline, &request).unwrap();
+        assert_eq!(first.images, again.images);
+        request.seed += 1;
+        assert_ne!(first.images, go(&pipeline, &request).unwrap().images);
+    }
+
+    #[test]
+    fn text_only_generation_uses_no_face() {
+        let generated = go(&tiny(), &small_request(FaceInput::None)).unwrap();
+        assert!(generated.reference_faces.is_empty());
+        assert_eq!(generated.images.len(), 1);
+    }
+
+    #[test]
+    fn a_photo_without_a_face_is_a_typed_error() {
+        let grey = RgbImage::from_pixel(200, 160, image::Rgb([128, 128, 128]));
+        match go(&tiny(), &small_request(FaceInput::Photo(grey))) {
+            Err(GenerateError::Align(AlignError::NoFaceFound { width, height, .. })) => {
+                assert_eq!((width, height), (200, 160))
+            }
+            other => panic!("expected NoFaceFound, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        let pipeline = tiny();
+        let base = small_request(FaceInput::None);
+        let cases: Vec<(&str, GenerateRequest)> = vec![
+            (
+                "width",
+                GenerateRequest {
+                    width: 50,
+                    ..base.clone()
+                },
+            ),
+            (
+                "height",
+                GenerateRequest {
+                    height: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "width",
+                GenerateRequest {
+                    width: 8192,
+                    ..base.clone()
+                },
+            ),
+            (
+                "steps",
+                GenerateRequest {
+                    steps: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "guidance",
+                GenerateRequest {
+                    guidance: f64::NAN,
+                    ..base.clone()
+                },
+            ),
+            (
+                "guidance",
+                GenerateRequest {
+                    guidance: -1.0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "images",
+                GenerateRequest {
+                    images: 0,
+                    ..base.clone()
+                },
+            ),
+            (
+                "identity_strength",
+                GenerateRequest {
+                    identity_strength: 2.5,
+                    ..base.clone()
+                },
+            ),
+            (
+                "face",
+                GenerateRequest {
+                    face: FaceInput::Photos(Vec::new()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "face",
+                GenerateRequest {
+                    face: FaceInput::Aligned(RgbImage::new(100, 80)),
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (field, request) in cases {
+            match go(&pipeline, &request) {
+                Err(GenerateError::Request { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: expected a request error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_callback_can_cancel() {
+        let pipeline = tiny();
+        let request = small_request(FaceInput::None);
+        let result = pipeline.generate(&request, |stage| match stage {
+            Stage::Denoise { step: 2, .. } => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        });
+        assert!(matches!(
+            result,
+            Err(GenerateError::Cancelled { step: 2, steps: 3 })
+        ));
+        let result = pipeline.generate(&request, |_| ControlFlow::Break(()));
+        assert!(matches!(
+            result,
+            Err(GenerateError::Cancelled { step: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn missing_files_are_all_listed() {
+        let dir = std::env::temp_dir().join(format!("faceclip-missing-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("model")).unwrap();
+        std::fs::write(dir.join("model/unet.pt"), b"not a checkpoint").unwrap();
+        let err =
+            Pipeline::<B>::from_pretrained(&dir, dir.join("vae"), &Default::default()).unwrap_err();
+        match &err {
+            GenerateError::MissingFiles(missing) => {
+                let names: Vec<String> = missing
+                    .iter()
+                    .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+                    .collect();
+                assert_eq!(
+                    names,
+                    [
+                        "model/face_clip_encoder.pt",
+                        "vae/diffusion_pytorch_model.safetensors",
+                        "vae/config.json"
+                    ]
+                );
+            }
+            other => panic!("expected MissingFiles, got {other:?}"),
+        }
+        assert!(err.to_string().contains("face_clip_encoder.pt"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -35,19 +35,19 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 BUILT_IN=$(cat .gpu/built_in)
 if [ "$BUILT_IN" != "$ROOT" ]; then mkdir -p "$(dirname "$BUILT_IN")" && ln -sfn "$ROOT" "$BUILT_IN"; fi
 
-log "parity: every *_cuda and *_wgpu test"
-for t in .gpu/tests/*; do
-  for backend in cuda wgpu; do
-    echo "--- $(basename "$t") $backend" >>"$OUT/parity.log"
-    timeout 90 "$t" "_$backend" --test-threads 1 >>"$OUT/parity.log" 2>&1
+parity() { # backend: every *_<backend> test of each test binary
+  log "parity $1"
+  for t in .gpu/tests/*; do
+    echo "--- $(basename "$t") $1" >>"$OUT/parity.log"
+    timeout 60 "$t" "_$1" --test-threads 1 --nocapture >>"$OUT/parity.log" 2>&1
     echo "exit $?" >>"$OUT/parity.log"
   done
-done
-grep -E "^--- |test result|FAILED|panicked|^exit" "$OUT/parity.log"
+  grep -E "^--- |relative L2|PSNR|test result|FAILED|panicked|^exit" "$OUT/parity.log" | tail -40
+}
 
 sample_memory() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$1" & }
-ONLY=""
-[ "$SCOPE" = kernels ] && ONLY="--only matmul,self,cross,conv,group"
+ONLY="--iters 5"
+[ "$SCOPE" = kernels ] && ONLY="$ONLY --only matmul,self,cross,conv,group"
 burn() { # backend, time limit in seconds
   log "burn $1"
   sample_memory "$OUT/mem_burn_$1.txt"; SAMPLER=$!
@@ -58,14 +58,17 @@ burn() { # backend, time limit in seconds
 }
 torch() { # dtype
   log "torch $1"
-  timeout 150 python3 benches/gpu/torch_ref.py --dtype "$1" $ONLY >>"$OUT/torch.jsonl" 2>>"$OUT/torch.err"
+  timeout 90 python3 benches/gpu/torch_ref.py --dtype "$1" $ONLY >>"$OUT/torch.jsonl" 2>>"$OUT/torch.err"
   echo "torch $1 exit $?" >>"$OUT/torch.err"
 }
-burn cuda 150
-burn cuda-bf16 120
+# Most important first: whatever finished is in $OUT even if the session's limit cuts the rest.
+parity cuda
+burn cuda 110
 torch bf16
 torch f32
-burn wgpu 90
+burn cuda-bf16 90
+parity wgpu
+burn wgpu 60
 python3 benches/gpu/report.py "$OUT/burn.jsonl" "$OUT/torch.jsonl" | tee "$OUT/report.md"
 tail -5 "$OUT/burn.err" "$OUT/torch.err"
 log "done"

@@ -265,7 +265,7 @@ impl UNetConfig {
             || self.out_channels == 0
             || self.cross_attention_dim == 0
             || self.time_embedding_dim == 0
-            || self.block_out_channels[0] % 2 != 0
+            || !self.block_out_channels[0].is_multiple_of(2)
         {
             return bad(
                 "layers_per_block, channel counts, cross_attention_dim and time_embedding_dim \
@@ -275,7 +275,7 @@ impl UNetConfig {
         }
         if let Some(tt) = &self.text_time {
             if tt.time_embed_dim == 0
-                || tt.time_embed_dim % 2 != 0
+                || !tt.time_embed_dim.is_multiple_of(2)
                 || tt.projection_input_dim <= 6 * tt.time_embed_dim
             {
                 return bad(format!(

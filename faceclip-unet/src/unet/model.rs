@@ -227,15 +227,11 @@ impl<B: Backend> UNet2DConditionModel<B> {
         let c = &self.config;
         let batch = sample.dims()[0];
 
-        let t = sinusoidal_embedding(
-            &vec![timestep; batch],
-            c.block_out_channels[0],
-            c.flip_sin_to_cos,
-            c.freq_shift,
-        );
-        let mut emb =
-            self.time_embedding
-                .forward(embedding_tensor(t, c.block_out_channels[0], &device));
+        let width = c.block_out_channels[0];
+        let t = sinusoidal_embedding(&[timestep], width, c.flip_sin_to_cos, c.freq_shift);
+        let mut emb = self
+            .time_embedding
+            .forward(embedding_tensor::<B>(t, width, &device).repeat_dim(0, batch));
         if let (Some(mlp), Some(tt), Some(added)) = (&self.add_embedding, c.text_time, added) {
             let ids: Vec<f32> = added.time_ids.iter().flatten().copied().collect();
             let dim = 6 * tt.time_embed_dim;
