@@ -100,17 +100,17 @@ pub struct GenerateRequest {
     pub prompt: String,
     /// What they should not show (default: the reference script's negative prompt).
     pub negative_prompt: String,
-    /// Denoising steps (default 50).
+    /// Denoising steps, 1 to 1000 (default 50).
     pub steps: usize,
     /// Classifier-free guidance scale (default 5.0; ≤ 1 disables guidance).
     pub guidance: f64,
     /// Seed of the initial noise (the same on every backend).
     pub seed: u64,
-    /// Image width in pixels, a multiple of 8 (default 864).
+    /// Image width in pixels: a multiple of 8 up to [`MAX_SIDE`] (default 864).
     pub width: usize,
-    /// Image height in pixels, a multiple of 8 (default 1152).
+    /// Image height in pixels: a multiple of 8 up to [`MAX_SIDE`] (default 1152).
     pub height: usize,
-    /// Images to generate in one batch (default 1).
+    /// Images to generate in one batch, 1 to 16 (default 1).
     pub images: usize,
     /// Identity strength in `[0, 2]`: 1 reproduces the reference, 0 ignores the face.
     pub identity_strength: f64,

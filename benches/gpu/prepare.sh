@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
-# Builds everything the GPU session needs, on this (x86-64) machine, into .gpu/ (git-ignored):
-# the `gpu` bench binary and the release test binaries of every crate, built with wgpu + cuda.
-# Also expects .whl/ (diffusers + importlib_metadata wheels) and .gl/ (Vulkan/GL loader .debs);
-# see benches/RESULTS.md for the commands that fetch them. Then, with the device tool:
-#   run(command="OUT=$OUT benches/gpu/run.sh", carry=[".gpu", ".whl", ".gl"])
+# Builds everything the GPU session needs on this x86-64 machine (nothing is compiled on the GPU
+# host), all git-ignored:
+#   .gpu/bins.tar.xz  the `gpu` bench and the release test binaries of TEST_CRATES (wgpu + cuda)
+#   .gpu/built_in     this checkout's path (the test binaries find their fixtures through it)
+#   .whl/             diffusers 0.42.1 + importlib_metadata wheels (the host has torch, not diffusers)
+#   .gl/              the Vulkan/GL loader packages wgpu needs on the host
+# Then, with the device tool: run(command="export OUT; bash benches/gpu/run.sh",
+# carry=[".gpu", ".whl", ".gl"]). The working tree that travels is limited to 64 MiB: each test
+# binary is ≈ 9 MB compressed, so choose TEST_CRATES accordingly.
 set -euo pipefail
-cargo bench --bench gpu --features wgpu,cuda --no-run 2>&1 | tail -2
-# PACKAGES="-p faceclip-unet" rebuilds only that crate's tests (the others are kept from .gpu).
-if [ -n "${PACKAGES:-}" ]; then
-  cargo test --release $PACKAGES --features wgpu,cuda --tests --no-run 2>&1 | tee /tmp/gpu-tests.log | tail -8
-  [ -f .gpu/bins.tar.xz ] && (cd .gpu && tar -xJf bins.tar.xz && rm bins.tar.xz)
-else
-  cargo test --release --workspace --features wgpu,cuda --tests --no-run 2>&1 | tee /tmp/gpu-tests.log | tail -8
-  rm -rf .gpu
+TEST_CRATES=${TEST_CRATES:-"faceclip-unet faceclip-fusion"}
+
+for ignored in /.gpu/ /.whl/ /.gl/; do
+  grep -qx "$ignored" .git/info/exclude || echo "$ignored" >>.git/info/exclude
+done
+if [ ! -d .whl ]; then
+  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 -d .whl diffusers==0.42.1 importlib_metadata
 fi
-mkdir -p .gpu/tests
-pwd >.gpu/built_in
-bench=$(ls -t target/release/deps/gpu-* | grep -v '\.d$' | head -1)
-cp "$bench" .gpu/gpu
+if [ ! -d .gl ]; then
+  o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+  mkdir -p .gl /tmp/amd64/partial
+  apt-get $o update >/dev/null
+  (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+fi
+
+cargo bench --bench gpu --features wgpu,cuda --no-run 2>&1 | tail -2
+packages=$(for c in $TEST_CRATES; do printf -- '-p %s ' "$c"; done)
+# shellcheck disable=SC2086
+cargo test --release $packages --features wgpu,cuda --tests --no-run 2>&1 | tee /tmp/gpu-tests.log | tail -4
+
+stage=$(mktemp -d)
+mkdir -p "$stage/tests"
+cp "$(ls -t target/release/deps/gpu-* | grep -v '\.d$' | head -1)" "$stage/gpu"
 grep -o 'Executable tests/[a-z]*/main.rs ([^)]*)' /tmp/gpu-tests.log | sed 's/.*(\(.*\))/\1/' |
-  while read -r t; do cp "$t" ".gpu/tests/$(basename "$t" | sed 's/-.*//')"; done
-strip .gpu/gpu .gpu/tests/*
-du -sh .gpu/gpu .gpu/tests/*
-# The working tree that travels to the GPU host is limited to 64 MiB: ship one archive.
-(cd .gpu && tar -cf - gpu tests | xz -T2 -6 >bins.tar.xz && rm -r gpu tests)
-du -sh .gpu/bins.tar.xz
+  while read -r t; do cp "$t" "$stage/tests/$(basename "$t" | sed 's/-.*//')"; done
+strip "$stage/gpu" "$stage"/tests/*
+rm -rf .gpu && mkdir -p .gpu
+pwd >.gpu/built_in
+(cd "$stage" && tar -cf - gpu tests | xz -T2 -9 >"$OLDPWD/.gpu/bins.tar.xz")
+rm -rf "$stage"
+du -sh .gpu/bins.tar.xz .whl .gl

@@ -6,9 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod face_vit;
+pub mod t5;
 pub mod text;
 pub mod tokenizer;
 
 pub use face_vit::{FaceVit, FaceVitConfig, FaceVitOutput};
+pub use t5::{T5Config, T5Encoder, T5Layout};
 pub use text::{TextOutput, TextTower, TextTowerConfig, TokenOverride};
 pub use tokenizer::{ClipTokenizer, Flavor, TokenizerError};

@@ -31,8 +31,10 @@ pub struct VaeConfig {
     pub layers_per_block: usize,
     /// Group-norm groups.
     pub norm_num_groups: usize,
-    /// Latents are multiplied by this after encoding (0.13025 for SDXL).
+    /// Latents are multiplied by this after encoding (0.13025 for SDXL, 0.3611 for FLUX).
     pub scaling_factor: f64,
+    /// Subtracted from latents before scaling (0 for SDXL, 0.1159 for FLUX).
+    pub shift_factor: f64,
     /// Whether the mid blocks have self-attention.
     pub mid_block_add_attention: bool,
     /// Whether the 1×1 `quant_conv` follows the encoder.
@@ -56,9 +58,23 @@ impl VaeConfig {
             layers_per_block: 2,
             norm_num_groups: 32,
             scaling_factor: 0.13025,
+            shift_factor: 0.0,
             mid_block_add_attention: true,
             use_quant_conv: true,
             use_post_quant_conv: true,
+        }
+    }
+
+    /// FLUX.1-dev's VAE (`vae/config.json`): SDXL's layout with 16 latent channels, no quant
+    /// convolutions, scaling factor 0.3611 and shift 0.1159.
+    pub fn flux() -> Self {
+        Self {
+            latent_channels: 16,
+            scaling_factor: 0.3611,
+            shift_factor: 0.1159,
+            use_quant_conv: false,
+            use_post_quant_conv: false,
+            ..Self::sdxl()
         }
     }
 
@@ -85,6 +101,7 @@ impl VaeConfig {
             layers_per_block: cfg.usize("layers_per_block", 1)?,
             norm_num_groups: cfg.usize("norm_num_groups", 32)?,
             scaling_factor: cfg.f64("scaling_factor", 0.18215)?,
+            shift_factor: cfg.f64("shift_factor", 0.0)?,
             mid_block_add_attention: cfg.bool("mid_block_add_attention", true)?,
             use_quant_conv: cfg.bool("use_quant_conv", true)?,
             use_post_quant_conv: cfg.bool("use_post_quant_conv", true)?,
@@ -119,6 +136,9 @@ impl VaeConfig {
             || self.out_channels == 0
         {
             return bad("layers_per_block and the channel counts must be non-zero".into());
+        }
+        if !self.shift_factor.is_finite() {
+            return bad(format!("shift_factor {} must be finite", self.shift_factor));
         }
         if !(self.scaling_factor.is_finite() && self.scaling_factor > 0.0) {
             return bad(format!(
@@ -320,6 +340,7 @@ pub struct AutoencoderKl<B: Backend> {
     post_quant_conv: Option<Conv2d<B>>,
     latent_channels: usize,
     scaling_factor: f64,
+    shift_factor: f64,
     downscale: usize,
 }
 
@@ -344,6 +365,7 @@ impl<B: Backend> AutoencoderKl<B> {
             },
             latent_channels: l,
             scaling_factor: config.scaling_factor,
+            shift_factor: config.shift_factor,
             downscale: config.downscale(),
         })
     }
@@ -398,8 +420,9 @@ impl<B: Backend> AutoencoderKl<B> {
         Ok(self.decoder.forward(z))
     }
 
-    /// Decodes latents as the sampler produces them (multiplied by the scaling factor).
+    /// Decodes latents as the sampler produces them (shifted by the shift factor, then multiplied
+    /// by the scaling factor): `decode(latents / scaling + shift)`.
     pub fn decode_scaled(&self, latents: Tensor<B, 4>) -> Result<Tensor<B, 4>, InputError> {
-        self.decode(latents / self.scaling_factor)
+        self.decode(latents / self.scaling_factor + self.shift_factor)
     }
 }

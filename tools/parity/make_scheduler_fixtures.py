@@ -4,8 +4,9 @@ Run by hand (never by CI) from the repository root, in the venv of requirements.
 
     ../pyref/bin/python tools/parity/make_scheduler_fixtures.py
 
-Reference: diffusers' `EulerDiscreteScheduler`, `DDIMScheduler` and `DPMSolverMultistepScheduler`
-(DPM++ 2M: dpmsolver++, order 2, midpoint) with the SDXL-base scheduler
+Reference: diffusers' `EulerDiscreteScheduler`, `DDIMScheduler`, `DPMSolverMultistepScheduler`
+(DPM++ 2M: dpmsolver++, order 2, midpoint) and `FlowMatchEulerDiscreteScheduler` (FLUX.1-dev's
+config, driven as FluxPipeline does) with the SDXL-base scheduler
 configuration (scaled-linear betas 0.00085 -> 0.012, 1000 training steps, "leading" spacing,
 steps_offset 1, epsilon prediction; DDIM with set_alpha_to_one and clip_sample off, as SDXL's
 scheduler_config.json), plus the spacing and Karras variants. For every case the fixture holds the
@@ -19,7 +20,12 @@ import os
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+)
 from safetensors.numpy import save_file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -55,10 +61,36 @@ CASES = [
     ("dpm_trailing_20", "dpm", {"timestep_spacing": "trailing"}, 20),
     ("dpm_linspace_20", "dpm", {"timestep_spacing": "linspace"}, 20),
     ("dpm_karras_20", "dpm", {"use_karras_sigmas": True}, 20),
+    # Flow matching as FluxPipeline drives FLUX.1-dev's scheduler: sigmas linspace(1, 1/n, n) and
+    # mu from the packed image token count (3888 = 1152x864, 256, 4096), and a fixed shift.
+    ("flow_3888_50", "flow", {"seq": 3888}, 50),
+    ("flow_256_4", "flow", {"seq": 256}, 4),
+    ("flow_4096_1", "flow", {"seq": 4096}, 1),
+    ("flow_fixed3_10", "flow", {"use_dynamic_shifting": False}, 10),
 ]
+
+FLUX_SCHEDULER = dict(
+    num_train_timesteps=1000,
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
+
+
+def flux_mu(seq):
+    """FluxPipeline's calculate_shift."""
+    c = FLUX_SCHEDULER
+    m = (c["max_shift"] - c["base_shift"]) / (c["max_image_seq_len"] - c["base_image_seq_len"])
+    return seq * m + c["base_shift"] - m * c["base_image_seq_len"]
 
 
 def make(kind, overrides):
+    if kind == "flow":
+        config = {**FLUX_SCHEDULER, **{k: v for k, v in overrides.items() if k != "seq"}}
+        return FlowMatchEulerDiscreteScheduler(**config)
     config = {**SDXL, **overrides}
     if kind == "euler":
         return EulerDiscreteScheduler(**config)
@@ -78,21 +110,26 @@ def main():
     tensors = {"init": x0, "model_noise": n}
     for name, kind, overrides, steps in CASES:
         s = make(kind, overrides)
-        s.set_timesteps(steps)
+        if kind == "flow":
+            mu = flux_mu(overrides["seq"]) if s.config.use_dynamic_shifting else None
+            s.set_timesteps(sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
+        else:
+            s.set_timesteps(steps)
         tensors[f"{name}.timesteps"] = s.timesteps.numpy().astype(np.float64)
-        tensors[f"{name}.init_noise_sigma"] = np.array([float(s.init_noise_sigma)], dtype=np.float64)
-        if kind in ("euler", "dpm"):
+        sigma0 = getattr(s, "init_noise_sigma", 1.0)
+        tensors[f"{name}.init_noise_sigma"] = np.array([float(sigma0)], dtype=np.float64)
+        if kind in ("euler", "dpm", "flow"):
             tensors[f"{name}.sigmas"] = s.sigmas.numpy().astype(np.float64)
-        x = torch.from_numpy(x0) * s.init_noise_sigma
+        x = torch.from_numpy(x0) * sigma0
         for i, t in enumerate(s.timesteps):
-            inp = s.scale_model_input(x, t)
+            inp = x if kind == "flow" else s.scale_model_input(x, t)
             eps = 0.5 * torch.cos(t.float() / 300.0) * inp + 0.3 * torch.from_numpy(n)
             x = s.step(eps, t, x).prev_sample
             if i == 0:
                 tensors[f"{name}.first_input"] = inp.numpy()
                 tensors[f"{name}.first_step"] = x.numpy()
         tensors[f"{name}.final"] = x.numpy()
-        print(name, s.timesteps[:4].tolist(), float(s.init_noise_sigma))
+        print(name, s.timesteps[:4].tolist(), float(sigma0))
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, OUT)
     print("wrote", OUT)
 

@@ -12,10 +12,12 @@
 mod ddim;
 mod dpm;
 mod euler;
+mod flow;
 
 pub use ddim::Ddim;
 pub use dpm::DpmSolverMultistep;
 pub use euler::EulerDiscrete;
+pub use flow::{FlowMatchEuler, FlowShift};
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 

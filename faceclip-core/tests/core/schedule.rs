@@ -1,6 +1,6 @@
 //! The schedulers against diffusers 0.33 (`EulerDiscreteScheduler`, `DDIMScheduler`,
-//! `DPMSolverMultistepScheduler` as DPM++ 2M) with the
-//! SDXL configuration and spacing/Karras variants; fixture from
+//! `DPMSolverMultistepScheduler` as DPM++ 2M) with the SDXL configuration and spacing/Karras
+//! variants, and `FlowMatchEulerDiscreteScheduler` with FLUX.1-dev's; fixture from
 //! `tools/parity/make_scheduler_fixtures.py`. A fixed stand-in model drives whole loops.
 
 use crate::fixture;
@@ -9,12 +9,12 @@ use faceclip_core::backend::NdArray;
 use faceclip_core::parity::relative_l2;
 use faceclip_core::parity::to_vec;
 use faceclip_core::schedule::{
-    gaussian_noise, Ddim, DpmSolverMultistep, EulerDiscrete, NoiseSchedule, Scheduler,
-    TimestepSpacing,
+    gaussian_noise, Ddim, DpmSolverMultistep, EulerDiscrete, FlowMatchEuler, FlowShift,
+    NoiseSchedule, Scheduler, TimestepSpacing,
 };
 use faceclip_core::weights::Checkpoint;
 
-const CASES: [&str; 17] = [
+const CASES: [&str; 21] = [
     "euler_leading_1",
     "euler_leading_4",
     "euler_leading_25",
@@ -32,6 +32,10 @@ const CASES: [&str; 17] = [
     "dpm_trailing_20",
     "dpm_linspace_20",
     "dpm_karras_20",
+    "flow_3888_50",
+    "flow_256_4",
+    "flow_4096_1",
+    "flow_fixed3_10",
 ];
 
 fn schedule(name: &str) -> NoiseSchedule {
@@ -129,6 +133,15 @@ fn check_all<B: Backend>(device: &B::Device) {
                 &io,
                 device,
             );
+        } else if name.starts_with("flow") {
+            let flow = || match name.split('_').nth(1).unwrap() {
+                "fixed3" => FlowMatchEuler::new(FlowShift::Fixed(3.0), 0),
+                seq => FlowMatchEuler::flux(seq.parse().unwrap()),
+            };
+            let mut probe = flow();
+            probe.set_timesteps(steps).unwrap();
+            sigmas(name, probe.sigmas(), steps);
+            check_loop::<B, _>(name, flow(), &io, device);
         } else if name.starts_with("dpm") {
             let mut probe = DpmSolverMultistep::<B>::new(schedule(name), karras);
             probe.set_timesteps(steps).unwrap();
@@ -175,7 +188,19 @@ fn bad_step_counts_and_indices_are_errors() {
     dpm.set_timesteps(4).unwrap();
     assert!(dpm.step(x.clone(), 1, x.clone()).is_err());
     assert!(dpm.step(x.clone(), 0, x.clone()).is_ok());
-    assert!(dpm.step(x.clone(), 0, x).is_err());
+    assert!(dpm.step(x.clone(), 0, x.clone()).is_err());
+    let mut flow = FlowMatchEuler::flux(3888);
+    assert!(flow.set_timesteps(0).is_err());
+    flow.set_timesteps(2).unwrap();
+    assert!(Scheduler::<NdArray>::step(&mut flow, x.clone(), 2, x).is_err());
+}
+
+#[test]
+fn flux_shift_at_1152_by_864_is_the_reference_mu() {
+    // Spec §7.3: mu = 0.5 + (3888 − 256)·0.65/3840 ≈ 1.1148.
+    let mu = FlowMatchEuler::flux(3888).mu().unwrap();
+    assert!((mu - (0.5 + 3632.0 * 0.65 / 3840.0)).abs() < 1e-12, "{mu}");
+    assert_eq!(FlowMatchEuler::new(FlowShift::Fixed(3.0), 3888).mu(), None);
 }
 
 #[test]

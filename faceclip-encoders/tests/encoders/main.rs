@@ -6,6 +6,7 @@
 mod bad_input;
 mod face_vit;
 mod real_size;
+mod t5;
 mod text_tower;
 mod tokenizer;
 

@@ -112,6 +112,20 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 },
             )
         };
+        // One ResNet block of `level`, followed by a transformer on cross-attention levels.
+        let layer = |vb: &Weights<B>, kind: LevelKind, level: usize, j: usize, width_in: usize| {
+            Ok::<_, LoadError>(Layer {
+                resnet: resnet(&vb.pp("resnets").pp(j), width_in, channels[level])?,
+                attention: match kind {
+                    LevelKind::CrossAttention => Some(transformer(
+                        &vb.pp("attentions").pp(j),
+                        level,
+                        c.transformer_layers_per_block[level],
+                    )?),
+                    LevelKind::Plain => None,
+                },
+            })
+        };
 
         let mut down = Vec::with_capacity(levels);
         let mut skip_channels = vec![channels[0]];
@@ -121,17 +135,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
             let mut layers = Vec::with_capacity(c.layers_per_block);
             for j in 0..c.layers_per_block {
                 let width_in = if j == 0 { c_in } else { channels[i] };
-                layers.push(Layer {
-                    resnet: resnet(&vb.pp("resnets").pp(j), width_in, channels[i])?,
-                    attention: match kind {
-                        LevelKind::CrossAttention => Some(transformer(
-                            &vb.pp("attentions").pp(j),
-                            i,
-                            c.transformer_layers_per_block[i],
-                        )?),
-                        LevelKind::Plain => None,
-                    },
-                });
+                layers.push(layer(&vb, *kind, i, j, width_in)?);
                 skip_channels.push(channels[i]);
             }
             let downsample = if i + 1 < levels {
@@ -167,17 +171,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
                     LoadError::Config("UNet: more up layers than skip connections".into())
                 })?;
                 let width_in = if j == 0 { previous } else { channels[level] };
-                layers.push(Layer {
-                    resnet: resnet(&vb.pp("resnets").pp(j), width_in + skip, channels[level])?,
-                    attention: match kind {
-                        LevelKind::CrossAttention => Some(transformer(
-                            &vb.pp("attentions").pp(j),
-                            level,
-                            c.transformer_layers_per_block[level],
-                        )?),
-                        LevelKind::Plain => None,
-                    },
-                });
+                layers.push(layer(&vb, *kind, level, j, width_in + skip)?);
             }
             let upsample = if i < last {
                 Some(load_conv3(

@@ -150,3 +150,39 @@ fn tiled_decode_matches_diffusers_tiling() {
             .is_err());
     }
 }
+
+#[test]
+fn shift_factor_is_undone_before_decoding_as_flux_needs() {
+    let device = Default::default();
+    let mut config =
+        VaeConfig::from_json(&std::fs::read_to_string(fixture("vae_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config.shift_factor, 0.0);
+    config.shift_factor = 0.1159;
+    let vb = Weights::<NdArray>::open(
+        fixture("vae_weights.safetensors"),
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let vae = AutoencoderKl::load(&vb, config).unwrap();
+    let io = Checkpoint::open(fixture("vae_io.safetensors")).unwrap();
+    // diffusers' FluxPipeline: image = decode(latents / scaling_factor + shift_factor).
+    let sampler_latents = (input::<NdArray>(&io, "latents", &device) - 0.1159) * 0.13025;
+    assert_close(
+        "VAE decode_scaled with shift",
+        vae.decode_scaled(sampler_latents).unwrap(),
+        &io,
+        "decoded",
+        TOLERANCE,
+    );
+    let flux = VaeConfig::flux();
+    assert_eq!((flux.latent_channels, flux.use_quant_conv), (16, false));
+    assert!(flux.validate().is_ok());
+    let bad = r#"{"shift_factor": "a lot"}"#;
+    assert!(VaeConfig::from_json(bad)
+        .unwrap_err()
+        .to_string()
+        .contains("shift_factor"));
+}
