@@ -9,6 +9,7 @@
 //!   FaceCLIP-SDXL encoder (`prompt_embeds [B, 77, 2048]`, `pooled [B, 1280]`).
 //! - [`unet`]: the image side of SDXL generation: the UNet, the VAE and the guided denoising
 //!   loop;
+//! - [`dit`]: the FLUX transformer (FaceT5-FLUX's generator) and latent packing;
 //! - [`pipeline`]: [`Pipeline::generate`](pipeline::Pipeline::generate), photo and prompt in,
 //!   images of that person out.
 //!
@@ -33,6 +34,7 @@ pub mod pipeline;
 pub use faceclip_align as align;
 pub use faceclip_core as core;
 pub use faceclip_core::backend;
+pub use faceclip_dit as dit;
 pub use faceclip_encoders as encoders;
 pub use faceclip_fusion as fusion;
 pub use faceclip_unet as unet;

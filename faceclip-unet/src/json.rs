@@ -4,14 +4,14 @@ use faceclip_core::LoadError;
 use serde_json::Value;
 
 /// A parsed `config.json`; every read names the file kind and key when the value is malformed.
-pub(crate) struct ConfigJson {
+pub struct ConfigJson {
     value: Value,
     what: &'static str,
 }
 
 impl ConfigJson {
     /// Parses `json`; `what` names the file in errors ("UNet config.json").
-    pub(crate) fn parse(json: &str, what: &'static str) -> Result<Self, LoadError> {
+    pub fn parse(json: &str, what: &'static str) -> Result<Self, LoadError> {
         let value: Value =
             serde_json::from_str(json).map_err(|e| LoadError::Config(format!("{what}: {e}")))?;
         if !value.is_object() {
@@ -21,17 +21,17 @@ impl ConfigJson {
     }
 
     /// A configuration error about this file.
-    pub(crate) fn error(&self, why: impl std::fmt::Display) -> LoadError {
+    pub fn error(&self, why: impl std::fmt::Display) -> LoadError {
         LoadError::Config(format!("{}: {why}", self.what))
     }
 
     /// The value of `key`, treating JSON `null` as absent.
-    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
         self.value.get(key).filter(|v| !v.is_null())
     }
 
     /// A whole number, or `default` when absent.
-    pub(crate) fn usize(&self, key: &str, default: usize) -> Result<usize, LoadError> {
+    pub fn usize(&self, key: &str, default: usize) -> Result<usize, LoadError> {
         match self.get(key) {
             None => Ok(default),
             Some(x) => as_usize(x)
@@ -40,7 +40,7 @@ impl ConfigJson {
     }
 
     /// A number, or `default` when absent.
-    pub(crate) fn f64(&self, key: &str, default: f64) -> Result<f64, LoadError> {
+    pub fn f64(&self, key: &str, default: f64) -> Result<f64, LoadError> {
         match self.get(key) {
             None => Ok(default),
             Some(x) => x
@@ -50,7 +50,7 @@ impl ConfigJson {
     }
 
     /// A boolean, or `default` when absent.
-    pub(crate) fn bool(&self, key: &str, default: bool) -> Result<bool, LoadError> {
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, LoadError> {
         match self.get(key) {
             None => Ok(default),
             Some(x) => x
@@ -60,7 +60,7 @@ impl ConfigJson {
     }
 
     /// A list of strings, or `default` when absent.
-    pub(crate) fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>, LoadError> {
+    pub fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>, LoadError> {
         match self.get(key) {
             None => Ok(default.iter().map(|s| s.to_string()).collect()),
             Some(x) => x
@@ -75,7 +75,7 @@ impl ConfigJson {
     }
 
     /// A list of whole numbers, or `default` when absent.
-    pub(crate) fn usizes(&self, key: &str, default: &[usize]) -> Result<Vec<usize>, LoadError> {
+    pub fn usizes(&self, key: &str, default: &[usize]) -> Result<Vec<usize>, LoadError> {
         match self.get(key) {
             None => Ok(default.to_vec()),
             Some(x) => self.list(key, x),
@@ -84,7 +84,7 @@ impl ConfigJson {
 
     /// A whole number repeated `len` times, or a list of `len` whole numbers (diffusers accepts
     /// both for per-block settings); `None` when absent.
-    pub(crate) fn per_block(&self, key: &str, len: usize) -> Result<Option<Vec<usize>>, LoadError> {
+    pub fn per_block(&self, key: &str, len: usize) -> Result<Option<Vec<usize>>, LoadError> {
         let Some(x) = self.get(key) else {
             return Ok(None);
         };
@@ -103,7 +103,7 @@ impl ConfigJson {
 
     /// Fails unless `key` is absent or equal to one of `allowed` (settings this port does not
     /// implement).
-    pub(crate) fn require(&self, key: &str, allowed: &[Value]) -> Result<(), LoadError> {
+    pub fn require(&self, key: &str, allowed: &[Value]) -> Result<(), LoadError> {
         match self.get(key) {
             Some(x) if !allowed.contains(x) => Err(self.error(format!(
                 "`{key}` = {x} is not supported by this implementation"

@@ -35,7 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod blocks;
-mod json;
+pub mod json;
 mod sampling;
 mod tiling;
 pub mod unet;

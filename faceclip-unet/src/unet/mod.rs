@@ -6,5 +6,5 @@ mod model;
 mod transformer;
 
 pub use config::{LevelKind, TextTimeConfig, UNetConfig};
-pub use embedding::{sinusoidal_embedding, TimestepMlp};
+pub use embedding::{embedding_tensor, sinusoidal_embedding, TimestepMlp};
 pub use model::{TextTimeCondition, UNet2DConditionModel};

@@ -1,0 +1,295 @@
+//! FLUX's transformer blocks with diffusers' key names: AdaLN-Zero modulation, joint attention
+//! with RMS-normalised queries and keys and rotary positions, the double-stream block (separate
+//! image and text weights) and the single-stream block (parallel attention and MLP).
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::{silu, tanh};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{backend::Backend, Tensor};
+use faceclip_core::nn::load_linear;
+use faceclip_core::weights::Weights;
+use faceclip_core::LoadError;
+
+use crate::rope::apply_rotary;
+
+/// Epsilon of every norm in the FLUX transformer.
+const EPS: f64 = 1e-6;
+
+/// LayerNorm without affine parameters over the last axis.
+fn layer_norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let mean = x.clone().mean_dim(2);
+    let centred = x - mean;
+    let variance = centred.clone().powi_scalar(2).mean_dim(2);
+    centred / variance.add_scalar(EPS).sqrt()
+}
+
+/// `norm(x)·(1 + scale) + shift` with per-sample `[batch, dim]` modulation.
+pub(crate) fn modulate<B: Backend>(
+    x: Tensor<B, 3>,
+    shift: &Tensor<B, 2>,
+    scale: &Tensor<B, 2>,
+) -> Tensor<B, 3> {
+    layer_norm(x) * (scale.clone().unsqueeze_dim::<3>(1) + 1.0) + shift.clone().unsqueeze_dim(1)
+}
+
+/// `gate[:, None] · x`.
+fn gated<B: Backend>(gate: &Tensor<B, 2>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    x * gate.clone().unsqueeze_dim::<3>(1)
+}
+
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (`gelu(approximate="tanh")`).
+pub(crate) fn gelu_tanh<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let inner =
+        (x.clone() + x.clone().powi_scalar(3) * 0.044715) * (2.0 / std::f64::consts::PI).sqrt();
+    x * (tanh(inner) + 1.0) * 0.5
+}
+
+/// `linear(silu(temb))` split into `parts` chunks of `dim` (AdaLN-Zero / AdaLN-continuous).
+#[derive(Module, Debug)]
+pub(crate) struct Modulation<B: Backend> {
+    linear: Linear<B>,
+    parts: usize,
+}
+
+impl<B: Backend> Modulation<B> {
+    pub(crate) fn load(vb: &Weights<B>, dim: usize, parts: usize) -> Result<Self, LoadError> {
+        Ok(Self {
+            linear: load_linear(&vb.pp("linear"), dim, parts * dim, true)?,
+            parts,
+        })
+    }
+
+    pub(crate) fn forward(&self, temb: &Tensor<B, 2>) -> Vec<Tensor<B, 2>> {
+        self.linear.forward(silu(temb.clone())).chunk(self.parts, 1)
+    }
+}
+
+/// diffusers' `RMSNorm(head_dim, eps=1e-6)` with a weight, over the last axis.
+#[derive(Module, Debug)]
+struct HeadRmsNorm<B: Backend> {
+    weight: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> HeadRmsNorm<B> {
+    fn load(vb: &Weights<B>, dim: usize) -> Result<Self, LoadError> {
+        Ok(Self {
+            weight: Param::from_tensor(vb.tensor("weight", [dim])?),
+        })
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let rms = x.clone().powi_scalar(2).mean_dim(3).add_scalar(EPS).sqrt();
+        (x / rms) * self.weight.val().unsqueeze::<4>()
+    }
+}
+
+/// Query, key and value projections of one stream, with RMS-normalised queries and keys.
+#[derive(Module, Debug)]
+struct QkvProjection<B: Backend> {
+    q: Linear<B>,
+    k: Linear<B>,
+    v: Linear<B>,
+    norm_q: HeadRmsNorm<B>,
+    norm_k: HeadRmsNorm<B>,
+    heads: usize,
+}
+
+impl<B: Backend> QkvProjection<B> {
+    /// `names` = the q, k, v projections and the q, k norms under `vb`.
+    fn load(
+        vb: &Weights<B>,
+        names: [&str; 5],
+        dim: usize,
+        heads: usize,
+    ) -> Result<Self, LoadError> {
+        let head_dim = dim / heads;
+        Ok(Self {
+            q: load_linear(&vb.pp(names[0]), dim, dim, true)?,
+            k: load_linear(&vb.pp(names[1]), dim, dim, true)?,
+            v: load_linear(&vb.pp(names[2]), dim, dim, true)?,
+            norm_q: HeadRmsNorm::load(&vb.pp(names[3]), head_dim)?,
+            norm_k: HeadRmsNorm::load(&vb.pp(names[4]), head_dim)?,
+            heads,
+        })
+    }
+
+    /// `[batch, heads, tokens, head_dim]` each.
+    fn forward(&self, x: Tensor<B, 3>) -> [Tensor<B, 4>; 3] {
+        let split = |t: Tensor<B, 3>| {
+            let [b, n, dim] = t.dims();
+            t.reshape([b, n, self.heads, dim / self.heads])
+                .swap_dims(1, 2)
+        };
+        [
+            self.norm_q.forward(split(self.q.forward(x.clone()))),
+            self.norm_k.forward(split(self.k.forward(x.clone()))),
+            split(self.v.forward(x)),
+        ]
+    }
+}
+
+const IMAGE_QKV: [&str; 5] = ["to_q", "to_k", "to_v", "norm_q", "norm_k"];
+const TEXT_QKV: [&str; 5] = [
+    "add_q_proj",
+    "add_k_proj",
+    "add_v_proj",
+    "norm_added_q",
+    "norm_added_k",
+];
+
+/// Softmax attention over `[text; image]` tokens with rotary positions on queries and keys;
+/// returns `[batch, tokens, dim]`.
+fn joint_attention<B: Backend>(
+    [q, k, v]: [Tensor<B, 4>; 3],
+    rope: &(Tensor<B, 2>, Tensor<B, 2>),
+) -> Tensor<B, 3> {
+    let q = apply_rotary(q, &rope.0, &rope.1);
+    let k = apply_rotary(k, &rope.0, &rope.1);
+    let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+    let [b, h, n, d] = out.dims();
+    out.swap_dims(1, 2).reshape([b, n, h * d])
+}
+
+/// Concatenates per-stream `[q, k, v]` along the token axis (text first).
+fn concat_streams<B: Backend>(
+    text: [Tensor<B, 4>; 3],
+    image: [Tensor<B, 4>; 3],
+) -> [Tensor<B, 4>; 3] {
+    let [tq, tk, tv] = text;
+    let [iq, ik, iv] = image;
+    [
+        Tensor::cat(vec![tq, iq], 2),
+        Tensor::cat(vec![tk, ik], 2),
+        Tensor::cat(vec![tv, iv], 2),
+    ]
+}
+
+/// `ff.net.2(gelu_tanh(ff.net.0.proj(x)))`.
+#[derive(Module, Debug)]
+struct FeedForward<B: Backend> {
+    proj: Linear<B>,
+    out: Linear<B>,
+}
+
+impl<B: Backend> FeedForward<B> {
+    fn load(vb: &Weights<B>, dim: usize) -> Result<Self, LoadError> {
+        Ok(Self {
+            proj: load_linear(&vb.pp("net.0.proj"), dim, 4 * dim, true)?,
+            out: load_linear(&vb.pp("net.2"), 4 * dim, dim, true)?,
+        })
+    }
+
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.out.forward(gelu_tanh(self.proj.forward(x)))
+    }
+}
+
+/// `FluxTransformerBlock`: image and text streams with their own weights, one joint attention.
+#[derive(Module, Debug)]
+pub(crate) struct DoubleStreamBlock<B: Backend> {
+    norm1: Modulation<B>,
+    norm1_context: Modulation<B>,
+    image_qkv: QkvProjection<B>,
+    text_qkv: QkvProjection<B>,
+    to_out: Linear<B>,
+    to_add_out: Linear<B>,
+    ff: FeedForward<B>,
+    ff_context: FeedForward<B>,
+}
+
+impl<B: Backend> DoubleStreamBlock<B> {
+    pub(crate) fn load(vb: &Weights<B>, dim: usize, heads: usize) -> Result<Self, LoadError> {
+        let attn = vb.pp("attn");
+        Ok(Self {
+            norm1: Modulation::load(&vb.pp("norm1"), dim, 6)?,
+            norm1_context: Modulation::load(&vb.pp("norm1_context"), dim, 6)?,
+            image_qkv: QkvProjection::load(&attn, IMAGE_QKV, dim, heads)?,
+            text_qkv: QkvProjection::load(&attn, TEXT_QKV, dim, heads)?,
+            to_out: load_linear(&attn.pp("to_out.0"), dim, dim, true)?,
+            to_add_out: load_linear(&attn.pp("to_add_out"), dim, dim, true)?,
+            ff: FeedForward::load(&vb.pp("ff"), dim)?,
+            ff_context: FeedForward::load(&vb.pp("ff_context"), dim)?,
+        })
+    }
+
+    /// Returns the updated `(image, text)` streams.
+    pub(crate) fn forward(
+        &self,
+        image: Tensor<B, 3>,
+        text: Tensor<B, 3>,
+        temb: &Tensor<B, 2>,
+        rope: &(Tensor<B, 2>, Tensor<B, 2>),
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let m = self.norm1.forward(temb);
+        let c = self.norm1_context.forward(temb);
+        let (shift, scale, gate, shift_mlp, scale_mlp, gate_mlp) =
+            (&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
+        let (c_shift, c_scale, c_gate, c_shift_mlp, c_scale_mlp, c_gate_mlp) =
+            (&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]);
+
+        let text_tokens = text.dims()[1];
+        let qkv = concat_streams(
+            self.text_qkv
+                .forward(modulate(text.clone(), c_shift, c_scale)),
+            self.image_qkv
+                .forward(modulate(image.clone(), shift, scale)),
+        );
+        let joint = joint_attention(qkv, rope);
+        let [b, n, d] = joint.dims();
+        let text_attn = joint.clone().slice([0..b, 0..text_tokens, 0..d]);
+        let image_attn = joint.slice([0..b, text_tokens..n, 0..d]);
+
+        let image = image + gated(gate, self.to_out.forward(image_attn));
+        let image = image.clone()
+            + gated(
+                gate_mlp,
+                self.ff.forward(modulate(image, shift_mlp, scale_mlp)),
+            );
+        let text = text + gated(c_gate, self.to_add_out.forward(text_attn));
+        let text = text.clone()
+            + gated(
+                c_gate_mlp,
+                self.ff_context
+                    .forward(modulate(text, c_shift_mlp, c_scale_mlp)),
+            );
+        (image, text)
+    }
+}
+
+/// `FluxSingleTransformerBlock`: one stream over `[text; image]`, attention and MLP in parallel.
+#[derive(Module, Debug)]
+pub(crate) struct SingleStreamBlock<B: Backend> {
+    norm: Modulation<B>,
+    qkv: QkvProjection<B>,
+    proj_mlp: Linear<B>,
+    proj_out: Linear<B>,
+}
+
+impl<B: Backend> SingleStreamBlock<B> {
+    pub(crate) fn load(vb: &Weights<B>, dim: usize, heads: usize) -> Result<Self, LoadError> {
+        Ok(Self {
+            norm: Modulation::load(&vb.pp("norm"), dim, 3)?,
+            qkv: QkvProjection::load(&vb.pp("attn"), IMAGE_QKV, dim, heads)?,
+            proj_mlp: load_linear(&vb.pp("proj_mlp"), dim, 4 * dim, true)?,
+            proj_out: load_linear(&vb.pp("proj_out"), 5 * dim, dim, true)?,
+        })
+    }
+
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        temb: &Tensor<B, 2>,
+        rope: &(Tensor<B, 2>, Tensor<B, 2>),
+    ) -> Tensor<B, 3> {
+        let m = self.norm.forward(temb);
+        let normed = modulate(x.clone(), &m[0], &m[1]);
+        let mlp = gelu_tanh(self.proj_mlp.forward(normed.clone()));
+        let attn = joint_attention(self.qkv.forward(normed), rope);
+        x + gated(
+            &m[2],
+            self.proj_out.forward(Tensor::cat(vec![attn, mlp], 2)),
+        )
+    }
+}

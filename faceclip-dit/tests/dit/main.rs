@@ -1,0 +1,178 @@
+//! Integration tests of faceclip-dit against diffusers' `FluxTransformer2DModel` and
+//! FluxPipeline's latent packing at a tiny configuration (fixtures from
+//! `tools/parity/make_dit_fixtures.py`), and bad input.
+//!
+//! One test binary per crate keeps clean builds short (each binary instantiates the backends).
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use faceclip_core::backend::NdArray;
+use faceclip_core::parity::assert_close;
+use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::LoadError;
+use faceclip_dit::{
+    image_ids, pack_latents, unpack_latents, FluxConfig, FluxInput, FluxTransformer2DModel,
+};
+
+const TOLERANCE: f64 = 1e-4;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tensor<B: Backend, const D: usize>(
+    io: &Checkpoint,
+    key: &str,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let (values, shape) = io.read_f32(key).unwrap();
+    let shape: [usize; D] = shape.try_into().unwrap();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn load<B: Backend>(device: &B::Device) -> FluxTransformer2DModel<B> {
+    let config =
+        FluxConfig::from_json(&std::fs::read_to_string(fixture("flux_config.json")).unwrap())
+            .unwrap();
+    let vb = Weights::<B>::open(
+        fixture("flux_weights.safetensors"),
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        device,
+    )
+    .unwrap();
+    let model = FluxTransformer2DModel::load(&vb, config).unwrap();
+    let report = vb.finish().expect("every tensor of the file is used");
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{report}"
+    );
+    model
+}
+
+fn input<B: Backend>(io: &Checkpoint, device: &B::Device) -> FluxInput<B> {
+    FluxInput {
+        image: pack_latents(tensor(io, "latents", device)).unwrap(),
+        image_ids: image_ids(6, 8),
+        context: tensor(io, "context", device),
+        pooled: tensor(io, "pooled", device),
+        timestep: 0.7,
+        guidance: Some(3.5),
+    }
+}
+
+fn check<B: Backend>(device: &B::Device) {
+    let model = load::<B>(device);
+    let io = Checkpoint::open(fixture("flux_io.safetensors")).unwrap();
+    let input = input::<B>(&io, device);
+    assert_close("FLUX packing", input.image.clone(), &io, "packed", 1e-7);
+    let (ids, _) = io.read_f32("image_ids").unwrap();
+    let ours: Vec<f32> = input
+        .image_ids
+        .iter()
+        .flatten()
+        .map(|&v| v as f32)
+        .collect();
+    assert_eq!(ours, ids, "image ids");
+    let out = model.forward(input).unwrap();
+    assert_close("FLUX transformer", out.clone(), &io, "out", TOLERANCE);
+    assert_close(
+        "FLUX unpacking",
+        unpack_latents(out, 6, 8).unwrap(),
+        &io,
+        "unpacked_out",
+        TOLERANCE,
+    );
+}
+
+#[test]
+fn flux_transformer_matches_diffusers_ndarray() {
+    check::<NdArray>(&Default::default());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn flux_transformer_matches_diffusers_wgpu() {
+    check::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn flux_transformer_matches_diffusers_cuda() {
+    check::<faceclip_core::backend::Cuda>(&Default::default());
+}
+
+#[test]
+fn flux_dev_preset_matches_the_released_config() {
+    // FLUX.1-dev's transformer/config.json, as released.
+    let json = r#"{"_class_name": "FluxTransformer2DModel", "_diffusers_version": "0.30.0.dev0",
+        "attention_head_dim": 128, "guidance_embeds": true, "in_channels": 64,
+        "joint_attention_dim": 4096, "num_attention_heads": 24, "num_layers": 19,
+        "num_single_layers": 38, "patch_size": 1, "pooled_projection_dim": 768,
+        "axes_dims_rope": [16, 56, 56]}"#;
+    assert_eq!(FluxConfig::from_json(json).unwrap(), FluxConfig::flux_dev());
+    assert_eq!(FluxConfig::flux_dev().inner_dim(), 3072);
+}
+
+#[test]
+fn bad_configs_checkpoints_and_inputs_are_typed_errors() {
+    for (json, needle) in [
+        (r#"{"patch_size": 2}"#, "patch_size"),
+        (r#"{"axes_dims_rope": [16, 56]}"#, "axes_dims_rope"),
+        (r#"{"attention_head_dim": 64}"#, "axes_dims_rope"),
+    ] {
+        let err = FluxConfig::from_json(json).unwrap_err();
+        assert!(err.to_string().contains(needle), "{json}: {err}");
+    }
+    // A checkpoint whose joint attention width differs from the config's.
+    let device = Default::default();
+    let json = std::fs::read_to_string(fixture("flux_config.json")).unwrap();
+    let wider = FluxConfig::from_json(
+        &json.replace("\"joint_attention_dim\": 24", "\"joint_attention_dim\": 40"),
+    )
+    .unwrap();
+    let vb = Weights::<NdArray>::open(
+        fixture("flux_weights.safetensors"),
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    match FluxTransformer2DModel::load(&vb, wider) {
+        Err(LoadError::ShapeMismatch { key, .. }) => {
+            assert!(key.starts_with("context_embedder"), "{key}")
+        }
+        other => panic!("expected a shape mismatch, got {other:?}"),
+    }
+
+    let model = load::<NdArray>(&device);
+    let io = Checkpoint::open(fixture("flux_io.safetensors")).unwrap();
+    let good = input::<NdArray>(&io, &device);
+    let cases = [
+        FluxInput {
+            context: Tensor::zeros([2, 5, 16], &device),
+            ..good.clone()
+        },
+        FluxInput {
+            pooled: Tensor::zeros([1, 12], &device),
+            ..good.clone()
+        },
+        FluxInput {
+            image_ids: image_ids(4, 4),
+            ..good.clone()
+        },
+        FluxInput {
+            guidance: None,
+            ..good.clone()
+        },
+        FluxInput {
+            timestep: f32::NAN,
+            ..good.clone()
+        },
+    ];
+    for case in cases {
+        assert!(model.forward(case).is_err());
+    }
+    // Odd latent sizes cannot be packed 2×2.
+    assert!(pack_latents(Tensor::<NdArray, 4>::zeros([1, 2, 5, 8], &device)).is_err());
+    assert!(unpack_latents(good.image, 6, 6).is_err());
+}

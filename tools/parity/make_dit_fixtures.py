@@ -1,0 +1,80 @@
+"""Builds the parity fixtures of faceclip-dit from diffusers.
+
+Run by hand (never by CI) from the repository root, in the venv of requirements.txt:
+
+    ../pyref/bin/python tools/parity/make_dit_fixtures.py
+
+References (diffusers 0.33.1), every parameter randomised (diffusers zero-initialises nothing
+here but its default init hides modulation bugs), saved with diffusers' key names:
+- `FluxTransformer2DModel` at a tiny FLUX.1-dev-style configuration (1 double + 2 single blocks,
+  2 heads × 16 with RoPE axes (4, 6, 6), guidance embedding), called as FluxPipeline calls it
+  (timestep σ, guidance, ids from `_prepare_latent_image_ids`, zero text ids);
+- FluxPipeline's `_pack_latents` / `_unpack_latents`.
+"""
+
+import os
+
+import torch
+from diffusers import FluxPipeline, FluxTransformer2DModel
+from safetensors.torch import save_file
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+OUT = os.path.join(ROOT, "faceclip-dit", "tests", "fixtures")
+
+torch.manual_seed(20261126)
+
+CONFIG = dict(
+    patch_size=1,
+    in_channels=8,
+    num_layers=1,
+    num_single_layers=2,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=24,
+    pooled_projection_dim=12,
+    guidance_embeds=True,
+    axes_dims_rope=(4, 6, 6),
+)
+
+
+def randomise(module):
+    with torch.no_grad():
+        for name, p in module.state_dict(keep_vars=True).items():
+            if p.dim() > 1:
+                fan_in = p[0].numel()
+                p.uniform_(-1.5 / fan_in**0.5, 1.5 / fan_in**0.5)
+            elif name.endswith("norm_q.weight") or name.endswith("norm_k.weight") or "norm_added" in name:
+                p.normal_(1.0, 0.1)
+            else:
+                p.normal_(0.0, 0.1)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    model = FluxTransformer2DModel(**CONFIG).eval()
+    randomise(model)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(OUT, "flux_weights.safetensors"))
+    import json
+    with open(os.path.join(OUT, "flux_config.json"), "w") as f:
+        json.dump({"_class_name": "FluxTransformer2DModel", **dict(model.config)}, f, indent=1, default=list)
+
+    latents = torch.randn(2, 2, 6, 8)  # [batch, latent channels, h, w]
+    packed = FluxPipeline._pack_latents(latents, 2, 2, 6, 8)
+    image_ids = FluxPipeline._prepare_latent_image_ids(2, 3, 4, "cpu", torch.float32)
+    context = torch.randn(2, 5, 24)
+    text_ids = torch.zeros(5, 3)
+    pooled = torch.randn(2, 12)
+    sigma = torch.tensor([0.7, 0.7])
+    guidance = torch.tensor([3.5, 3.5])
+    with torch.no_grad():
+        out = model(hidden_states=packed, timestep=sigma, guidance=guidance, pooled_projections=pooled,
+                    encoder_hidden_states=context, txt_ids=text_ids, img_ids=image_ids).sample
+    unpacked = FluxPipeline._unpack_latents(out, 12, 16, 2)  # image 12×16 with vae_scale_factor 2
+    save_file({"latents": latents, "packed": packed.contiguous(), "image_ids": image_ids, "context": context,
+               "pooled": pooled, "out": out.contiguous(), "unpacked_out": unpacked.contiguous()},
+              os.path.join(OUT, "flux_io.safetensors"))
+    print("flux", tuple(out.shape), float(out.std()), "unpacked", tuple(unpacked.shape))
+
+
+if __name__ == "__main__":
+    main()
