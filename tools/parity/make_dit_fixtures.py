@@ -9,13 +9,18 @@ here but its default init hides modulation bugs), saved with diffusers' key name
 - `FluxTransformer2DModel` at a tiny FLUX.1-dev-style configuration (1 double + 2 single blocks,
   2 heads × 16 with RoPE axes (4, 6, 6), guidance embedding), called as FluxPipeline calls it
   (timestep σ, guidance, ids from `_prepare_latent_image_ids`, zero text ids);
-- FluxPipeline's `_pack_latents` / `_unpack_latents`.
+- FluxPipeline's `_pack_latents` / `_unpack_latents`;
+- `FluxPipeline` end to end with that transformer, a tiny FLUX-style VAE (2 latent channels, no
+  quant convs, scaling 0.3611, shift 0.1159) and FLUX.1-dev's scheduler config, given prompt
+  embeddings, negative embeddings (true CFG 3.5), distilled guidance 1.0 and packed initial
+  latents, 4 steps: the final image before 8-bit quantisation.
 """
 
+import json
 import os
 
 import torch
-from diffusers import FluxPipeline, FluxTransformer2DModel
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 from safetensors.torch import save_file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -54,7 +59,6 @@ def main():
     model = FluxTransformer2DModel(**CONFIG).eval()
     randomise(model)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(OUT, "flux_weights.safetensors"))
-    import json
     with open(os.path.join(OUT, "flux_config.json"), "w") as f:
         json.dump({"_class_name": "FluxTransformer2DModel", **dict(model.config)}, f, indent=1, default=list)
 
@@ -74,6 +78,30 @@ def main():
                "pooled": pooled, "out": out.contiguous(), "unpacked_out": unpacked.contiguous()},
               os.path.join(OUT, "flux_io.safetensors"))
     print("flux", tuple(out.shape), float(out.std()), "unpacked", tuple(unpacked.shape))
+
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
+                        up_block_types=["UpDecoderBlock2D"] * 2, block_out_channels=[16, 32], layers_per_block=1,
+                        latent_channels=2, norm_num_groups=8, sample_size=32, scaling_factor=0.3611,
+                        shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False).eval()
+    randomise(vae)
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, os.path.join(OUT, "flux_vae_weights.safetensors"))
+    with open(os.path.join(OUT, "flux_vae_config.json"), "w") as f:
+        json.dump({"_class_name": "AutoencoderKL", **dict(vae.config)}, f, indent=1, default=list)
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
+                                                base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                                                max_image_seq_len=4096)
+    pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=None, text_encoder_2=None,
+                        tokenizer_2=None, transformer=model)
+    pipe.set_progress_bar_config(disable=True)
+    embeds = dict(prompt_embeds=torch.randn(1, 5, 24), pooled_prompt_embeds=torch.randn(1, 12),
+                  negative_prompt_embeds=torch.randn(1, 5, 24), negative_pooled_prompt_embeds=torch.randn(1, 12))
+    start = FluxPipeline._pack_latents(torch.randn(1, 2, 6, 8), 1, 2, 6, 8)
+    with torch.no_grad():
+        image = pipe(height=12, width=16, num_inference_steps=4, guidance_scale=1.0, true_cfg_scale=3.5,
+                     latents=start, output_type="np", **embeds).images
+    save_file({**{k: v.contiguous() for k, v in embeds.items()}, "latents": start.contiguous(),
+               "image": torch.from_numpy(image).contiguous()}, os.path.join(OUT, "flux_pipeline_io.safetensors"))
+    print("flux pipeline image", image.shape, float(image.mean()), float(image.std()))
 
 
 if __name__ == "__main__":

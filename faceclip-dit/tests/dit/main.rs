@@ -176,3 +176,117 @@ fn bad_configs_checkpoints_and_inputs_are_typed_errors() {
     assert!(pack_latents(Tensor::<NdArray, 4>::zeros([1, 2, 5, 8], &device)).is_err());
     assert!(unpack_latents(good.image, 6, 6).is_err());
 }
+
+/// Peak signal-to-noise ratio of two images in [0, 1].
+fn psnr(a: &[f32], b: &[f32]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    10.0 * (1.0 / mse.max(1e-20)).log10()
+}
+
+#[test]
+fn tiny_flux_pipeline_matches_diffusers() {
+    use faceclip_dit::{denoise_flux, FluxConditioning, FluxGuidance};
+    use faceclip_unet::{AutoencoderKl, VaeConfig};
+    use std::ops::ControlFlow;
+
+    let device = Default::default();
+    let model = load::<NdArray>(&device);
+    let vae_config =
+        VaeConfig::from_json(&std::fs::read_to_string(fixture("flux_vae_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (vae_config.latent_channels, vae_config.shift_factor),
+        (2, 0.1159)
+    );
+    let vb = Weights::<NdArray>::open(
+        fixture("flux_vae_weights.safetensors"),
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &device,
+    )
+    .unwrap();
+    let vae = AutoencoderKl::load(&vb, vae_config).unwrap();
+    vb.finish().unwrap();
+    let io = Checkpoint::open(fixture("flux_pipeline_io.safetensors")).unwrap();
+    let conditioning = FluxConditioning {
+        positive: tensor(&io, "prompt_embeds", &device),
+        positive_pooled: tensor(&io, "pooled_prompt_embeds", &device),
+        negative: Some((
+            tensor(&io, "negative_prompt_embeds", &device),
+            tensor(&io, "negative_pooled_prompt_embeds", &device),
+        )),
+    };
+    let guidance = FluxGuidance {
+        true_cfg: 3.5,
+        distilled: 1.0,
+    };
+    let mut steps = 0;
+    let latents = denoise_flux(
+        &model,
+        tensor(&io, "latents", &device),
+        [6, 8],
+        &conditioning,
+        4,
+        guidance,
+        &mut |p| {
+            steps = p.step;
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert_eq!(steps, 4);
+    let image = vae
+        .decode_scaled(unpack_latents(latents, 6, 8).unwrap())
+        .unwrap();
+    let image = (image / 2.0 + 0.5).clamp(0.0, 1.0).permute([0, 2, 3, 1]);
+    let (expected, shape) = io.read_f32("image").unwrap();
+    assert_eq!(image.dims().to_vec(), shape);
+    let db = psnr(&faceclip_core::parity::to_vec(image), &expected);
+    println!("tiny FLUX pipeline PSNR vs diffusers: {db:.1} dB");
+    assert!(db >= 40.0, "PSNR {db:.1} dB < 40 dB");
+
+    // Without negative embeddings true CFG cannot run; cancelling stops after the step asked.
+    let no_negative = FluxConditioning {
+        negative: None,
+        ..conditioning.clone()
+    };
+    let noise = || tensor::<NdArray, 3>(&io, "latents", &device);
+    assert!(denoise_flux(
+        &model,
+        noise(),
+        [6, 8],
+        &no_negative,
+        2,
+        guidance,
+        &mut |_| ControlFlow::Continue(())
+    )
+    .is_err());
+    assert!(denoise_flux(
+        &model,
+        noise(),
+        [6, 6],
+        &conditioning,
+        2,
+        guidance,
+        &mut |_| ControlFlow::Continue(())
+    )
+    .is_err());
+    let cancelled = denoise_flux(
+        &model,
+        noise(),
+        [6, 8],
+        &conditioning,
+        3,
+        guidance,
+        &mut |_| ControlFlow::Break(()),
+    );
+    assert!(matches!(
+        cancelled,
+        Err(faceclip_unet::DenoiseError::Cancelled { step: 1, steps: 3 })
+    ));
+}
