@@ -4,7 +4,7 @@
 //! cargo run --release --example generate -- [--image PATH] [--prompt TEXT] [--out DIR]
 //!     [--weights FACECLIP_DIR --vae SDXL_VAE_DIR] [--steps N] [--guidance G] [--seed S]
 //!     [--width W] [--height H] [--images N] [--strength S] [--scheduler NAME]
-//!     [--negative TEXT] [--no-face yes] [--backend ndarray|wgpu|cuda]
+//!     [--negative TEXT] [--no-face yes] [--tiled yes] [--backend ndarray|wgpu|cuda]
 //! ```
 //!
 //! With `--weights` (the FaceCLIP release: `model/face_clip_encoder.pt`, `model/unet.pt`) and
@@ -32,7 +32,7 @@ use common::{run_on_backend, Flags, Job, DEMO_PHOTO};
 const USAGE: &str =
     "generate [--image PATH] [--prompt TEXT] [--out DIR] [--weights DIR --vae DIR] \
 [--steps N] [--guidance G] [--seed S] [--width W] [--height H] [--images N] [--strength S] \
-[--scheduler euler|euler-karras|ddim|dpm++2m|dpm++2m-karras] [--negative TEXT] [--no-face yes] \
+[--scheduler euler|euler-karras|ddim|dpm++2m|dpm++2m-karras] [--negative TEXT] [--no-face yes] [--tiled yes] \
 [--backend ndarray|wgpu|cuda]";
 
 struct Args {
@@ -99,6 +99,9 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
     request.height = args.number("height", default_side.unwrap_or(request.height))?;
     request.images = args.number("images", 1)?;
     request.identity_strength = args.number("strength", 1.0)?;
+    if flags.get("tiled").as_deref() == Some("yes") {
+        request.vae_tiling = Some(faceclip::unet::VaeTiling::sdxl());
+    }
     if let Some(negative) = flags.get("negative") {
         request.negative_prompt = negative;
     }

@@ -26,7 +26,7 @@ use faceclip_fusion::{
 };
 use faceclip_unet::{
     denoise, AutoencoderKl, Conditioning, DenoiseError, LevelKind, TextTimeConfig,
-    UNet2DConditionModel, UNetConfig, VaeConfig,
+    UNet2DConditionModel, UNetConfig, VaeConfig, VaeTiling,
 };
 use image::RgbImage;
 
@@ -116,6 +116,9 @@ pub struct GenerateRequest {
     pub identity_strength: f64,
     /// The sampler.
     pub scheduler: SchedulerKind,
+    /// Decode the latents in overlapping tiles (bounded memory for large images; diffusers'
+    /// `enable_tiling()`); `None` decodes in one pass.
+    pub vae_tiling: Option<VaeTiling>,
 }
 
 impl GenerateRequest {
@@ -133,6 +136,7 @@ impl GenerateRequest {
             images: 1,
             identity_strength: 1.0,
             scheduler: SchedulerKind::Euler,
+            vae_tiling: None,
         }
     }
 
@@ -487,7 +491,10 @@ impl<B: Backend> Pipeline<B> {
 
         report(Stage::Decode)?;
         let started = Instant::now();
-        let decoded = self.vae.decode_scaled(latents)?;
+        let decoded = match request.vae_tiling {
+            Some(tiling) => self.vae.decode_tiled(self.vae.unscale(latents), tiling)?,
+            None => self.vae.decode_scaled(latents)?,
+        };
         let images = images_from_tensor((decoded / 2.0 + 0.5).clamp(0.0, 1.0))?;
         timings.decode = started.elapsed();
         Ok(Generated {
@@ -673,6 +680,22 @@ mod tests {
         assert_eq!(first.images, again.images);
         request.seed += 1;
         assert_ne!(first.images, go(&pipeline, &request).unwrap().images);
+    }
+
+    #[test]
+    fn tiled_decoding_is_available_per_request() {
+        let pipeline = tiny();
+        let mut request = small_request(FaceInput::None);
+        request.width = 160;
+        let whole = go(&pipeline, &request).unwrap();
+        // 20×8 latents in 8-latent tiles overlapping by 2: 4 × 2 tiles, blended and cropped.
+        request.vae_tiling = Some(VaeTiling {
+            tile: 8,
+            overlap: 2,
+        });
+        let tiled = go(&pipeline, &request).unwrap();
+        assert_eq!(tiled.images[0].dimensions(), (160, 64));
+        assert_eq!(whole.images[0].dimensions(), (160, 64));
     }
 
     #[test]

@@ -423,6 +423,13 @@ impl<B: Backend> AutoencoderKl<B> {
     /// Decodes latents as the sampler produces them (shifted by the shift factor, then multiplied
     /// by the scaling factor): `decode(latents / scaling + shift)`.
     pub fn decode_scaled(&self, latents: Tensor<B, 4>) -> Result<Tensor<B, 4>, InputError> {
-        self.decode(latents / self.scaling_factor + self.shift_factor)
+        self.decode(self.unscale(latents))
+    }
+
+    /// Sampler latents back to the VAE's own scale: `latents / scaling + shift` (what
+    /// [`decode_scaled`](Self::decode_scaled) decodes; pass it to
+    /// [`decode_tiled`](Self::decode_tiled) for tiled decoding of sampler output).
+    pub fn unscale(&self, latents: Tensor<B, 4>) -> Tensor<B, 4> {
+        latents / self.scaling_factor + self.shift_factor
     }
 }
