@@ -13,6 +13,9 @@ use crate::blocks::{modulate, DoubleStreamBlock, Modulation, SingleStreamBlock};
 use crate::config::FluxConfig;
 use crate::rope::rotary_tables;
 
+/// Rotary position tables `(cos, sin)`, each `[tokens, head_dim]`.
+pub type Rotary<B> = (Tensor<B, 2>, Tensor<B, 2>);
+
 /// Width of the sinusoidal timestep and guidance embeddings.
 const TIME_PROJ_DIM: usize = 256;
 /// RoPE base.
@@ -102,8 +105,39 @@ impl<B: Backend> FluxTransformer2DModel<B> {
         &self.config
     }
 
+    /// The rotary tables `(cos, sin)` `[text_tokens + image_tokens, head_dim]` for
+    /// `text_tokens` text tokens (id (0, 0, 0)) followed by the image tokens of `image_ids`.
+    /// They depend only on the sizes: compute them once per generation and pass them to
+    /// [`forward_with_rotary`](Self::forward_with_rotary).
+    pub fn rotary(
+        &self,
+        text_tokens: usize,
+        image_ids: &[[f64; 3]],
+        device: &B::Device,
+    ) -> Rotary<B> {
+        let ids: Vec<[f64; 3]> = std::iter::repeat_n([0.0; 3], text_tokens)
+            .chain(image_ids.iter().copied())
+            .collect();
+        rotary_tables::<B>(&ids, self.config.axes_dims_rope, ROPE_THETA, device)
+    }
+
     /// Predicts the velocity `[batch, image_tokens, out_channels]`.
     pub fn forward(&self, input: FluxInput<B>) -> Result<Tensor<B, 3>, InputError> {
+        let rotary = self.rotary(
+            input.context.dims()[1],
+            &input.image_ids,
+            &input.image.device(),
+        );
+        self.forward_with_rotary(input, &rotary)
+    }
+
+    /// [`forward`](Self::forward) with rotary tables from [`rotary`](Self::rotary) for the
+    /// same token counts and image ids.
+    pub fn forward_with_rotary(
+        &self,
+        input: FluxInput<B>,
+        rope: &Rotary<B>,
+    ) -> Result<Tensor<B, 3>, InputError> {
         self.check(&input)?;
         let c = &self.config;
         let device = input.image.device();
@@ -123,18 +157,21 @@ impl<B: Backend> FluxTransformer2DModel<B> {
 
         let mut image = self.x_embedder.forward(input.image);
         let mut text = self.context_embedder.forward(input.context);
-        // Text tokens have id (0, 0, 0); the table covers [text; image].
-        let ids: Vec<[f64; 3]> = std::iter::repeat_n([0.0; 3], text_tokens)
-            .chain(input.image_ids.iter().copied())
-            .collect();
-        let rope = rotary_tables::<B>(&ids, c.axes_dims_rope, ROPE_THETA, &device);
+        let tokens = text_tokens + image_tokens;
+        if rope.0.dims() != [tokens, c.attention_head_dim] {
+            return Err(InputError::Shape {
+                what: "FLUX rotary tables".into(),
+                expected: format!("[{tokens}, {}]", c.attention_head_dim),
+                found: rope.0.dims().to_vec(),
+            });
+        }
 
         for block in &self.double_blocks {
-            (image, text) = block.forward(image, text, &temb, &rope);
+            (image, text) = block.forward(image, text, &temb, rope);
         }
         let mut joint = Tensor::cat(vec![text, image], 1);
         for block in &self.single_blocks {
-            joint = block.forward(joint, &temb, &rope);
+            joint = block.forward(joint, &temb, rope);
         }
         let dim = c.inner_dim();
         let image = joint.slice([0..batch, text_tokens..text_tokens + image_tokens, 0..dim]);

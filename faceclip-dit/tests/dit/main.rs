@@ -172,6 +172,9 @@ fn bad_configs_checkpoints_and_inputs_are_typed_errors() {
     for case in cases {
         assert!(model.forward(case).is_err());
     }
+    // Rotary tables made for another text length.
+    let short = model.rotary(3, &good.image_ids, &device);
+    assert!(model.forward_with_rotary(good.clone(), &short).is_err());
     // Odd latent sizes cannot be packed 2×2.
     assert!(pack_latents(Tensor::<NdArray, 4>::zeros([1, 2, 5, 8], &device)).is_err());
     assert!(unpack_latents(good.image, 6, 6).is_err());
