@@ -18,12 +18,8 @@ use faceclip_core::schedule::{
 };
 use faceclip_core::weights::{KeyRemap, LoadOptions, Weights};
 use faceclip_core::{InputError, LoadError};
-use faceclip_encoders::{FaceVitConfig, TextTowerConfig};
 use faceclip_fusion::encoder::SDXL_NEGATIVE_PROMPT;
-use faceclip_fusion::{
-    BranchConfig, EncodeError, FaceClipConfig, FaceClipEncoder, FaceClipOutput, FuserConfig,
-    FusionKind,
-};
+use faceclip_fusion::{EncodeError, FaceClipConfig, FaceClipEncoder, FaceClipOutput};
 use faceclip_unet::{
     denoise, AutoencoderKl, Conditioning, DenoiseError, LevelKind, TextTimeConfig,
     UNet2DConditionModel, UNetConfig, VaeConfig, VaeTiling,
@@ -378,7 +374,7 @@ impl<B: Backend> Pipeline<B> {
     /// backend): the machinery runs end to end in seconds on a CPU, the images are noise.
     pub fn random_tiny(device: &B::Device, seed: u64) -> Result<Self, GenerateError> {
         let weights = Weights::<B>::seeded(device, seed);
-        let encoder = FaceClipEncoder::load(&weights.pp("encoder"), &tiny_encoder_config())?;
+        let encoder = FaceClipEncoder::load(&weights.pp("encoder"), &FaceClipConfig::tiny())?;
         let unet = UNet2DConditionModel::load(&weights.pp("unet"), tiny_unet_config())?;
         let vae = AutoencoderKl::load(&weights.pp("vae"), tiny_vae_config())?;
         Self::assemble(encoder, unet, vae, device)
@@ -572,24 +568,8 @@ impl<B: Backend> Pipeline<B> {
     }
 }
 
-/// The encoder of [`Pipeline::random_tiny`]: both branches 2 text layers, a 1-block face ViT.
-fn tiny_encoder_config() -> FaceClipConfig {
-    use faceclip_core::nn::Activation;
-    let branch = |width, heads, activation| BranchConfig {
-        text: TextTowerConfig::sized(width, 2, heads, activation),
-        face: FaceVitConfig::sized(32, 1, 2, 24),
-        fuser: FusionKind::FaceClip(FuserConfig {
-            layers: 2,
-            ..FuserConfig::with_ffn(width, 32)
-        }),
-    };
-    FaceClipConfig {
-        l: branch(16, 2, Activation::QuickGelu),
-        g: branch(24, 3, Activation::Gelu),
-    }
-}
-
-/// The UNet of [`Pipeline::random_tiny`]: SDXL's layout at 16/32/32 channels, context 16 + 24.
+/// The UNet of [`Pipeline::random_tiny`]: SDXL's layout at 16/32/32 channels, context 16 + 24
+/// (the widths of [`FaceClipConfig::tiny`]).
 fn tiny_unet_config() -> UNetConfig {
     UNetConfig {
         block_out_channels: vec![16, 32, 32],

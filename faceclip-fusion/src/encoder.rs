@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
-use faceclip_core::nn::load_linear;
+use faceclip_core::nn::{load_linear, Activation};
 use faceclip_core::weights::{KeyRemap, LoadOptions, LoadReport, Weights};
 use faceclip_core::{InputError, LoadError};
 use faceclip_encoders::{
@@ -221,6 +221,24 @@ impl FaceClipConfig {
         Self {
             l: BranchConfig::faceclip_l(),
             g: BranchConfig::faceclip_g(),
+        }
+    }
+
+    /// A tiny encoder for tests and demos with random weights: text widths 16 (L, QuickGELU)
+    /// and 24 (G, GELU), two text layers, a one-block face ViT, a two-layer fuser; its
+    /// `prompt_embeds` are 40 wide and its pooled vector 24.
+    pub fn tiny() -> Self {
+        let branch = |width, heads, activation| BranchConfig {
+            text: TextTowerConfig::sized(width, 2, heads, activation),
+            face: FaceVitConfig::sized(32, 1, 2, 24),
+            fuser: FusionKind::FaceClip(FuserConfig {
+                layers: 2,
+                ..FuserConfig::with_ffn(width, 32)
+            }),
+        };
+        Self {
+            l: branch(16, 2, Activation::QuickGelu),
+            g: branch(24, 3, Activation::Gelu),
         }
     }
 }

@@ -4,32 +4,17 @@
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
-use faceclip_core::nn::Activation;
 use faceclip_core::parity::assert_close;
 use faceclip_core::weights::Checkpoint;
-use faceclip_encoders::{FaceVitConfig, TextTowerConfig};
 use faceclip_fusion::encoder::SDXL_NEGATIVE_PROMPT;
-use faceclip_fusion::{
-    BranchConfig, EncodeError, FaceClipConfig, FaceClipEncoder, FuserConfig, FusionKind,
-};
+use faceclip_fusion::{EncodeError, FaceClipConfig, FaceClipEncoder, FuserConfig, FusionKind};
 
 use crate::fixture;
 
 const TOLERANCE: f64 = 1e-4;
 
 fn tiny_config() -> FaceClipConfig {
-    let branch = |width, heads, activation| BranchConfig {
-        text: TextTowerConfig::sized(width, 2, heads, activation),
-        face: FaceVitConfig::sized(32, 1, 2, 24),
-        fuser: FusionKind::FaceClip(FuserConfig {
-            layers: 2,
-            ..FuserConfig::with_ffn(width, 32)
-        }),
-    };
-    FaceClipConfig {
-        l: branch(16, 2, Activation::QuickGelu),
-        g: branch(24, 3, Activation::Gelu),
-    }
+    FaceClipConfig::tiny()
 }
 
 fn load<B: Backend>(device: &B::Device) -> FaceClipEncoder<B> {
