@@ -79,6 +79,14 @@ pub enum LoadError {
         /// The shared name after remapping.
         target: String,
     },
+    /// A shard index names files that are not next to it.
+    #[error("{index}: shard(s) {} listed in the index are missing", shards.join(", "))]
+    MissingShards {
+        /// The shard index (`*.index.json`).
+        index: PathBuf,
+        /// The absent shard file names.
+        shards: Vec<String>,
+    },
     /// A model configuration is inconsistent (for example a width not divisible by the heads).
     #[error("invalid model configuration: {0}")]
     Config(String),

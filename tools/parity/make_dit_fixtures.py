@@ -13,7 +13,8 @@ here but its default init hides modulation bugs), saved with diffusers' key name
 - `FluxPipeline` end to end with that transformer, a tiny FLUX-style VAE (2 latent channels, no
   quant convs, scaling 0.3611, shift 0.1159) and FLUX.1-dev's scheduler config, given prompt
   embeddings, negative embeddings (true CFG 3.5), distilled guidance 1.0 and packed initial
-  latents, 4 steps: the final image before 8-bit quantisation.
+  latents, 4 steps: the final image before 8-bit quantisation;
+- the same transformer re-saved sharded by `save_pretrained` (see `sharded`).
 """
 
 import json
@@ -104,5 +105,27 @@ def main():
     print("flux pipeline image", image.shape, float(image.mean()), float(image.std()))
 
 
+def sharded():
+    """The fixture transformer re-saved by diffusers' own `save_pretrained` in ~150 KB shards
+    (`diffusion_pytorch_model-0000k-of-0000n.safetensors` + `.safetensors.index.json`), the
+    layout of the released FLUX.1-dev `transformer/` folder. Reads `flux_weights.safetensors`, so
+    it can be rerun alone: `python tools/parity/make_dit_fixtures.py sharded`."""
+    import shutil
+    from safetensors.torch import load_file
+
+    model = FluxTransformer2DModel(**CONFIG).eval()
+    model.load_state_dict(load_file(os.path.join(OUT, "flux_weights.safetensors")))
+    target = os.path.join(OUT, "flux_sharded")
+    shutil.rmtree(target, ignore_errors=True)
+    model.save_pretrained(target, max_shard_size="150KB", safe_serialization=True)
+    print("sharded", sorted(os.listdir(target)))
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["sharded"]:
+        sharded()
+    else:
+        main()
+        sharded()

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 
-use super::{Checkpoint, KeyRemap};
+use super::{Checkpoint, CheckpointSet, KeyRemap};
 use crate::error::LoadError;
 
 /// Key components a strict load tolerates being left unused.
@@ -104,7 +104,7 @@ impl fmt::Display for LoadReport {
 }
 
 enum Source {
-    File(Checkpoint),
+    File(CheckpointSet),
     Random,
     Seeded(u64),
 }
@@ -146,18 +146,28 @@ impl<B: Backend> Weights<B> {
         options: LoadOptions,
         device: &B::Device,
     ) -> Self {
-        Self::with_source(Source::File(checkpoint), options, device)
+        Self::from_checkpoints(checkpoint.into(), options, device)
     }
 
-    /// Opens `path` (safetensors or `.pt`), applies `remap` and reads from it.
+    /// Weights read from an opened, possibly sharded, checkpoint.
+    pub fn from_checkpoints(
+        checkpoints: CheckpointSet,
+        options: LoadOptions,
+        device: &B::Device,
+    ) -> Self {
+        Self::with_source(Source::File(checkpoints), options, device)
+    }
+
+    /// Opens `path` (safetensors, `.pt`, or a `*.index.json` shard index), applies `remap` and
+    /// reads from it.
     pub fn open(
         path: impl AsRef<Path>,
         remap: &KeyRemap,
         options: LoadOptions,
         device: &B::Device,
     ) -> Result<Self, LoadError> {
-        let checkpoint = Checkpoint::open(path)?.remap(remap)?;
-        Ok(Self::from_checkpoint(checkpoint, options, device))
+        let checkpoints = CheckpointSet::open(path)?.remap(remap)?;
+        Ok(Self::from_checkpoints(checkpoints, options, device))
     }
 
     /// Random weights (uniform, scaled by fan-in; norm scales near 1): for shape checks,
@@ -311,8 +321,9 @@ impl<B: Backend> Weights<B> {
             return Ok(Fetched::Random(Distribution::Uniform(low, high)));
         };
         if info.shape != shape {
+            let file = checkpoint.shard_of(&key).map(|s| s.path().to_path_buf());
             return Err(LoadError::ShapeMismatch {
-                file: self.file(),
+                file: file.unwrap_or_else(|| self.file()),
                 key,
                 expected: shape.to_vec(),
                 found: info.shape,

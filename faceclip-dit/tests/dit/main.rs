@@ -30,16 +30,14 @@ fn tensor<B: Backend, const D: usize>(
 }
 
 fn load<B: Backend>(device: &B::Device) -> FluxTransformer2DModel<B> {
+    load_from(fixture("flux_weights.safetensors"), device)
+}
+
+fn load_from<B: Backend>(weights: String, device: &B::Device) -> FluxTransformer2DModel<B> {
     let config =
         FluxConfig::from_json(&std::fs::read_to_string(fixture("flux_config.json")).unwrap())
             .unwrap();
-    let vb = Weights::<B>::open(
-        fixture("flux_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = Weights::<B>::open(weights, &KeyRemap::new(), LoadOptions::default(), device).unwrap();
     let model = FluxTransformer2DModel::load(&vb, config).unwrap();
     let report = vb.finish().expect("every tensor of the file is used");
     assert!(
@@ -61,7 +59,10 @@ fn input<B: Backend>(io: &Checkpoint, device: &B::Device) -> FluxInput<B> {
 }
 
 fn check<B: Backend>(device: &B::Device) {
-    let model = load::<B>(device);
+    check_model(load::<B>(device), device);
+}
+
+fn check_model<B: Backend>(model: FluxTransformer2DModel<B>, device: &B::Device) {
     let io = Checkpoint::open(fixture("flux_io.safetensors")).unwrap();
     let input = input::<B>(&io, device);
     assert_close("FLUX packing", input.image.clone(), &io, "packed", 1e-7);
@@ -99,6 +100,82 @@ fn flux_transformer_matches_diffusers_wgpu() {
 #[test]
 fn flux_transformer_matches_diffusers_cuda() {
     check::<faceclip_core::backend::Cuda>(&Default::default());
+}
+
+const SHARD_INDEX: &str = "flux_sharded/diffusion_pytorch_model.safetensors.index.json";
+
+#[test]
+fn sharded_diffusers_checkpoint_loads_through_its_index() {
+    // Written by diffusers' save_pretrained in three shards: the layout of FLUX.1-dev's
+    // transformer/ folder.
+    let device = Default::default();
+    check_model(load_from::<NdArray>(fixture(SHARD_INDEX), &device), &device);
+}
+
+#[test]
+fn sharded_checkpoint_with_a_missing_shard_is_a_typed_error() {
+    let dir = std::env::temp_dir().join(format!("faceclip-dit-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let index = dir.join("diffusion_pytorch_model.safetensors.index.json");
+    std::fs::copy(fixture(SHARD_INDEX), &index).unwrap();
+    for k in [1, 3] {
+        let name = format!("diffusion_pytorch_model-0000{k}-of-00003.safetensors");
+        std::fs::copy(fixture(&format!("flux_sharded/{name}")), dir.join(name)).unwrap();
+    }
+    let err = Weights::<NdArray>::open(
+        &index,
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &Default::default(),
+    )
+    .err()
+    .expect("a shard is missing");
+    let message = err.to_string();
+    match err {
+        LoadError::MissingShards { index: at, shards } => {
+            assert_eq!(at, index);
+            assert_eq!(
+                shards,
+                ["diffusion_pytorch_model-00002-of-00003.safetensors"]
+            );
+        }
+        other => panic!("expected MissingShards, got {other}"),
+    }
+    assert!(message.contains("00002-of-00003"), "{message}");
+
+    // A shard that lacks a key the index places in it.
+    let wrong = dir.join("diffusion_pytorch_model-00002-of-00003.safetensors");
+    std::fs::copy(
+        fixture("flux_sharded/diffusion_pytorch_model-00003-of-00003.safetensors"),
+        &wrong,
+    )
+    .unwrap();
+    let err = Weights::<NdArray>::open(
+        &index,
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &Default::default(),
+    )
+    .err()
+    .expect("shard 2 holds shard 3's tensors");
+    assert!(
+        matches!(&err, LoadError::Corrupt { file, .. } if *file == wrong)
+            || matches!(&err, LoadError::KeyCollision { .. }),
+        "{err}"
+    );
+
+    // An index that is not JSON.
+    std::fs::write(&index, "{ not json").unwrap();
+    let err = Weights::<NdArray>::open(
+        &index,
+        &KeyRemap::new(),
+        LoadOptions::default(),
+        &Default::default(),
+    )
+    .err()
+    .expect("garbage index");
+    assert!(matches!(err, LoadError::Corrupt { .. }), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
