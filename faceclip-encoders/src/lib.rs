@@ -12,5 +12,5 @@ pub mod tokenizer;
 
 pub use face_vit::{FaceVit, FaceVitConfig, FaceVitOutput};
 pub use t5::{T5Config, T5Encoder, T5Layout};
-pub use text::{TextOutput, TextTower, TextTowerConfig, TokenOverride};
-pub use tokenizer::{ClipTokenizer, Flavor, TokenizerError};
+pub use text::{TextLayout, TextOutput, TextTower, TextTowerConfig, TokenOverride};
+pub use tokenizer::{ClipTokenizer, Flavor, T5Tokenizer, TokenizerError};

@@ -1,5 +1,6 @@
-//! OpenCLIP text towers (`TextTransformer`) as FaceCLIP uses them: final-layer states after
-//! `ln_final`, the EOT-pooled vector, and a hook that overwrites token embeddings (the identity
+//! CLIP text towers as FaceCLIP uses them — OpenCLIP `TextTransformer` key names, or Hugging
+//! Face `CLIPTextModel` ones (FLUX's `text_encoder`): final-layer states after the final
+//! LayerNorm, the EOT-pooled vector, and a hook that overwrites token embeddings (the identity
 //! token) before positions are added.
 
 use burn::module::{Module, Param};
@@ -29,8 +30,23 @@ pub struct TextTowerConfig {
     pub activation: Activation,
     /// LayerNorm epsilon.
     pub eps: f64,
-    /// Whether `text_projection [w, w_out]` is loaded (FaceCLIP ignores it).
+    /// Whether `text_projection [w, w_out]` is loaded (FaceCLIP ignores it; OpenCLIP layout
+    /// only).
     pub projection_dim: Option<usize>,
+    /// Checkpoint key names.
+    pub layout: TextLayout,
+}
+
+/// Key names of a text tower checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextLayout {
+    /// OpenCLIP `TextTransformer`: `token_embedding.weight`, `positional_embedding`,
+    /// `transformer.resblocks.{i}.{ln_1,attn.in_proj_weight,…,mlp.c_fc,mlp.c_proj}`, `ln_final`.
+    OpenClip,
+    /// Hugging Face `CLIPTextModel`: `text_model.embeddings.{token,position}_embedding.weight`,
+    /// `text_model.encoder.layers.{i}.{layer_norm1,self_attn.{q,k,v,out}_proj,layer_norm2,
+    /// mlp.fc1,mlp.fc2}`, `text_model.final_layer_norm`.
+    HuggingFace,
 }
 
 impl TextTowerConfig {
@@ -46,7 +62,16 @@ impl TextTowerConfig {
         Self::sized(1280, 32, 20, Activation::Gelu)
     }
 
-    /// A CLIP-vocabulary tower of any size (MLP 4w, eps 1e-5, no projection).
+    /// OpenAI CLIP ViT-L/14's text model in the Hugging Face layout (FLUX.1's `text_encoder`):
+    /// 768 wide, 12 layers, 12 heads, QuickGELU.
+    pub fn clip_vit_l_14_hf() -> Self {
+        Self {
+            layout: TextLayout::HuggingFace,
+            ..Self::sized(768, 12, 12, Activation::QuickGelu)
+        }
+    }
+
+    /// A CLIP-vocabulary tower of any size (MLP 4w, eps 1e-5, no projection, OpenCLIP layout).
     pub fn sized(width: usize, layers: usize, heads: usize, activation: Activation) -> Self {
         Self {
             vocab_size: 49408,
@@ -58,6 +83,7 @@ impl TextTowerConfig {
             activation,
             eps: 1e-5,
             projection_dim: None,
+            layout: TextLayout::OpenClip,
         }
     }
 
@@ -72,6 +98,11 @@ impl TextTowerConfig {
         if self.vocab_size == 0 || self.context_length == 0 || self.mlp_width == 0 {
             return Err(LoadError::Config(
                 "text vocab, context and MLP sizes must be positive".into(),
+            ));
+        }
+        if self.layout == TextLayout::HuggingFace && self.projection_dim.is_some() {
+            return Err(LoadError::Config(
+                "a Hugging Face CLIPTextModel has no text_projection".into(),
             ));
         }
         Ok(())
@@ -92,6 +123,16 @@ pub struct TextBlock<B: Backend> {
 
 impl<B: Backend> TextBlock<B> {
     fn load(vb: &Weights<B>, c: &TextTowerConfig) -> Result<Self, LoadError> {
+        if c.layout == TextLayout::HuggingFace {
+            return Ok(Self {
+                ln_1: load_layer_norm(&vb.pp("layer_norm1"), c.width, c.eps)?,
+                attn: PackedMultiheadAttention::load_split(&vb.pp("self_attn"), c.width, c.heads)?,
+                ln_2: load_layer_norm(&vb.pp("layer_norm2"), c.width, c.eps)?,
+                c_fc: load_linear(&vb.pp("mlp").pp("fc1"), c.width, c.mlp_width, true)?,
+                c_proj: load_linear(&vb.pp("mlp").pp("fc2"), c.mlp_width, c.width, true)?,
+                activation: c.activation,
+            });
+        }
         Ok(Self {
             ln_1: load_layer_norm(&vb.pp("ln_1"), c.width, c.eps)?,
             attn: PackedMultiheadAttention::load(&vb.pp("attn"), c.width, c.heads)?,
@@ -132,8 +173,7 @@ pub struct TextOutput<B: Backend> {
     pub pooled: Tensor<B, 2>,
 }
 
-/// An OpenCLIP text transformer (keys `token_embedding.weight`, `positional_embedding`,
-/// `transformer.resblocks.{i}.*`, `ln_final.*`, optional `text_projection`).
+/// A CLIP text transformer, loaded from OpenCLIP or Hugging Face key names ([`TextLayout`]).
 #[derive(Module, Debug)]
 pub struct TextTower<B: Backend> {
     token_embedding: Param<Tensor<B, 2>>,
@@ -146,9 +186,13 @@ pub struct TextTower<B: Backend> {
 }
 
 impl<B: Backend> TextTower<B> {
-    /// Builds the tower from `vb` (a checkpoint scope or random weights).
+    /// Builds the tower from `vb` (a checkpoint scope or random weights): the scope holding
+    /// `token_embedding` (OpenCLIP) or `text_model` (Hugging Face).
     pub fn load(vb: &Weights<B>, config: TextTowerConfig) -> Result<Self, LoadError> {
         config.validate()?;
+        if config.layout == TextLayout::HuggingFace {
+            return Self::load_hf(&vb.pp("text_model"), config);
+        }
         let c = &config;
         let blocks = (0..c.layers)
             .map(|i| TextBlock::load(&vb.pp("transformer").pp("resblocks").pp(i), c))
@@ -170,6 +214,30 @@ impl<B: Backend> TextTower<B> {
             blocks,
             ln_final: load_layer_norm(&vb.pp("ln_final"), c.width, c.eps)?,
             text_projection,
+            config,
+        })
+    }
+
+    fn load_hf(vb: &Weights<B>, config: TextTowerConfig) -> Result<Self, LoadError> {
+        let c = &config;
+        let embeddings = vb.pp("embeddings");
+        let blocks = (0..c.layers)
+            .map(|i| TextBlock::load(&vb.pp("encoder").pp("layers").pp(i), c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            token_embedding: Param::from_tensor(
+                embeddings
+                    .pp("token_embedding")
+                    .tensor("weight", [c.vocab_size, c.width])?,
+            ),
+            positional_embedding: Param::from_tensor(
+                embeddings
+                    .pp("position_embedding")
+                    .tensor("weight", [c.context_length, c.width])?,
+            ),
+            blocks,
+            ln_final: load_layer_norm(&vb.pp("final_layer_norm"), c.width, c.eps)?,
+            text_projection: None,
             config,
         })
     }

@@ -5,6 +5,8 @@
 //! - [`fusion`]: the [`Fusion`] trait, the alternatives (additive, cross-attention, gated) and
 //!   [`AnyFusion`], which a branch selects with [`FusionKind`].
 //! - [`encoder`]: the complete FaceCLIP-SDXL identity–text encoder (L and bigG branches).
+//! - [`facet5`]: FaceT5-FLUX's text side: FaceT5 (T5 + face ViT + fuser with batch-axis image
+//!   layers) and FLUX's CLIP-L pooled vector.
 //!
 //! # Beyond the reference
 //!
@@ -27,11 +29,16 @@
 #![warn(missing_docs)]
 
 pub mod encoder;
+pub mod facet5;
 pub mod fuser;
 pub mod fusion;
 
 pub use encoder::{
     BranchConfig, EncodeError, FaceClipBranch, FaceClipConfig, FaceClipEncoder, FaceClipOutput,
 };
-pub use fuser::{FaceClipFuser, FuserConfig};
+pub use facet5::{
+    FaceT5Config, FaceT5Encoder, FaceT5FluxConfig, FaceT5FluxEncoder, FluxTextOutput,
+    FLUX_NEGATIVE_PROMPT,
+};
+pub use fuser::{FaceClipFuser, FuserConfig, ImageLayerKind};
 pub use fusion::{AnyFusion, Fusion, FusionInput, FusionKind};

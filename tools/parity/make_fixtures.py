@@ -74,6 +74,28 @@ def bf16_state(module: nn.Module, prefix: str = "") -> dict:
 
 
 # --------------------------------------------------------------------------- tokenizer
+def hf_clip_tokenizer():
+    """HF CLIPTokenizer built from the bundled BPE list (the layout of openai/clip-vit-large-patch14,
+    FLUX's `tokenizer`): pads with `<|endoftext|>`."""
+    from open_clip.tokenizer import SimpleTokenizer
+    from transformers import CLIPTokenizer
+
+    tmp = os.path.join(ROOT, "target", "hf_clip_tok")
+    os.makedirs(tmp, exist_ok=True)
+    st = SimpleTokenizer()
+    # The OpenAI vocab.json spells the specials <|startoftext|> / <|endoftext|>.
+    vocab = {k: v for k, v in st.encoder.items() if k not in ("<start_of_text>", "<end_of_text>")}
+    vocab.update({"<|startoftext|>": 49406, "<|endoftext|>": 49407})
+    with open(os.path.join(tmp, "vocab.json"), "w") as f:
+        json.dump(vocab, f)
+    merges = gzip.open(VOCAB).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    with open(os.path.join(tmp, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+    hf = CLIPTokenizer(os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt"))
+    shutil.rmtree(tmp)
+    return hf
+
+
 def tokenizer_fixture() -> None:
     prompts = [
         "Photo of a id person. A woman wearing a blue denim shirt and khaki pants, on a rocky desert plateau.",
@@ -98,26 +120,9 @@ def tokenizer_fixture() -> None:
     ]
     openclip = open_clip.tokenize(prompts, context_length=77).tolist()
 
-    # HF CLIPTokenizer built from the same BPE list (the layout of openai/clip-vit-large-patch14).
-    from transformers import CLIPTokenizer
-
-    tmp = os.path.join(ROOT, "target", "hf_clip_tok")
-    os.makedirs(tmp, exist_ok=True)
-    from open_clip.tokenizer import SimpleTokenizer
-
-    st = SimpleTokenizer()
-    # The OpenAI vocab.json spells the specials <|startoftext|> / <|endoftext|>.
-    vocab = {k: v for k, v in st.encoder.items() if k not in ("<start_of_text>", "<end_of_text>")}
-    vocab.update({"<|startoftext|>": 49406, "<|endoftext|>": 49407})
-    with open(os.path.join(tmp, "vocab.json"), "w") as f:
-        json.dump(vocab, f)
-    merges = gzip.open(VOCAB).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
-    with open(os.path.join(tmp, "merges.txt"), "w") as f:
-        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
-    hf = CLIPTokenizer(os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt"))
+    hf = hf_clip_tokenizer()
     hf_prompts = [p for p in prompts if "<start_of_text>" not in p] + ["a <|endoftext|> literal <|startoftext|>"]
     hf_ids = hf(hf_prompts, padding="max_length", max_length=77, truncation=True)["input_ids"]
-    shutil.rmtree(tmp)
     out = {
         "openclip": [{"prompt": p, "ids": ids} for p, ids in zip(prompts, openclip)],
         "hf": [{"prompt": p, "ids": ids} for p, ids in zip(hf_prompts, hf_ids)],

@@ -46,6 +46,30 @@ impl<B: Backend> PackedMultiheadAttention<B> {
         })
     }
 
+    /// Loads separate projections — `q_proj`, `k_proj`, `v_proj`, `out_proj` (each `.weight
+    /// [w, w]` and `.bias [w]`, the Hugging Face CLIP layout) — and packs them.
+    pub fn load_split(vb: &Weights<B>, width: usize, heads: usize) -> Result<Self, LoadError> {
+        if heads == 0 || !width.is_multiple_of(heads) {
+            return Err(LoadError::Config(format!(
+                "{}: width {width} is not divisible by {heads} heads",
+                vb.prefix()
+            )));
+        }
+        let mut weights = Vec::with_capacity(3);
+        let mut biases = Vec::with_capacity(3);
+        for name in ["q_proj", "k_proj", "v_proj"] {
+            let p = vb.pp(name);
+            weights.push(p.linear_weight("weight", width, width)?);
+            biases.push(p.tensor("bias", [width])?);
+        }
+        Ok(Self {
+            in_proj_weight: Param::from_tensor(Tensor::cat(weights, 1)),
+            in_proj_bias: Param::from_tensor(Tensor::cat(biases, 0)),
+            out_proj: load_linear(&vb.pp("out_proj"), width, width, true)?,
+            heads,
+        })
+    }
+
     /// Self-attention `[batch, seq, w] -> [batch, seq, w]`; `causal` masks keys after the query.
     pub fn forward_self(&self, x: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
         let [_, _, w] = x.dims();

@@ -29,12 +29,15 @@ impl IgnoreRules {
         Self::default()
     }
 
-    /// The training-only tensors of the released FaceCLIP checkpoints (spec §10 item 13):
-    /// `enc_output*`, `logit_scale`, `logit_bias`, `text_projection`, `mask_token`,
-    /// `num_batches_tracked`.
+    /// The tensors of the released FaceCLIP checkpoints that inference never reads (spec §10
+    /// item 13, §7.2): `enc_output*`, `logit_scale`, `logit_bias`, `text_projection`,
+    /// `mask_token`, `num_batches_tracked`, FaceT5's `face_pos_proj` (ignored only where no
+    /// module reads it) and Hugging Face's `position_ids` buffers.
     pub fn faceclip() -> Self {
         [
             "enc_output",
+            "face_pos_proj",
+            "position_ids",
             "logit_scale",
             "logit_bias",
             "text_projection",

@@ -1,4 +1,5 @@
-//! The CLIP BPE tokenizer with OpenCLIP's rules (and the Hugging Face / FLUX variant).
+//! The CLIP BPE tokenizer with OpenCLIP's rules (and the Hugging Face / FLUX variant), and the
+//! T5 tokenizer ([`T5Tokenizer`]) read from a `tokenizer.json`.
 //!
 //! Text is cleaned ([`clean`](clean::clean)), split with OpenCLIP's pattern, mapped byte-wise to
 //! printable characters and encoded by the `tokenizers` crate's BPE model (with the `</w>`
@@ -6,6 +7,7 @@
 //! the last position forced to EOT, then padded.
 
 mod clean;
+mod t5;
 
 use std::io::Read;
 use std::path::Path;
@@ -16,6 +18,7 @@ use tokenizers::models::bpe::BPE;
 use tokenizers::Model;
 
 pub use clean::{clean, clean_hf};
+pub use t5::{T5Tokenizer, T5_MAX_LENGTH};
 
 /// The real CLIP merges list (`bpe_simple_vocab_16e6.txt.gz` from open_clip, MIT).
 const BUNDLED_VOCAB: &[u8] = include_bytes!("../../assets/bpe_simple_vocab_16e6.txt.gz");
@@ -44,6 +47,25 @@ pub enum TokenizerError {
     /// The BPE model failed.
     #[error("BPE failed: {0}")]
     Bpe(String),
+    /// A `tokenizer.json` could not be read or parsed.
+    #[error("cannot load tokenizer {file}: {reason}")]
+    File {
+        /// The file (or `<memory>`).
+        file: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The tokenizer failed on a text.
+    #[error("tokenization failed: {0}")]
+    Encode(String),
+    /// A prompt needs more tokens than the model reads.
+    #[error("prompt is {tokens} tokens long (end token included), more than the {limit} the text encoder reads; shorten it")]
+    TooLong {
+        /// Tokens the prompt needs.
+        tokens: usize,
+        /// The maximum sequence length.
+        limit: usize,
+    },
 }
 
 /// Which reference tokenizer's rules to follow. Both share the vocabulary and BPE.

@@ -7,13 +7,14 @@ use faceclip_core::backend::NdArray;
 use faceclip_core::nn::Activation;
 use faceclip_core::parity::assert_close;
 use faceclip_core::weights::{Checkpoint, IgnoreRules, KeyRemap, LoadOptions, Weights};
-use faceclip_encoders::{TextTower, TextTowerConfig, TokenOverride};
+use faceclip_encoders::{TextLayout, TextTower, TextTowerConfig, TokenOverride};
 
 const TOLERANCE: f64 = 1e-4;
 
 fn quickgelu_config() -> TextTowerConfig {
     TextTowerConfig {
         projection_dim: Some(32),
+        layout: TextLayout::OpenClip,
         ..TextTowerConfig::sized(32, 3, 2, Activation::QuickGelu)
     }
 }
@@ -22,6 +23,7 @@ fn gelu_config() -> TextTowerConfig {
     TextTowerConfig {
         vocab_size: 1001,
         projection_dim: Some(48),
+        layout: TextLayout::OpenClip,
         ..TextTowerConfig::sized(48, 2, 3, Activation::Gelu)
     }
 }

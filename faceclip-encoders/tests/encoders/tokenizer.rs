@@ -76,3 +76,81 @@ fn batch_tensor_has_context_shape() {
         .unwrap();
     assert_eq!(ids.dims(), [2, 77]);
 }
+
+/// The T5 tokenizer against `transformers.T5TokenizerFast(tokenizer_file=…)` called as FLUX
+/// calls its `tokenizer_2` (fixture written by `tools/parity/make_facet5_fixtures.py`).
+mod t5 {
+    use faceclip_encoders::{T5Tokenizer, TokenizerError};
+
+    fn fixture() -> serde_json::Value {
+        let path = crate::fixture("t5_tokenizer_ids.json");
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+    }
+
+    fn ids(case: &serde_json::Value) -> Vec<u32> {
+        case["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    #[test]
+    fn matches_transformers_t5_tokenizer_fast() {
+        let tokenizer = T5Tokenizer::tiny().unwrap();
+        assert_eq!((tokenizer.max_length(), tokenizer.pad_id()), (512, 0));
+        let fixture = fixture();
+        let cases = fixture["cases"].as_array().unwrap();
+        for case in cases.iter().chain([&fixture["negative"]]) {
+            let prompt = case["prompt"].as_str().unwrap();
+            assert_eq!(tokenizer.tokenize(prompt).unwrap(), ids(case), "{prompt:?}");
+        }
+        assert!(cases.len() >= 7);
+        // The same file read from disk.
+        let path = format!(
+            "{}/assets/t5_tiny_tokenizer.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let from_file = T5Tokenizer::from_file(path).unwrap();
+        assert_eq!(
+            from_file.tokenize("a photo").unwrap(),
+            tokenizer.tokenize("a photo").unwrap()
+        );
+    }
+
+    #[test]
+    fn over_long_prompt_is_a_typed_error() {
+        let fixture = fixture();
+        let prompt = fixture["too_long"]["prompt"].as_str().unwrap();
+        let tokens = fixture["too_long"]["tokens"].as_u64().unwrap() as usize;
+        let err = T5Tokenizer::tiny().unwrap().tokenize(prompt).unwrap_err();
+        assert!(
+            matches!(err, TokenizerError::TooLong { tokens: t, limit: 512 } if t == tokens),
+            "{err}"
+        );
+        assert!(err.to_string().contains("512"), "{err}");
+        // Exactly at the limit is fine with a shorter table.
+        let short = T5Tokenizer::tiny().unwrap().with_max_length(3);
+        assert_eq!(short.encode("a b").unwrap().len(), 3);
+        assert!(short.tokenize("a b").is_ok());
+        assert!(short.tokenize("a b c").is_err());
+    }
+
+    #[test]
+    fn unreadable_tokenizer_files_are_typed_errors() {
+        let err = T5Tokenizer::from_file("/nonexistent/tokenizer.json").unwrap_err();
+        assert!(
+            matches!(&err, TokenizerError::File { file, .. } if file.contains("nonexistent")),
+            "{err}"
+        );
+        let err = T5Tokenizer::from_bytes(b"{ not json", "broken.json").unwrap_err();
+        assert!(err.to_string().contains("broken.json"), "{err}");
+        // A valid tokenizer without T5's specials.
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,
+            "model":{"type":"WordLevel","vocab":{"a":0,"[UNK]":1},"unk_token":"[UNK]"}}"#;
+        let err = T5Tokenizer::from_bytes(json.as_bytes(), "wordlevel.json").unwrap_err();
+        assert!(err.to_string().contains("<pad>"), "{err}");
+    }
+}

@@ -1,8 +1,11 @@
 //! FaceCLIP's fuser (`TextFaceEmbeddingFuser`): the encoder of GroundingDINO without its
 //! decoder. Each of its layers runs, in this order,
-//! [`BiAttentionBlock`] (face ⟷ text) → [`TextEnhancerLayer`] (text) → [`DeformableLayer`] (face);
-//! the text stream after the last layer is the output. Keys live under `fuser.encoder.`.
+//! [`BiAttentionBlock`] (face ⟷ text) → [`TextEnhancerLayer`] (text) → image layer (face);
+//! the text stream after the last layer is the output. The image layer is a
+//! [`DeformableLayer`] in FaceCLIP-SDXL and a [`BatchAxisEncoderLayer`] in FaceT5 (see
+//! [`ImageLayerKind`]). Keys live under `fuser.encoder.`.
 
+mod batch_axis;
 mod bi_attention;
 mod deformable;
 mod text_enhancer;
@@ -12,6 +15,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
+pub use batch_axis::BatchAxisEncoderLayer;
 pub use bi_attention::BiAttentionBlock;
 pub use deformable::{DeformableConfig, DeformableLayer};
 pub use text_enhancer::TextEnhancerLayer;
@@ -23,11 +27,13 @@ pub struct FuserConfig {
     pub d_model: usize,
     /// Number of layers (6).
     pub layers: usize,
-    /// Deformable attention heads (8).
-    pub deformable_heads: usize,
-    /// Deformable sampling points (4).
+    /// Which image-side layer each fuser layer ends with.
+    pub image_layer: ImageLayerKind,
+    /// Image-layer attention heads (8).
+    pub image_heads: usize,
+    /// Deformable sampling points (4; unused by the batch-axis layer).
     pub points: usize,
-    /// Deformable layer FFN width (2048).
+    /// Image layer FFN width (2048).
     pub ffn: usize,
     /// Text enhancer heads (4).
     pub text_heads: usize,
@@ -41,10 +47,29 @@ pub struct FuserConfig {
     pub grid: [usize; 2],
 }
 
+/// The image-side layer of a fuser layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageLayerKind {
+    /// Single-level deformable self-attention over the face grid, with face positions
+    /// (FaceCLIP-SDXL).
+    Deformable,
+    /// A DETR encoder layer whose attention runs across the batch axis and which never sees the
+    /// face positions (FaceT5, spec §7.2).
+    BatchAxis,
+}
+
 impl FuserConfig {
     /// The released fuser of one FaceCLIP branch of width `d_model`.
     pub fn faceclip(d_model: usize) -> Self {
         Self::with_ffn(d_model, 2048)
+    }
+
+    /// The released FaceT5 fuser (width 4096, batch-axis image layers).
+    pub fn facet5() -> Self {
+        Self {
+            image_layer: ImageLayerKind::BatchAxis,
+            ..Self::with_ffn(4096, 2048)
+        }
     }
 
     /// The GroundingDINO layout with the FFN width `ffn` (text FFN and bi-attention width are
@@ -53,7 +78,8 @@ impl FuserConfig {
         Self {
             d_model,
             layers: 6,
-            deformable_heads: 8,
+            image_layer: ImageLayerKind::Deformable,
+            image_heads: 8,
             points: 4,
             ffn,
             text_heads: 4,
@@ -67,7 +93,7 @@ impl FuserConfig {
     fn deformable(&self) -> DeformableConfig {
         DeformableConfig {
             d_model: self.d_model,
-            heads: self.deformable_heads,
+            heads: self.image_heads,
             points: self.points,
             ffn: self.ffn,
             grid: self.grid,
@@ -78,12 +104,45 @@ impl FuserConfig {
 /// LayerNorm epsilon of every fuser norm.
 const EPS: f64 = 1e-5;
 
+/// The image-side layer of one fuser layer.
+#[derive(Module, Debug)]
+pub enum ImageLayer<B: Backend> {
+    /// FaceCLIP-SDXL's deformable layer.
+    Deformable(DeformableLayer<B>),
+    /// FaceT5's batch-axis DETR layer.
+    BatchAxis(BatchAxisEncoderLayer<B>),
+}
+
+impl<B: Backend> ImageLayer<B> {
+    fn load(vb: &Weights<B>, c: &FuserConfig) -> Result<Self, LoadError> {
+        Ok(match c.image_layer {
+            ImageLayerKind::Deformable => {
+                Self::Deformable(DeformableLayer::load(vb, c.deformable(), EPS)?)
+            }
+            ImageLayerKind::BatchAxis => Self::BatchAxis(BatchAxisEncoderLayer::load(
+                vb,
+                c.d_model,
+                c.image_heads,
+                c.ffn,
+                EPS,
+            )?),
+        })
+    }
+
+    fn forward(&self, v: Tensor<B, 3>, pos_v: Tensor<B, 3>) -> Result<Tensor<B, 3>, InputError> {
+        match self {
+            Self::Deformable(layer) => layer.forward(v, pos_v),
+            Self::BatchAxis(layer) => Ok(layer.forward(v)),
+        }
+    }
+}
+
 /// FaceCLIP's 6-layer image–text fusion encoder.
 #[derive(Module, Debug)]
 pub struct FaceClipFuser<B: Backend> {
     fusion_layers: Vec<BiAttentionBlock<B>>,
     text_layers: Vec<TextEnhancerLayer<B>>,
-    layers: Vec<DeformableLayer<B>>,
+    layers: Vec<ImageLayer<B>>,
 }
 
 impl<B: Backend> FaceClipFuser<B> {
@@ -111,18 +170,16 @@ impl<B: Backend> FaceClipFuser<B> {
                 c.text_ffn,
                 EPS,
             )?);
-            fuser.layers.push(DeformableLayer::load(
-                &enc.pp("layers").pp(i),
-                c.deformable(),
-                EPS,
-            )?);
+            fuser
+                .layers
+                .push(ImageLayer::load(&enc.pp("layers").pp(i), c)?);
         }
         Ok(fuser)
     }
 
     /// Fuses text `[B, T, d]` (positions `pos_l [B or 1, T, d]`) with face patches `[B, 144, d]`
-    /// (positions `pos_v [B or 1, 144, d]`); returns the text stream `[B, T, d]`. The last
-    /// deformable layer is skipped: its output never reaches the text.
+    /// (positions `pos_v [B or 1, 144, d]`, unused by batch-axis image layers); returns the text
+    /// stream `[B, T, d]`. The last image layer is skipped: its output never reaches the text.
     pub fn forward(
         &self,
         text: Tensor<B, 3>,
@@ -133,7 +190,7 @@ impl<B: Backend> FaceClipFuser<B> {
         Ok(self.run(text, pos_l, face, pos_v, false)?.0)
     }
 
-    /// Like [`forward`](Self::forward) but also runs the last deformable layer and returns
+    /// Like [`forward`](Self::forward) but also runs the last image layer and returns
     /// `(text [B, T, d], face [B, 144, d])`.
     pub fn forward_both(
         &self,

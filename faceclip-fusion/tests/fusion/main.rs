@@ -5,6 +5,7 @@
 
 mod alternatives;
 mod encoder;
+mod facet5;
 mod fuser;
 mod real_size;
 
