@@ -110,6 +110,8 @@ pub struct FaceT5Encoder<B: Backend> {
     /// `[1, max_length, d]`, stored in the checkpoint.
     positional_embedding: Param<Tensor<B, 3>>,
     fuser: FaceClipFuser<B>,
+    #[module(skip)]
+    config: FaceT5Config,
 }
 
 impl<B: Backend> FaceT5Encoder<B> {
@@ -125,7 +127,13 @@ impl<B: Backend> FaceT5Encoder<B> {
                 vb.tensor("positional_embedding", [1, c.max_length, d])?,
             ),
             fuser: FaceClipFuser::load(&vb.pp("fuser"), &c.fuser)?,
+            config: c.clone(),
         })
+    }
+
+    /// The configuration the encoder was built with.
+    pub fn config(&self) -> &FaceT5Config {
+        &self.config
     }
 
     /// The face ViT's patch tokens `[N, 144, w_face]` of aligned crops `[N, 3, H, W]` (RGB in

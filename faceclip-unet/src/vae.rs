@@ -375,6 +375,11 @@ impl<B: Backend> AutoencoderKl<B> {
         self.scaling_factor
     }
 
+    /// Latent channels (4 for SDXL, 16 for FLUX).
+    pub fn latent_channels(&self) -> usize {
+        self.latent_channels
+    }
+
     /// Spatial reduction from image to latent (8 for SDXL).
     pub fn downscale(&self) -> usize {
         self.downscale
