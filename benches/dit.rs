@@ -1,8 +1,13 @@
-//! CPU time of one real-size FLUX.1-dev transformer step cut down to one double-stream and one
-//! single-stream block (width 3072, 24 heads × 128; random weights): 1024 image tokens (a
-//! 512×512 image) and 512 text tokens, batch 1.
+//! CPU time of FLUX generation pieces: one real-size FLUX.1-dev transformer step cut down to one
+//! double-stream and one single-stream block (width 3072, 24 heads × 128; random weights), 1024
+//! image tokens (a 512×512 image) and 512 text tokens, batch 1; and the small random-weight
+//! FaceT5-FLUX pipeline of `generate --model flux` end to end (align, FaceT5 + CLIP encode, 10
+//! steps with true CFG, decode at 256×256) on ndarray and, when compiled in, wgpu.
 //!
-//! `cargo bench --bench dit` (results in `benches/RESULTS.md`).
+//! `cargo bench --bench dit [--features wgpu]` (results in `benches/RESULTS.md`).
+
+#[path = "common/tiny_pipeline.rs"]
+mod tiny_pipeline;
 
 use std::time::Duration;
 
@@ -11,6 +16,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use faceclip::backend::NdArray;
 use faceclip::core::weights::Weights;
 use faceclip::dit::{image_ids, FluxConfig, FluxInput, FluxTransformer2DModel};
+use faceclip::pipeline::ModelKind;
+use tiny_pipeline::bench_tiny_pipeline;
 
 fn flux_blocks(c: &mut Criterion) {
     let device = Default::default();
@@ -35,9 +42,16 @@ fn flux_blocks(c: &mut Criterion) {
     });
 }
 
+fn pipelines(c: &mut Criterion) {
+    let flux = ModelKind::FaceT5Flux;
+    bench_tiny_pipeline::<NdArray>(c, "tiny_flux_pipeline_256_10_steps_ndarray", flux);
+    #[cfg(feature = "wgpu")]
+    bench_tiny_pipeline::<faceclip::backend::Wgpu>(c, "tiny_flux_pipeline_256_10_steps_wgpu", flux);
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(30));
-    targets = flux_blocks
+    targets = flux_blocks, pipelines
 }
 criterion_main!(benches);

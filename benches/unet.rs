@@ -7,17 +7,19 @@
 //! side of the UNet step: `python benches/gpu/torch_ref.py --device cpu --dtype f32 --only
 //! unet_step --unet 1x64x64`.
 
-use std::ops::ControlFlow;
+#[path = "common/tiny_pipeline.rs"]
+mod tiny_pipeline;
+
 use std::time::Duration;
 
 use burn::module::Module;
-use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use faceclip::backend::NdArray;
 use faceclip::core::weights::Weights;
-use faceclip::pipeline::{FaceInput, GenerateRequest, Pipeline};
+use faceclip::pipeline::ModelKind;
 use faceclip::unet::{TextTimeCondition, UNet2DConditionModel, UNetConfig};
+use tiny_pipeline::bench_tiny_pipeline;
 
 fn unet_step(c: &mut Criterion) {
     let device = Default::default();
@@ -41,29 +43,11 @@ fn unet_step(c: &mut Criterion) {
     });
 }
 
-fn tiny_pipeline<B: Backend>(c: &mut Criterion, name: &str) {
-    let device = Default::default();
-    let pipeline = Pipeline::<B>::random_tiny(&device, 7).expect("tiny pipeline");
-    let photo =
-        faceclip::align::load_photo(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/astronaut.png"))
-            .expect("demo photo");
-    let mut request = GenerateRequest::new(FaceInput::Photo(photo), "a person in sunlight");
-    request.steps = 10;
-    request.width = 256;
-    request.height = 256;
-    c.bench_function(name, |b| {
-        b.iter(|| {
-            pipeline
-                .generate(&request, |_| ControlFlow::Continue(()))
-                .expect("generate")
-        })
-    });
-}
-
 fn pipelines(c: &mut Criterion) {
-    tiny_pipeline::<NdArray>(c, "tiny_pipeline_256_10_steps_ndarray");
+    let sdxl = ModelKind::FaceClipSdxl;
+    bench_tiny_pipeline::<NdArray>(c, "tiny_pipeline_256_10_steps_ndarray", sdxl);
     #[cfg(feature = "wgpu")]
-    tiny_pipeline::<faceclip::backend::Wgpu>(c, "tiny_pipeline_256_10_steps_wgpu");
+    bench_tiny_pipeline::<faceclip::backend::Wgpu>(c, "tiny_pipeline_256_10_steps_wgpu", sdxl);
 }
 
 criterion_group! {

@@ -1,16 +1,21 @@
-//! Generates images of the person in a photo doing what a prompt says (FaceCLIP-SDXL).
+//! Generates images of the person in a photo doing what a prompt says (FaceCLIP-SDXL, or
+//! FaceT5-FLUX with `--model flux`).
 //!
 //! ```text
-//! cargo run --release --example generate -- [--image PATH] [--prompt TEXT] [--out DIR]
-//!     [--weights FACECLIP_DIR --vae SDXL_VAE_DIR] [--steps N] [--guidance G] [--seed S]
-//!     [--width W] [--height H] [--images N] [--strength S] [--scheduler NAME]
-//!     [--negative TEXT] [--no-face yes] [--tiled yes] [--backend ndarray|wgpu|cuda]
+//! cargo run --release --example generate -- [--model sdxl|flux] [--image PATH] [--prompt TEXT]
+//!     [--out DIR] [--weights FACECLIP_DIR (--vae SDXL_VAE_DIR | --flux FLUX_DIR)] [--steps N]
+//!     [--guidance G] [--distilled G] [--seed S] [--width W] [--height H] [--images N]
+//!     [--strength S] [--scheduler NAME] [--negative TEXT] [--no-face yes] [--tiled yes]
+//!     [--backend ndarray|wgpu|cuda]
 //! ```
 //!
-//! With `--weights` (the FaceCLIP release: `model/face_clip_encoder.pt`, `model/unet.pt`) and
-//! `--vae` (an SDXL VAE directory) it runs the released models at 864×1152, 50 steps. Without
-//! them it runs the same pipeline on a small random-weight configuration (256×256, 10 steps by
-//! default): the machinery is real, the images are noise, and the output says so. Prints a
+//! SDXL: with `--weights` (the FaceCLIP release: `model/face_clip_encoder.pt`, `model/unet.pt`)
+//! and `--vae` (an SDXL VAE directory) it runs the released models at 864×1152, 50 steps.
+//! FLUX: with `--weights` (`model/face_t5_encoder.pt`, `model/dit.pt`, `model/tokenizer/`) and
+//! `--flux` (a FLUX.1-dev directory, for its VAE) it runs FaceT5-FLUX at 864×1152, 50 steps,
+//! true CFG 3.5. Without weights it runs the same pipeline on a small random-weight configuration
+//! (256×256, 10 steps by default): the machinery is real, the images are noise, and the output
+//! says so. Prints a
 //! progress bar, the time of each stage and each image's identity similarity to the reference
 //! face (MobileFace cosine; "no face" when none is found). Images are written only when the whole
 //! generation succeeded.
@@ -25,13 +30,14 @@ use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use faceclip::align::load_photo;
-use faceclip::pipeline::{FaceInput, GenerateRequest, Pipeline, SchedulerKind, Stage};
+use faceclip::pipeline::{FaceInput, ModelKind, Pipeline, SchedulerKind, Stage};
 
 use common::{run_on_backend, Flags, Job, DEMO_PHOTO};
 
 const USAGE: &str =
-    "generate [--image PATH] [--prompt TEXT] [--out DIR] [--weights DIR --vae DIR] \
-[--steps N] [--guidance G] [--seed S] [--width W] [--height H] [--images N] [--strength S] \
+    "generate [--model sdxl|flux] [--image PATH] [--prompt TEXT] [--out DIR] \
+[--weights DIR (--vae DIR | --flux DIR)] [--steps N] [--guidance G] [--distilled G] [--seed S] \
+[--width W] [--height H] [--images N] [--strength S] \
 [--scheduler euler|euler-karras|ddim|dpm++2m|dpm++2m-karras] [--negative TEXT] [--no-face yes] [--tiled yes] \
 [--backend ndarray|wgpu|cuda]";
 
@@ -59,16 +65,33 @@ impl Job for Args {
 fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>> {
     let flags = &args.flags;
     let started = Instant::now();
-    let (pipeline, released) = match (flags.get("weights"), flags.get("vae")) {
-        (Some(dir), Some(vae)) => (Pipeline::<B>::from_pretrained(dir, vae, device)?, true),
+    let model_name = flags.get_or("model", "sdxl");
+    let model = ModelKind::parse(&model_name)
+        .ok_or(format!("--model {model_name}: expected sdxl or flux"))?;
+    let (companion, companion_flag) = match model {
+        ModelKind::FaceClipSdxl => (flags.get("vae"), "--vae"),
+        ModelKind::FaceT5Flux => (flags.get("flux"), "--flux"),
+    };
+    let (pipeline, released) = match (flags.get("weights"), companion) {
+        (Some(dir), Some(other)) => match model {
+            ModelKind::FaceClipSdxl => (Pipeline::<B>::from_pretrained(dir, other, device)?, true),
+            ModelKind::FaceT5Flux => (
+                Pipeline::<B>::from_pretrained_flux(dir, other, device)?,
+                true,
+            ),
+        },
         (None, None) => {
             println!(
-                "!!! no --weights/--vae given: a SMALL RANDOM-WEIGHT pipeline runs instead; \
-                 the images are noise (the point is the machinery) !!!"
+                "!!! no --weights/{companion_flag} given: a SMALL RANDOM-WEIGHT {model:?} pipeline \
+                 runs instead; the images are noise (the point is the machinery) !!!"
             );
-            (Pipeline::<B>::random_tiny(device, 7)?, false)
+            let pipeline = match model {
+                ModelKind::FaceClipSdxl => Pipeline::<B>::random_tiny(device, 7)?,
+                ModelKind::FaceT5Flux => Pipeline::<B>::random_tiny_flux(device, 7)?,
+            };
+            (pipeline, false)
         }
-        _ => return Err("--weights and --vae go together".into()),
+        _ => return Err(format!("--weights and {companion_flag} go together").into()),
     };
     println!(
         "backend {}: models loaded in {:.1?}",
@@ -86,7 +109,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
         "prompt",
         "a person with short red hair, smiling, in sunlight",
     );
-    let mut request = GenerateRequest::new(face, prompt);
+    let mut request = pipeline.request(face, prompt);
     let (default_steps, default_side) = if released {
         (50, None)
     } else {
@@ -94,6 +117,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
     };
     request.steps = args.number("steps", default_steps)?;
     request.guidance = args.number("guidance", request.guidance)?;
+    request.distilled_guidance = args.number("distilled", request.distilled_guidance)?;
     request.seed = args.number("seed", request.seed)?;
     request.width = args.number("width", default_side.unwrap_or(request.width))?;
     request.height = args.number("height", default_side.unwrap_or(request.height))?;
@@ -164,7 +188,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
     }
     if !released {
         println!(
-            "(random weights: expect noise and no face; pass --weights and --vae for real images)"
+            "(random weights: expect noise and no face; pass --weights and {companion_flag} for real images)"
         );
     }
     Ok(())
@@ -172,6 +196,9 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
 
 fn main() -> Result<(), Box<dyn Error>> {
     let allowed = [
+        "model",
+        "flux",
+        "distilled",
         "image",
         "prompt",
         "out",
@@ -187,6 +214,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "scheduler",
         "negative",
         "no-face",
+        "tiled",
     ];
     let args = Args {
         flags: Flags::parse(&allowed, USAGE)?,

@@ -43,6 +43,8 @@ pub use request::{
 };
 
 /// The text encoder and denoiser of one of FaceCLIP's models.
+// One per pipeline: the size difference between the variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Generator<B: Backend> {
     Sdxl {

@@ -105,6 +105,8 @@ impl FuserConfig {
 const EPS: f64 = 1e-5;
 
 /// The image-side layer of one fuser layer.
+// At most six per model, built once: the size difference between the variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ImageLayer<B: Backend> {
     /// FaceCLIP-SDXL's deformable layer.
