@@ -14,7 +14,7 @@ here but its default init hides modulation bugs), saved with diffusers' key name
   quant convs, scaling 0.3611, shift 0.1159) and FLUX.1-dev's scheduler config, given prompt
   embeddings, negative embeddings (true CFG 3.5), distilled guidance 1.0 and packed initial
   latents, 4 steps: the final image before 8-bit quantisation;
-- the same transformer re-saved sharded by `save_pretrained` (see `sharded`).
+- the same transformer re-saved sharded by `save_pretrained` and as a `.pt` (see `sharded`).
 """
 
 import json
@@ -108,7 +108,8 @@ def main():
 def sharded():
     """The fixture transformer re-saved by diffusers' own `save_pretrained` in ~150 KB shards
     (`diffusion_pytorch_model-0000k-of-0000n.safetensors` + `.safetensors.index.json`), the
-    layout of the released FLUX.1-dev `transformer/` folder. Reads `flux_weights.safetensors`, so
+    layout of the released FLUX.1-dev `transformer/` folder, and as a `torch.save` archive like
+    FaceCLIP's `model/dit.pt`. Reads `flux_weights.safetensors`, so
     it can be rerun alone: `python tools/parity/make_dit_fixtures.py sharded`."""
     import shutil
     from safetensors.torch import load_file
@@ -119,6 +120,8 @@ def sharded():
     shutil.rmtree(target, ignore_errors=True)
     model.save_pretrained(target, max_shard_size="150KB", safe_serialization=True)
     print("sharded", sorted(os.listdir(target)))
+    # FaceCLIP ships its FLUX transformer as `model/dit.pt`: a torch.save'd state dict.
+    torch.save(model.state_dict(), os.path.join(OUT, "flux_dit.pt"))
 
 
 if __name__ == "__main__":

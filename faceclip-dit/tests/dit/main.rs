@@ -113,6 +113,12 @@ fn sharded_diffusers_checkpoint_loads_through_its_index() {
 }
 
 #[test]
+fn torch_archive_loads_like_faceclips_dit_pt() {
+    let device = Default::default();
+    check_model(load_from::<NdArray>(fixture("flux_dit.pt"), &device), &device);
+}
+
+#[test]
 fn sharded_checkpoint_with_a_missing_shard_is_a_typed_error() {
     let dir = std::env::temp_dir().join(format!("faceclip-dit-shards-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
