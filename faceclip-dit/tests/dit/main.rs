@@ -115,7 +115,10 @@ fn sharded_diffusers_checkpoint_loads_through_its_index() {
 #[test]
 fn torch_archive_loads_like_faceclips_dit_pt() {
     let device = Default::default();
-    check_model(load_from::<NdArray>(fixture("flux_dit.pt"), &device), &device);
+    check_model(
+        load_from::<NdArray>(fixture("flux_dit.pt"), &device),
+        &device,
+    );
 }
 
 #[test]

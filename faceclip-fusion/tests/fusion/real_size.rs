@@ -147,3 +147,154 @@ fn released_encoder_matches_spec_key_list_and_runs() {
     assert_eq!(out.prompt_embeds.dims(), [1, 77, 2048]);
     assert_eq!(out.pooled.dims(), [1, 1280]);
 }
+
+/// Spec §8's FaceT5 keys (`encoder_2.` prefix) for `t5_blocks` T5 blocks and `fuser_layers`
+/// fuser layers, without `face_pos_proj` and `enc_output*` (never read), plus FLUX's CLIP-L
+/// text model in the Hugging Face layout (`encoder_1.text_model.`).
+fn spec_facet5(keys: &mut Keys, t5_blocks: usize, fuser_layers: usize) {
+    let c = "encoder_1.text_model";
+    add(
+        keys,
+        format!("{c}.embeddings.token_embedding.weight"),
+        &[49408, 768],
+    );
+    add(
+        keys,
+        format!("{c}.embeddings.position_embedding.weight"),
+        &[77, 768],
+    );
+    for i in 0..12 {
+        let b = format!("{c}.encoder.layers.{i}");
+        norm(keys, &format!("{b}.layer_norm1"), 768);
+        norm(keys, &format!("{b}.layer_norm2"), 768);
+        for name in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+            linear(keys, &format!("{b}.self_attn.{name}"), 768, 768);
+        }
+        linear(keys, &format!("{b}.mlp.fc1"), 3072, 768);
+        linear(keys, &format!("{b}.mlp.fc2"), 768, 3072);
+    }
+    norm(keys, &format!("{c}.final_layer_norm"), 768);
+
+    let p = "encoder_2";
+    // The face ViT is the SDXL branch's (spec §7.2): reuse its key list and keep those keys.
+    let mut branch = Keys::new();
+    spec_branch(&mut branch, p, 4096, 0);
+    keys.extend(
+        branch
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{p}.face_encoder."))),
+    );
+    let t = format!("{p}.t5_encoder");
+    add(keys, format!("{t}.embed_tokens.weight"), &[32128, 4096]);
+    for k in 0..t5_blocks {
+        let a = format!("{t}.block.{k}.self_attention_layer");
+        for name in ["Wq", "Wk", "Wv", "o"] {
+            add(
+                keys,
+                format!("{a}.self_attention.{name}.weight"),
+                &[4096, 4096],
+            );
+        }
+        add(keys, format!("{a}.layer_norm.weight"), &[4096]);
+        let f = format!("{t}.block.{k}.ff_layer");
+        add(keys, format!("{f}.act.wi_0.weight"), &[10240, 4096]);
+        add(keys, format!("{f}.act.wi_1.weight"), &[10240, 4096]);
+        add(keys, format!("{f}.wo.weight"), &[4096, 10240]);
+        add(keys, format!("{f}.layer_norm.weight"), &[4096]);
+    }
+    add(
+        keys,
+        format!("{t}.block.0.self_attention_layer.self_attention.pe_encoding.relative_attention_bias.weight"),
+        &[32, 64],
+    );
+    add(keys, format!("{t}.final_layer_norm.weight"), &[4096]);
+    linear(keys, &format!("{p}.face_patch_proj"), 4096, 768);
+    add(keys, format!("{p}.positional_embedding"), &[1, 512, 4096]);
+    for i in 0..fuser_layers {
+        let l = format!("{p}.fuser.encoder.layers.{i}");
+        add(
+            keys,
+            format!("{l}.self_attn.in_proj_weight"),
+            &[12288, 4096],
+        );
+        add(keys, format!("{l}.self_attn.in_proj_bias"), &[12288]);
+        linear(keys, &format!("{l}.self_attn.out_proj"), 4096, 4096);
+        linear(keys, &format!("{l}.linear1"), 2048, 4096);
+        linear(keys, &format!("{l}.linear2"), 4096, 2048);
+        norm(keys, &format!("{l}.norm1"), 4096);
+        norm(keys, &format!("{l}.norm2"), 4096);
+
+        let t = format!("{p}.fuser.encoder.text_layers.{i}");
+        add(
+            keys,
+            format!("{t}.self_attn.in_proj_weight"),
+            &[12288, 4096],
+        );
+        add(keys, format!("{t}.self_attn.in_proj_bias"), &[12288]);
+        linear(keys, &format!("{t}.self_attn.out_proj"), 4096, 4096);
+        linear(keys, &format!("{t}.linear1"), 1024, 4096);
+        linear(keys, &format!("{t}.linear2"), 4096, 1024);
+        norm(keys, &format!("{t}.norm1"), 4096);
+        norm(keys, &format!("{t}.norm2"), 4096);
+
+        let u = format!("{p}.fuser.encoder.fusion_layers.{i}");
+        norm(keys, &format!("{u}.layer_norm_v"), 4096);
+        norm(keys, &format!("{u}.layer_norm_l"), 4096);
+        add(keys, format!("{u}.gamma_v"), &[4096]);
+        add(keys, format!("{u}.gamma_l"), &[4096]);
+        for name in ["v_proj", "l_proj", "values_v_proj", "values_l_proj"] {
+            linear(keys, &format!("{u}.attn.{name}"), 1024, 4096);
+        }
+        linear(keys, &format!("{u}.attn.out_v_proj"), 4096, 1024);
+        linear(keys, &format!("{u}.attn.out_l_proj"), 4096, 1024);
+    }
+}
+
+#[test]
+fn released_facet5_sizes_match_spec_keys() {
+    use faceclip_encoders::T5Tokenizer;
+    use faceclip_fusion::{FaceT5FluxConfig, FaceT5FluxEncoder};
+
+    // One T5 block and one fuser layer at the released widths (the whole encoder is 6.3 B
+    // parameters, 25 GB in f32): every key name and shape of spec §8 for those layers.
+    let mut config = FaceT5FluxConfig::released();
+    config.facet5.t5.layers = 1;
+    config.facet5.fuser.layers = 1;
+    let device = Default::default();
+    let weights = Weights::<NdArray>::random(&device);
+    FaceT5FluxEncoder::load(&weights, &config, T5Tokenizer::tiny().unwrap()).unwrap();
+    let requested: Keys = weights.requested().into_iter().collect();
+    let mut expected = Keys::new();
+    spec_facet5(&mut expected, 1, 1);
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !requested.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = requested
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not requested: {missing:?}\nnot in spec: {extra:?}"
+    );
+    for (key, shape) in &expected {
+        assert_eq!(&requested[key], shape, "{key}");
+    }
+    // Spec §9: per fuser layer, image 83.9 M, text 75.5 M, bi-attention 25.2 M parameters.
+    let count = |part: &str| -> usize {
+        expected
+            .iter()
+            .filter(|(k, _)| k.contains(part))
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    };
+    for (part, millions) in [
+        ("fuser.encoder.layers.0.", 83.9),
+        ("fuser.encoder.text_layers.0.", 75.5),
+        ("fuser.encoder.fusion_layers.0.", 25.2),
+    ] {
+        let m = count(part) as f64 / 1e6;
+        assert!((m - millions).abs() < 0.05, "{part}: {m:.2} M");
+    }
+}
