@@ -174,14 +174,16 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
     );
     let out = PathBuf::from(flags.get_or("out", "generated"));
     std::fs::create_dir_all(&out)?;
+    let scores = match generated.reference_faces.first() {
+        Some(reference) => pipeline.identity_similarities(reference, &generated.images)?,
+        None => Vec::new(),
+    };
     for (i, image) in generated.images.iter().enumerate() {
         let path = out.join(format!("image_{i}.png"));
         image.save(&path)?;
-        let similarity = match generated.reference_faces.first() {
-            Some(reference) => match pipeline.identity_similarity(reference, image)? {
-                Some(s) => format!("identity similarity {s:.3}"),
-                None => "no face found in the output".into(),
-            },
+        let similarity = match scores.get(i) {
+            Some(Some(s)) => format!("identity similarity {s:.3}"),
+            Some(None) => "no face found in the output".into(),
             None => "text-only (no reference face)".into(),
         };
         println!("wrote {} ({similarity})", path.display());

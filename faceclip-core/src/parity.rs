@@ -1,8 +1,44 @@
 //! Helpers to compare tensors with reference outputs (used by the parity tests of every crate).
 
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 
+use crate::error::LoadError;
 use crate::weights::Checkpoint;
+
+/// Tensor `key` of a reference file as a `D`-dimensional float tensor on `device`; a stored
+/// rank other than `D` is a [`LoadError::ShapeMismatch`].
+pub fn reference_tensor<B: Backend, const D: usize>(
+    reference: &Checkpoint,
+    key: &str,
+    device: &B::Device,
+) -> Result<Tensor<B, D>, LoadError> {
+    let (values, shape) = reference.read_f32(key)?;
+    let dims: [usize; D] = shape
+        .clone()
+        .try_into()
+        .map_err(|_| LoadError::ShapeMismatch {
+            file: reference.path().to_path_buf(),
+            key: key.to_string(),
+            expected: vec![0; D],
+            found: shape,
+        })?;
+    Ok(Tensor::from_data(TensorData::new(values, dims), device))
+}
+
+/// Peak signal-to-noise ratio in dB of two images with values in `[0, 1]` (lengths must match;
+/// identical images give 200 dB).
+pub fn psnr(actual: &[f32], expected: &[f32]) -> f64 {
+    if actual.len() != expected.len() || actual.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    let mse = actual
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+        .sum::<f64>()
+        / actual.len() as f64;
+    10.0 * (1.0 / mse.max(1e-20)).log10()
+}
 
 /// `‖a − b‖₂ / ‖b‖₂` (absolute error when `b` is all zeros); `inf` if the lengths differ.
 pub fn relative_l2(actual: &[f32], expected: &[f32]) -> f64 {
@@ -66,7 +102,7 @@ pub fn assert_close<B: Backend, const D: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::relative_l2;
+    use super::{psnr, relative_l2};
 
     #[test]
     fn relative_error_basics() {
@@ -74,5 +110,12 @@ mod tests {
         assert!((relative_l2(&[3.0, 4.0], &[0.0, 0.0]) - 5.0).abs() < 1e-12);
         assert!((relative_l2(&[1.1], &[1.0]) - 0.1).abs() < 1e-6);
         assert!(relative_l2(&[1.0], &[1.0, 2.0]).is_infinite());
+    }
+
+    #[test]
+    fn psnr_basics() {
+        assert_eq!(psnr(&[0.5, 0.5], &[0.5, 0.5]), 200.0);
+        assert!((psnr(&[0.1], &[0.0]) - 20.0).abs() < 1e-9);
+        assert!(psnr(&[0.1], &[0.0, 1.0]).is_infinite());
     }
 }

@@ -2,13 +2,13 @@
 //! with RMS-normalised queries and keys and rotary positions, the double-stream block (separate
 //! image and text weights) and the single-stream block (parallel attention and MLP).
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::activation::{silu, tanh};
+use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::load_linear;
+use faceclip_core::nn::{gelu_tanh, load_linear, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -39,13 +39,6 @@ fn gated<B: Backend>(gate: &Tensor<B, 2>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     x * gate.clone().unsqueeze_dim::<3>(1)
 }
 
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (`gelu(approximate="tanh")`).
-pub(crate) fn gelu_tanh<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let inner =
-        (x.clone() + x.clone().powi_scalar(3) * 0.044715) * (2.0 / std::f64::consts::PI).sqrt();
-    x * (tanh(inner) + 1.0) * 0.5
-}
-
 /// `linear(silu(temb))` split into `parts` chunks of `dim` (AdaLN-Zero / AdaLN-continuous).
 #[derive(Module, Debug)]
 pub(crate) struct Modulation<B: Backend> {
@@ -66,33 +59,14 @@ impl<B: Backend> Modulation<B> {
     }
 }
 
-/// diffusers' `RMSNorm(head_dim, eps=1e-6)` with a weight, over the last axis.
-#[derive(Module, Debug)]
-struct HeadRmsNorm<B: Backend> {
-    weight: Param<Tensor<B, 1>>,
-}
-
-impl<B: Backend> HeadRmsNorm<B> {
-    fn load(vb: &Weights<B>, dim: usize) -> Result<Self, LoadError> {
-        Ok(Self {
-            weight: Param::from_tensor(vb.tensor("weight", [dim])?),
-        })
-    }
-
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let rms = x.clone().powi_scalar(2).mean_dim(3).add_scalar(EPS).sqrt();
-        (x / rms) * self.weight.val().unsqueeze::<4>()
-    }
-}
-
 /// Query, key and value projections of one stream, with RMS-normalised queries and keys.
 #[derive(Module, Debug)]
 struct QkvProjection<B: Backend> {
     q: Linear<B>,
     k: Linear<B>,
     v: Linear<B>,
-    norm_q: HeadRmsNorm<B>,
-    norm_k: HeadRmsNorm<B>,
+    norm_q: RmsNorm<B>,
+    norm_k: RmsNorm<B>,
     heads: usize,
 }
 
@@ -109,8 +83,8 @@ impl<B: Backend> QkvProjection<B> {
             q: load_linear(&vb.pp(names[0]), dim, dim, true)?,
             k: load_linear(&vb.pp(names[1]), dim, dim, true)?,
             v: load_linear(&vb.pp(names[2]), dim, dim, true)?,
-            norm_q: HeadRmsNorm::load(&vb.pp(names[3]), head_dim)?,
-            norm_k: HeadRmsNorm::load(&vb.pp(names[4]), head_dim)?,
+            norm_q: RmsNorm::load(&vb.pp(names[3]), head_dim, EPS)?,
+            norm_k: RmsNorm::load(&vb.pp(names[4]), head_dim, EPS)?,
             heads,
         })
     }

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::schedule::{FlowMatchEuler, Scheduler};
 use faceclip_core::InputError;
-use faceclip_unet::{DenoiseError, StepProgress};
+use faceclip_unet::{check_guidance, DenoiseError, StepProgress};
 
 use crate::{FluxInput, FluxTransformer2DModel};
 
@@ -43,13 +43,11 @@ pub fn denoise_flux<B: Backend>(
     guidance: FluxGuidance,
     on_step: &mut dyn FnMut(StepProgress) -> ControlFlow<()>,
 ) -> Result<Tensor<B, 3>, DenoiseError> {
-    if !(guidance.true_cfg.is_finite()
-        && guidance.true_cfg >= 0.0
-        && guidance.distilled.is_finite())
-    {
+    check_guidance("FLUX true CFG scale", guidance.true_cfg)?;
+    if !guidance.distilled.is_finite() {
         return Err(InputError::Value {
-            what: "FLUX guidance".into(),
-            reason: format!("{guidance:?} must be finite, true_cfg ≥ 0"),
+            what: "FLUX distilled guidance".into(),
+            reason: format!("{} must be finite", guidance.distilled),
         }
         .into());
     }

@@ -5,11 +5,10 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::tanh;
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
-use faceclip_core::nn::load_linear;
+use faceclip_core::nn::{gelu_tanh, load_linear, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -129,39 +128,6 @@ impl T5Layout {
             Self::Fat5 => "final_layer_norm",
         }
     }
-}
-
-/// T5's RMS norm: `w · x / √(mean(x²) + ε)` (no mean subtraction, no bias).
-#[derive(Module, Debug)]
-struct RmsNorm<B: Backend> {
-    weight: Param<Tensor<B, 1>>,
-    eps: f64,
-}
-
-impl<B: Backend> RmsNorm<B> {
-    fn load(vb: &Weights<B>, dim: usize, eps: f64) -> Result<Self, LoadError> {
-        Ok(Self {
-            weight: Param::from_tensor(vb.tensor("weight", [dim])?),
-            eps,
-        })
-    }
-
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let rms = x
-            .clone()
-            .powi_scalar(2)
-            .mean_dim(2)
-            .add_scalar(self.eps)
-            .sqrt();
-        (x / rms) * self.weight.val().unsqueeze::<3>()
-    }
-}
-
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (Hugging Face's `gelu_new`).
-fn gelu_tanh<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let inner =
-        (x.clone() + x.clone().powi_scalar(3) * 0.044715) * (2.0 / std::f64::consts::PI).sqrt();
-    x * (tanh(inner) + 1.0) * 0.5
 }
 
 #[derive(Module, Debug)]

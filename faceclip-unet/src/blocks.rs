@@ -192,3 +192,13 @@ pub fn upsample_nearest_2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
         .expand([b, c, h, 2, w, 2])
         .reshape([b, c, 2 * h, 2 * w])
 }
+
+/// Checks that every level width splits into `groups` group-norm groups.
+pub(crate) fn check_groups(block_out_channels: &[usize], groups: usize) -> Result<(), String> {
+    if groups == 0 || block_out_channels.iter().any(|c| !c.is_multiple_of(groups)) {
+        return Err(format!(
+            "block_out_channels {block_out_channels:?} must be multiples of norm_num_groups {groups}"
+        ));
+    }
+    Ok(())
+}

@@ -41,7 +41,7 @@ mod tiling;
 pub mod unet;
 mod vae;
 
-pub use sampling::{denoise, Conditioning, DenoiseError, StepProgress};
+pub use sampling::{check_guidance, denoise, Conditioning, DenoiseError, StepProgress};
 pub use tiling::VaeTiling;
 pub use unet::{LevelKind, TextTimeCondition, TextTimeConfig, UNet2DConditionModel, UNetConfig};
 pub use vae::{AutoencoderKl, VaeConfig};

@@ -54,6 +54,18 @@ pub enum DenoiseError {
     },
 }
 
+/// Accepts a guidance scale that is a finite number ≥ 0 (`what` names it in the error).
+pub fn check_guidance(what: &str, scale: f64) -> Result<(), InputError> {
+    if scale.is_finite() && scale >= 0.0 {
+        Ok(())
+    } else {
+        Err(InputError::Value {
+            what: what.into(),
+            reason: format!("{scale} must be a finite number ≥ 0"),
+        })
+    }
+}
+
 /// Runs `steps` denoising steps from `noise` (standard normal latents `[images, c, h, w]`; the
 /// scheduler's initial σ is applied here, as diffusers does) and returns the final latents.
 ///
@@ -69,13 +81,7 @@ pub fn denoise<B: Backend>(
     guidance: f64,
     on_step: &mut dyn FnMut(StepProgress) -> ControlFlow<()>,
 ) -> Result<Tensor<B, 4>, DenoiseError> {
-    if !(guidance.is_finite() && guidance >= 0.0) {
-        return Err(InputError::Value {
-            what: "guidance scale".into(),
-            reason: format!("{guidance} must be a finite number ≥ 0"),
-        }
-        .into());
-    }
+    check_guidance("guidance scale", guidance)?;
     let images = noise.dims()[0];
     check_conditioning(conditioning, images)?;
     scheduler.set_timesteps(steps)?;

@@ -11,7 +11,7 @@ use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
 use crate::blocks::{
-    load_conv, load_conv3, load_group_norm, upsample_nearest_2x, ResnetBlock2D,
+    check_groups, load_conv, load_conv3, load_group_norm, upsample_nearest_2x, ResnetBlock2D,
     SpatialSelfAttention,
 };
 use crate::json::ConfigJson;
@@ -119,16 +119,8 @@ impl VaeConfig {
                 self.block_out_channels
             ));
         }
-        if self.norm_num_groups == 0
-            || self
-                .block_out_channels
-                .iter()
-                .any(|c| !c.is_multiple_of(self.norm_num_groups))
-        {
-            return bad(format!(
-                "block_out_channels {:?} must be multiples of norm_num_groups {}",
-                self.block_out_channels, self.norm_num_groups
-            ));
+        if let Err(why) = check_groups(&self.block_out_channels, self.norm_num_groups) {
+            return bad(why);
         }
         if self.layers_per_block == 0
             || self.latent_channels == 0

@@ -20,7 +20,7 @@ fn optional(candidates: &[PathBuf]) -> Option<PathBuf> {
     candidates.iter().find(|p| p.is_file()).cloned()
 }
 
-/// Where [`Pipeline::from_pretrained`] finds each file.
+/// Where [`Pipeline::from_pretrained`](super::Pipeline::from_pretrained) finds each file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PretrainedFiles {
     /// `model/face_clip_encoder.pt` (or a safetensors conversion).

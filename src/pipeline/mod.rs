@@ -462,14 +462,30 @@ impl<B: Backend> Pipeline<B> {
         reference_face: &RgbImage,
         image: &RgbImage,
     ) -> Result<Option<f32>, GenerateError> {
-        let generated = match self.aligner.align(image, FaceSelection::Largest) {
-            Ok(face) => face.image,
-            Err(AlignError::NoFaceFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let a = self.scorer.embed(reference_face)?;
-        let b = self.scorer.embed(&generated)?;
-        Ok(Some(identity_similarity(&a, &b)?))
+        let mut scores = self.identity_similarities(reference_face, std::slice::from_ref(image))?;
+        Ok(scores.pop().flatten())
+    }
+
+    /// [`identity_similarity`](Self::identity_similarity) of every image, embedding the
+    /// reference once.
+    pub fn identity_similarities(
+        &self,
+        reference_face: &RgbImage,
+        images: &[RgbImage],
+    ) -> Result<Vec<Option<f32>>, GenerateError> {
+        let reference = self.scorer.embed(reference_face)?;
+        images
+            .iter()
+            .map(|image| {
+                let generated = match self.aligner.align(image, FaceSelection::Largest) {
+                    Ok(face) => face.image,
+                    Err(AlignError::NoFaceFound { .. }) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                let embedding = self.scorer.embed(&generated)?;
+                Ok(Some(identity_similarity(&reference, &embedding)?))
+            })
+            .collect()
     }
 
     /// Aligned crops of the request's face input.

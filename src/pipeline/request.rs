@@ -9,7 +9,7 @@ use faceclip_core::schedule::{Ddim, DpmSolverMultistep, EulerDiscrete, NoiseSche
 use faceclip_core::{InputError, LoadError};
 use faceclip_fusion::encoder::SDXL_NEGATIVE_PROMPT;
 use faceclip_fusion::{EncodeError, FLUX_NEGATIVE_PROMPT};
-use faceclip_unet::{DenoiseError, VaeTiling};
+use faceclip_unet::{check_guidance, DenoiseError, VaeTiling};
 use image::RgbImage;
 
 /// The seed of the reference script (`torch.manual_seed(453563)`); our noise generator differs
@@ -205,11 +205,8 @@ impl GenerateRequest {
                 format!("{} must be between 1 and 1000", self.steps),
             );
         }
-        if !(self.guidance.is_finite() && self.guidance >= 0.0) {
-            return bad(
-                "guidance",
-                format!("{} must be a finite number ≥ 0", self.guidance),
-            );
+        if let Err(e) = check_guidance("guidance", self.guidance) {
+            return bad("guidance", e.to_string());
         }
         if self.images == 0 || self.images > 16 {
             return bad(
@@ -232,7 +229,7 @@ impl GenerateRequest {
     }
 }
 
-/// A stage of [`Pipeline::generate`], reported to the progress callback.
+/// A stage of [`Pipeline::generate`](super::Pipeline::generate), reported to the progress callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Face detection and alignment.

@@ -400,3 +400,30 @@ fn missing_flux_files_are_all_listed() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn identity_similarity_scores_each_image_against_the_reference() {
+    let pipeline = tiny();
+    let photo = astronaut();
+    let reference = pipeline
+        .reference_faces(&FaceInput::Photo(photo.clone()))
+        .unwrap();
+    let grey = RgbImage::from_pixel(200, 160, image::Rgb([128, 128, 128]));
+    let flipped = image::imageops::flip_horizontal(&photo);
+    let scores = pipeline
+        .identity_similarities(&reference[0], &[photo.clone(), grey.clone(), flipped])
+        .unwrap();
+    assert_eq!(scores.len(), 3);
+    let same = scores[0].expect("the photo shows a face");
+    assert!(same > 0.99, "the photo against its own crop: {same}");
+    assert_eq!(scores[1], None, "no face in a grey image");
+    assert!(scores[2].expect("a face") > 0.5);
+    assert_eq!(
+        pipeline.identity_similarity(&reference[0], &photo).unwrap(),
+        scores[0]
+    );
+    assert_eq!(
+        pipeline.identity_similarity(&reference[0], &grey).unwrap(),
+        None
+    );
+}

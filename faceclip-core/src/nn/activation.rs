@@ -7,6 +7,14 @@ pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.clone() * activation::sigmoid(x * 1.702)
 }
 
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`: PyTorch's `gelu(approximate="tanh")`,
+/// Hugging Face's `gelu_new` (T5 v1.1's gated feed-forward, FLUX's MLPs).
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let inner =
+        (x.clone() + x.clone().powi_scalar(3) * 0.044715) * (2.0 / std::f64::consts::PI).sqrt();
+    x * (activation::tanh(inner) + 1.0) * 0.5
+}
+
 /// `min(max(x, 0), 6)`, the activation of the ArcFace ViT MLP.
 pub fn relu6<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.clamp(0.0, 6.0)

@@ -1,4 +1,4 @@
-//! Linear, LayerNorm, Conv2d and eval-mode BatchNorm1d built from PyTorch-named weights.
+//! Linear, LayerNorm, RMSNorm, Conv2d and eval-mode BatchNorm1d built from PyTorch-named weights.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
@@ -121,5 +121,36 @@ impl<B: Backend> BatchNorm1dEval<B> {
         let scale = self.weight.val() / (self.running_var.val() + self.eps).sqrt();
         let shift = self.bias.val() - self.running_mean.val() * scale.clone();
         x * scale.unsqueeze_dim(0) + shift.unsqueeze_dim(0)
+    }
+}
+
+/// RMS normalisation over the last axis with a learned scale and no bias or mean subtraction:
+/// `w · x / √(mean(x²) + ε)` (T5's `T5LayerNorm`, diffusers' `RMSNorm`).
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    /// The scale `[dim]`.
+    pub weight: Param<Tensor<B, 1>>,
+    /// ε added to the mean square.
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// Loads `weight [dim]`.
+    pub fn load(vb: &Weights<B>, dim: usize, eps: f64) -> Result<Self, LoadError> {
+        Ok(Self {
+            weight: Param::from_tensor(vb.tensor("weight", [dim])?),
+            eps,
+        })
+    }
+
+    /// Normalises `x [..., dim]` over its last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let rms = x
+            .clone()
+            .powi_scalar(2)
+            .mean_dim(D - 1)
+            .add_scalar(self.eps)
+            .sqrt();
+        (x / rms) * self.weight.val().unsqueeze::<D>()
     }
 }

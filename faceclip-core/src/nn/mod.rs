@@ -7,7 +7,9 @@ mod attention;
 mod layers;
 mod resize;
 
-pub use activation::{quick_gelu, relu6, Activation};
+pub use activation::{gelu_tanh, quick_gelu, relu6, Activation};
 pub use attention::PackedMultiheadAttention;
-pub use layers::{conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval};
+pub use layers::{
+    conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,
+};
 pub use resize::{bilinear_taps, resize_bilinear};

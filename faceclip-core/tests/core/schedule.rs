@@ -4,7 +4,7 @@
 //! `tools/parity/make_scheduler_fixtures.py`. A fixed stand-in model drives whole loops.
 
 use crate::fixture;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::relative_l2;
 use faceclip_core::parity::to_vec;
@@ -53,8 +53,7 @@ fn schedule(name: &str) -> NoiseSchedule {
 }
 
 fn tensor<B: Backend>(io: &Checkpoint, key: &str, device: &B::Device) -> Tensor<B, 4> {
-    let (v, s) = io.read_f32(key).unwrap();
-    Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), device)
+    faceclip_core::parity::reference_tensor(io, key, device).unwrap()
 }
 
 fn close(what: &str, actual: &[f32], expected: &[f32], tolerance: f64) {

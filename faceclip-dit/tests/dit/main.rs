@@ -4,9 +4,9 @@
 //!
 //! One test binary per crate keeps clean builds short (each binary instantiates the backends).
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
-use faceclip_core::parity::assert_close;
+use faceclip_core::parity::{assert_close, psnr};
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 use faceclip_core::LoadError;
 use faceclip_dit::{
@@ -15,18 +15,16 @@ use faceclip_dit::{
 
 const TOLERANCE: f64 = 1e-4;
 
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 fn tensor<B: Backend, const D: usize>(
     io: &Checkpoint,
     key: &str,
     device: &B::Device,
 ) -> Tensor<B, D> {
-    let (values, shape) = io.read_f32(key).unwrap();
-    let shape: [usize; D] = shape.try_into().unwrap();
-    Tensor::from_data(TensorData::new(values, shape), device)
+    faceclip_core::parity::reference_tensor(io, key, device).unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn load<B: Backend>(device: &B::Device) -> FluxTransformer2DModel<B> {
@@ -264,17 +262,6 @@ fn bad_configs_checkpoints_and_inputs_are_typed_errors() {
     // Odd latent sizes cannot be packed 2×2.
     assert!(pack_latents(Tensor::<NdArray, 4>::zeros([1, 2, 5, 8], &device)).is_err());
     assert!(unpack_latents(good.image, 6, 6).is_err());
-}
-
-/// Peak signal-to-noise ratio of two images in [0, 1].
-fn psnr(a: &[f32], b: &[f32]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| ((x - y) as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (1.0 / mse.max(1e-20)).log10()
 }
 
 #[test]

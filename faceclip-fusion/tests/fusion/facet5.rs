@@ -43,11 +43,7 @@ fn tensor<B: Backend, const D: usize>(
     key: &str,
     device: &B::Device,
 ) -> Tensor<B, D> {
-    let (values, shape) = io.read_f32(key).unwrap();
-    Tensor::from_data(
-        TensorData::new(values, <[usize; D]>::try_from(shape).unwrap()),
-        device,
-    )
+    faceclip_core::parity::reference_tensor(io, key, device).unwrap()
 }
 
 fn check<B: Backend>(device: &B::Device) {

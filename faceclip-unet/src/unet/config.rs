@@ -3,6 +3,7 @@
 use faceclip_core::LoadError;
 use serde_json::Value;
 
+use crate::blocks::check_groups;
 use crate::json::ConfigJson;
 
 /// Whether a resolution level of the UNet has transformers.
@@ -242,16 +243,8 @@ impl UNetConfig {
                 ));
             }
         }
-        if self.norm_num_groups == 0
-            || self
-                .block_out_channels
-                .iter()
-                .any(|c| !c.is_multiple_of(self.norm_num_groups))
-        {
-            return bad(format!(
-                "block_out_channels {:?} must be multiples of norm_num_groups {}",
-                self.block_out_channels, self.norm_num_groups
-            ));
+        if let Err(why) = check_groups(&self.block_out_channels, self.norm_num_groups) {
+            return bad(why);
         }
         for (c, h) in self.block_out_channels.iter().zip(&self.attention_heads) {
             if *h == 0 || !c.is_multiple_of(*h) {

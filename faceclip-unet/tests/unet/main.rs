@@ -8,7 +8,7 @@ mod pipeline;
 mod unet_model;
 mod vae;
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::weights::Checkpoint;
 
 /// Path of a committed fixture.
@@ -22,9 +22,5 @@ pub fn tensor<B: Backend, const D: usize>(
     key: &str,
     device: &B::Device,
 ) -> Tensor<B, D> {
-    let (values, shape) = io.read_f32(key).unwrap();
-    let shape: [usize; D] = shape
-        .try_into()
-        .unwrap_or_else(|s| panic!("{key}: shape {s:?} is not {D}-D"));
-    Tensor::from_data(TensorData::new(values, shape), device)
+    faceclip_core::parity::reference_tensor(io, key, device).unwrap()
 }

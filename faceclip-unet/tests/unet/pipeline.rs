@@ -8,7 +8,7 @@ use crate::unet_model::load_unet;
 use crate::{fixture, tensor};
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
-use faceclip_core::parity::to_vec;
+use faceclip_core::parity::{psnr, to_vec};
 use faceclip_core::schedule::{EulerDiscrete, NoiseSchedule};
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 use faceclip_unet::{denoise, AutoencoderKl, Conditioning, DenoiseError, VaeConfig};
@@ -29,17 +29,6 @@ fn conditioning<B: Backend>(io: &Checkpoint, device: &B::Device) -> Conditioning
 
 fn sdxl_euler() -> EulerDiscrete {
     EulerDiscrete::new(NoiseSchedule::sdxl(), false)
-}
-
-/// Peak signal-to-noise ratio of two images in [0, 1].
-fn psnr(a: &[f32], b: &[f32]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| ((x - y) as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (1.0 / mse.max(1e-20)).log10()
 }
 
 fn check_pipeline<B: Backend>(device: &B::Device) -> f64 {
