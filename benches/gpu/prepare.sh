@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Builds everything the GPU session needs on this x86-64 machine (nothing is compiled on the GPU
 # host), all git-ignored:
-#   .gpu/bins.tar.xz  the `gpu` bench and the release test binaries of TEST_CRATES (wgpu + cuda)
+#   .gpu/bins.tar.xz  the `gpu` bench and the release `parity` test binary (wgpu + cuda)
 #   .gpu/built_in     this checkout's path (the test binaries find their fixtures through it)
 #   .whl/             diffusers 0.42.1 + importlib_metadata wheels (the host has torch, not diffusers)
 #   .gl/              the Vulkan/GL loader packages wgpu needs on the host
 # Then, with the device tool: run(command="export OUT; bash benches/gpu/run.sh",
-# carry=[".gpu", ".whl", ".gl"]). The working tree that travels is limited to 64 MiB: each test
-# binary is ≈ 9 MB compressed, so choose TEST_CRATES accordingly.
+# carry=[".gpu", ".whl", ".gl"]). The working tree that travels is limited to 64 MiB; the
+# workspace's integration tests are one binary (`tests/parity`), run there filtered by backend.
 set -euo pipefail
-TEST_CRATES=${TEST_CRATES:-"faceclip-unet faceclip-fusion"}
 
 for ignored in /.gpu/ /.whl/ /.gl/; do
   grep -qx "$ignored" .git/info/exclude || echo "$ignored" >>.git/info/exclude
@@ -26,9 +25,7 @@ if [ ! -d .gl ]; then
 fi
 
 cargo bench --bench gpu --features wgpu,cuda --no-run 2>&1 | tail -2
-packages=$(for c in $TEST_CRATES; do printf -- '-p %s ' "$c"; done)
-# shellcheck disable=SC2086
-cargo test --release $packages --features wgpu,cuda --tests --no-run 2>&1 | tee /tmp/gpu-tests.log | tail -4
+cargo test --release --features wgpu,cuda --test parity --no-run 2>&1 | tee /tmp/gpu-tests.log | tail -4
 
 stage=$(mktemp -d)
 mkdir -p "$stage/tests"

@@ -1,7 +1,7 @@
 //! Bad and awkward input: broken files, degenerate images, no face, faces at the border,
 //! EXIF-rotated JPEGs, damaged weights, invalid options. Typed errors or documented results.
 
-use crate::{astronaut, case, fixture};
+use super::{astronaut, case, fixture};
 use faceclip_align::{
     align_face, decode_photo, load_photo, AlignError, DetectorConfig, Face, FaceAligner,
     FaceDetector, FaceSelection, MobileFace, BUNDLED_MOBILEFACE_BIN, BUNDLED_MOBILEFACE_JSON,
@@ -28,7 +28,7 @@ fn broken_image_files_are_typed_errors() {
     let err = decode_photo(b"definitely not an image").unwrap_err();
     assert!(matches!(err, InputError::Image { .. }), "{err}");
     let full = std::fs::read(format!(
-        "{}/../assets/astronaut.png",
+        "{}/assets/astronaut.png",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();

@@ -4,7 +4,7 @@
 use faceclip_encoders::tokenizer::{ClipTokenizer, EOT, SOT};
 
 fn fixture() -> serde_json::Value {
-    let path = crate::fixture("tokenizer.json");
+    let path = super::fixture("tokenizer.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 
@@ -83,7 +83,7 @@ mod t5 {
     use faceclip_encoders::{T5Tokenizer, TokenizerError};
 
     fn fixture() -> serde_json::Value {
-        let path = crate::fixture("t5_tokenizer_ids.json");
+        let path = super::super::fixture("t5_tokenizer_ids.json");
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
     }
 
@@ -109,7 +109,7 @@ mod t5 {
         assert!(cases.len() >= 7);
         // The same file read from disk.
         let path = format!(
-            "{}/assets/t5_tiny_tokenizer.json",
+            "{}/faceclip-encoders/assets/t5_tiny_tokenizer.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let from_file = T5Tokenizer::from_file(path).unwrap();

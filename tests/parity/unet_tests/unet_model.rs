@@ -1,7 +1,7 @@
 //! `UNet2DConditionModel` against diffusers 0.33.1 (tiny SDXL-style and SD-1.5-style configs,
 //! random weights with diffusers' key names), its config parser and bad input.
 
-use crate::{fixture, tensor};
+use super::{fixture, tensor};
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;

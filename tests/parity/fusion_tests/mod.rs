@@ -1,7 +1,5 @@
 //! Integration tests of faceclip-fusion: the fuser against transformers' GroundingDINO layers and
 //! the whole encoder against a composed PyTorch reference.
-//!
-//! One test binary per crate keeps clean builds short (each binary instantiates the backends).
 
 mod alternatives;
 mod encoder;
@@ -11,5 +9,8 @@ mod real_size;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
 pub fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/faceclip-fusion/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }

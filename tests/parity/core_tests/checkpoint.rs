@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::Tensor;
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::{relative_l2, to_vec};

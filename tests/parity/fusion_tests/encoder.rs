@@ -9,7 +9,7 @@ use faceclip_core::weights::Checkpoint;
 use faceclip_fusion::encoder::SDXL_NEGATIVE_PROMPT;
 use faceclip_fusion::{EncodeError, FaceClipConfig, FaceClipEncoder, FuserConfig, FusionKind};
 
-use crate::fixture;
+use super::fixture;
 
 const TOLERANCE: f64 = 1e-4;
 

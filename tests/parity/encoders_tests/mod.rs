@@ -1,7 +1,5 @@
 //! Integration tests of faceclip-encoders: parity with open_clip, transformers and timm, bad
 //! input, and the real-size presets.
-//!
-//! One test binary per crate keeps clean builds short (each binary instantiates the backends).
 
 mod bad_input;
 mod face_vit;
@@ -12,5 +10,8 @@ mod tokenizer;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
 pub fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/faceclip-encoders/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }

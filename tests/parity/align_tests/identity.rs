@@ -1,7 +1,7 @@
 //! MobileFace against an interpreter of its TFJS graph (torch ops), and identity similarity on
 //! real faces: same person high, another person low.
 
-use crate::{case, fixture, reference, CASES};
+use super::{case, fixture, reference, CASES};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_align::{identity_similarity, FaceAligner, FaceDetector, FaceSelection, MobileFace};
 use faceclip_core::backend::NdArray;

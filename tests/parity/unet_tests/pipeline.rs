@@ -4,8 +4,8 @@
 
 use std::ops::ControlFlow;
 
-use crate::unet_model::load_unet;
-use crate::{fixture, tensor};
+use super::unet_model::load_unet;
+use super::{fixture, tensor};
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::{psnr, to_vec};

@@ -1,7 +1,7 @@
 //! OpenCLIP text towers against `open_clip.transformer.TextTransformer` (tiny sizes, random
 //! weights stored as bf16; fixture written by `tools/parity/make_fixtures.py`).
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::Activation;

@@ -1,7 +1,7 @@
 //! Alignment against skimage: `SimilarityTransform.estimate` (Umeyama) to the ArcFace template
 //! and `warp(order=1, cval=0)`, computed by the fixture script on the reference landmarks.
 
-use crate::{case, closest, fixture, reference, reference_faces};
+use super::{case, closest, fixture, reference, reference_faces};
 use faceclip_align::{
     align_face, arcface_template, FaceAligner, FaceDetector, FaceSelection, Similarity,
 };

@@ -2,7 +2,7 @@
 //! plain-torch identity head, loaded from a real `torch.save` archive in bf16 with the released
 //! key layout (`model.face_clip_l.face_encoder.*`); fixture from `tools/parity/make_fixtures.py`.
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::resize_bilinear;

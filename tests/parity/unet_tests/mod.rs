@@ -1,8 +1,6 @@
 //! Integration tests of faceclip-unet against diffusers at tiny configurations (fixtures from
 //! `tools/parity/make_unet_fixtures.py`): the UNet, the VAE (plain and tiled), the whole
 //! denoising loop + decode vs `StableDiffusionXLPipeline`, and bad input.
-//!
-//! One test binary per crate keeps clean builds short (each binary instantiates the backends).
 
 mod pipeline;
 mod unet_model;
@@ -13,7 +11,10 @@ use faceclip_core::weights::Checkpoint;
 
 /// Path of a committed fixture.
 pub fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/faceclip-unet/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// Tensor `key` of a fixture file, on `device`.

@@ -3,7 +3,7 @@
 //! variants, and `FlowMatchEulerDiscreteScheduler` with FLUX.1-dev's; fixture from
 //! `tools/parity/make_scheduler_fixtures.py`. A fixed stand-in model drives whole loops.
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::relative_l2;

@@ -1,8 +1,6 @@
 //! Integration tests of faceclip-dit against diffusers' `FluxTransformer2DModel` and
 //! FluxPipeline's latent packing at a tiny configuration (fixtures from
 //! `tools/parity/make_dit_fixtures.py`), and bad input.
-//!
-//! One test binary per crate keeps clean builds short (each binary instantiates the backends).
 
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
@@ -24,7 +22,10 @@ fn tensor<B: Backend, const D: usize>(
 }
 
 fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/faceclip-dit/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn load<B: Backend>(device: &B::Device) -> FluxTransformer2DModel<B> {

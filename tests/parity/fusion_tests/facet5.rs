@@ -11,7 +11,7 @@ use faceclip_core::LoadError;
 use faceclip_encoders::{T5Tokenizer, TokenizerError};
 use faceclip_fusion::{EncodeError, FaceT5FluxConfig, FaceT5FluxEncoder, FLUX_NEGATIVE_PROMPT};
 
-use crate::fixture;
+use super::fixture;
 
 const TOLERANCE: f64 = 1e-4;
 const PROMPT: &str = "a photo of a woman with short red hair, smiling";

@@ -1,6 +1,6 @@
 //! Shared layers against PyTorch (fixtures from `tools/parity/make_fixtures.py`).
 
-use crate::fixture;
+use super::fixture;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::PackedMultiheadAttention;
