@@ -1,5 +1,5 @@
-//! Checkpoint reading: safetensors and PyTorch `.pt` archives (single or sharded), dtype casts, key remapping and
-//! the scoped [`Weights`] view that model constructors load from.
+//! Checkpoint reading: safetensors and PyTorch `.pt` archives (single or sharded), dtype casts,
+//! key remapping and the scoped [`Weights`] view that model constructors load from.
 
 mod checkpoint;
 mod dtype;
