@@ -56,13 +56,13 @@ impl FaceT5Config {
         }
     }
 
-    /// A tiny FaceT5 for tests and demos: width 32, two T5 blocks (vocabulary 181, the bundled
+    /// A tiny FaceT5 for tests and demos: width 32, two T5 blocks (vocabulary 187, the bundled
     /// tiny tokenizer's), a one-block face ViT, a two-layer fuser.
     pub fn tiny() -> Self {
         Self {
             face: FaceVitConfig::sized(32, 1, 2, 24),
             t5: T5Config {
-                vocab_size: 181,
+                vocab_size: 187,
                 ..T5Config::sized(32, 8, 4, 48, 2)
             },
             t5_layout: T5Layout::Fat5,

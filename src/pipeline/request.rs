@@ -205,8 +205,8 @@ impl GenerateRequest {
                 format!("{} must be between 1 and 1000", self.steps),
             );
         }
-        if let Err(e) = check_guidance("guidance", self.guidance) {
-            return bad("guidance", e.to_string());
+        if let Err(InputError::Value { reason, .. }) = check_guidance("guidance", self.guidance) {
+            return bad("guidance", reason);
         }
         if self.images == 0 || self.images > 16 {
             return bad(

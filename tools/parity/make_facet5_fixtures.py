@@ -5,15 +5,16 @@ Run by hand (never by CI) from the repository root, in the venv of requirements.
     ../pyref/bin/python tools/parity/make_facet5_fixtures.py
 
 Outputs:
-* `faceclip-encoders/assets/t5_tiny_tokenizer.json`: a tiny T5-style tokenizer.json (SentencePiece
-  Unigram trained here by the `tokenizers` library on a few prompts; NFKC + space-run collapsing,
-  Metaspace "▁", `$A </s>` template, `<pad>`=0, `</s>`=1, `<unk>`=2 — the structure of the
-  released T5 `tokenizer.json`, whose normaliser is a precompiled NFKC map instead). Real
+* `faceclip-encoders/assets/t5_tiny_tokenizer.json`: a tiny T5 tokenizer: a SentencePiece
+  Unigram model trained here on a few prompts exactly as T5's was set up (nmt_nfkc, `<pad>`=0,
+  `</s>`=1, `<unk>`=2), converted by transformers' `convert_slow_tokenizer` — the structure of the
+  released T5 `tokenizer.json` (Precompiled normaliser, Metaspace "▁", Unigram, `$A </s>`). Real
   checkpoints bring their own tokenizer.json; this one serves the tests and the random demo
   pipeline.
 * `faceclip-encoders/tests/fixtures/t5_tokenizer_ids.json`: ids from transformers'
   `T5TokenizerFast(tokenizer_file=…)` with `padding="max_length", max_length=512`, as FLUX's
-  `tokenizer_2` is called, and the untruncated length of an over-long prompt.
+  `tokenizer_2` is called (checked equal to SentencePiece's own `T5Tokenizer`), and the
+  untruncated length of an over-long prompt.
 * `faceclip-fusion/tests/fixtures/facet5_weights.pt` + `facet5_io.safetensors`: a tiny
   `FaceT5FluxWrapper` checkpoint (`encoder_1.text_model.*` = transformers `CLIPTextModel`,
   `encoder_2.*` = FaceT5 with FAT5 T5 names) and its outputs. FaceT5 (spec §7.2) is composed
@@ -26,17 +27,20 @@ Outputs:
   reference runs FaceT5 in bf16, spec §10 item 22).
 """
 
+import io
 import json
 import os
 import sys
+import tempfile
 from functools import partial
 
+import sentencepiece as spm
 import timm
 import torch
 import torch.nn as nn
 from safetensors.torch import save_file
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, T5TokenizerFast
+from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, T5Tokenizer, T5TokenizerFast
+from transformers.convert_slow_tokenizer import convert_slow_tokenizer
 
 sys.path.insert(0, os.path.dirname(__file__))
 from make_fixtures import ReferenceFuser, grounding_dino_config, hf_clip_tokenizer, randomise  # noqa: E402
@@ -81,21 +85,28 @@ NEGATIVE = ("digital painting, 3d render, CGI, cartoon, anime, unreal, stylized,
 
 
 def tokenizer_fixture() -> T5TokenizerFast:
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
-    tok.train_from_iterator(CORPUS, trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
-    assert [tok.token_to_id(t) for t in ("<pad>", "</s>", "<unk>")] == [0, 1, 2]
-    os.makedirs(ASSETS, exist_ok=True)
-    tok.save(TOKENIZER)
+    # A SentencePiece Unigram model trained like T5's (nmt_nfkc normalisation, <pad>=0, </s>=1,
+    # <unk>=2, no <s>), converted to tokenizer.json by transformers' own T5 converter: the released
+    # file's structure (Precompiled charsmap + whitespace handling, Metaspace, Unigram, `$A </s>`).
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS), model_writer=model, vocab_size=300, model_type="unigram",
+        normalization_rule_name="nmt_nfkc", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>",
+        eos_piece="</s>", unk_piece="<unk>", hard_vocab_limit=False, num_threads=1, minloglevel=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "spiece.model")
+        with open(path, "wb") as f:
+            f.write(model.getvalue())
+        slow = T5Tokenizer(path, extra_ids=0, legacy=True)
+        os.makedirs(ASSETS, exist_ok=True)
+        convert_slow_tokenizer(slow).save(TOKENIZER)
     hf = T5TokenizerFast(tokenizer_file=TOKENIZER, extra_ids=0)
     ids = hf(PROMPTS, padding="max_length", max_length=512, truncation=True)["input_ids"]
+    # The fast tokenizer (what FLUX runs) agrees with SentencePiece itself on every case.
+    assert ids == slow(PROMPTS, padding="max_length", max_length=512, truncation=True)["input_ids"]
     too_long = " ".join(["wearing glasses"] * 300)
     out = {
+        "vocab_size": hf.vocab_size,
         "cases": [{"prompt": p, "ids": i} for p, i in zip(PROMPTS, ids)],
         "too_long": {"prompt": too_long, "tokens": len(hf(too_long)["input_ids"])},
         "negative": {"prompt": NEGATIVE, "ids": hf(NEGATIVE, padding="max_length", max_length=512)["input_ids"]},
@@ -103,6 +114,7 @@ def tokenizer_fixture() -> T5TokenizerFast:
     assert out["too_long"]["tokens"] > 512
     with open(os.path.join(ENC, "t5_tokenizer_ids.json"), "w") as f:
         json.dump(out, f, ensure_ascii=False, indent=1)
+    print("T5 tokenizer: vocabulary", hf.vocab_size)
     return hf
 
 

@@ -9,8 +9,9 @@ use tokenizers::Tokenizer;
 
 use super::TokenizerError;
 
-/// A 181-token T5-style tokenizer trained by `tools/parity/make_facet5_fixtures.py` (same
-/// pipeline as the released one, tiny vocabulary): for tests and the random demo pipeline.
+/// A 187-token SentencePiece model trained like T5's by `tools/parity/make_facet5_fixtures.py`
+/// and converted by transformers (the released file's structure, a tiny vocabulary): for tests
+/// and the random demo pipeline.
 const TINY_TOKENIZER: &[u8] = include_bytes!("../../assets/t5_tiny_tokenizer.json");
 
 /// FLUX's and FaceT5's T5 sequence length.
@@ -35,7 +36,7 @@ impl T5Tokenizer {
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
-    /// The bundled tiny tokenizer (181 tokens, `<pad>` 0, `</s>` 1, `<unk>` 2), trained on a few
+    /// The bundled tiny tokenizer (187 tokens, `<pad>` 0, `</s>` 1, `<unk>` 2), trained on a few
     /// prompts: it matches the tiny test and demo models, not any released T5.
     pub fn tiny() -> Result<Self, TokenizerError> {
         Self::from_bytes(TINY_TOKENIZER, "<bundled tiny tokenizer>")
