@@ -8,7 +8,7 @@
 //! across the batch axis, so — as the reference script effectively does — every prompt is
 //! encoded alone ([`FaceT5Encoder::forward`]); [`FaceT5Encoder::forward_joint`] reproduces the
 //! reference's behaviour for a real batch. No identity prefix, no token swap; the ArcFace head is
-//! computed by the reference but unused (it is loaded, never run).
+//! computed and discarded, as in the reference.
 
 use std::sync::Mutex;
 
