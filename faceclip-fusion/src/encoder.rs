@@ -8,8 +8,6 @@
 //! states and the face patches (each with projected positions) go through the fuser, whose text
 //! stream is the branch output. The pooled vector is the bigG tower's EOT state.
 
-use std::sync::Mutex;
-
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
@@ -22,6 +20,7 @@ use faceclip_encoders::{
 };
 
 use crate::fusion::{AnyFusion, Fusion, FusionInput, FusionKind};
+use crate::prompt_cache::PromptCache;
 use crate::FuserConfig;
 
 /// The text prepended to the prompt of a face-present sample (sic: "a id").
@@ -262,7 +261,7 @@ pub struct FaceClipEncoder<B: Backend> {
     /// non-padding length minus one (7).
     prefix_positions: usize,
     /// The last negative prompt and its encoding.
-    negative_cache: Mutex<Option<(String, FaceClipOutput<B>)>>,
+    negative_cache: PromptCache<FaceClipOutput<B>>,
 }
 
 impl<B: Backend> FaceClipEncoder<B> {
@@ -278,7 +277,7 @@ impl<B: Backend> FaceClipEncoder<B> {
             g: FaceClipBranch::load(&vb.pp("face_clip_g"), &config.g)?,
             tokenizer,
             prefix_positions,
-            negative_cache: Mutex::new(None),
+            negative_cache: PromptCache::new(),
         })
     }
 
@@ -408,23 +407,14 @@ impl<B: Backend> FaceClipEncoder<B> {
         negative_prompt: &str,
         device: &B::Device,
     ) -> Result<FaceClipOutput<B>, EncodeError> {
-        let mut cache = self
-            .negative_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((prompt, out)) = cache.as_ref() {
-            if prompt == negative_prompt {
-                return Ok(out.clone());
-            }
-        }
-        let size = 112;
-        let out = self.encode(
-            Tensor::zeros([1, 3, size, size], device),
-            &[negative_prompt],
-            &[false],
-        )?;
-        *cache = Some((negative_prompt.to_string(), out.clone()));
-        Ok(out)
+        self.negative_cache.get_or_encode(negative_prompt, || {
+            let size = 112;
+            self.encode(
+                Tensor::zeros([1, 3, size, size], device),
+                &[negative_prompt],
+                &[false],
+            )
+        })
     }
 
     /// Runs both branches on precomputed `[L, G]` face features.

@@ -10,11 +10,9 @@
 //! reference's behaviour for a real batch. No identity prefix, no token swap; the ArcFace head is
 //! computed and discarded, as in the reference.
 
-use std::sync::Mutex;
-
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Int, Tensor};
 use faceclip_core::nn::load_linear;
 use faceclip_core::weights::{KeyRemap, LoadOptions, LoadReport, Weights};
 use faceclip_core::{InputError, LoadError};
@@ -25,6 +23,7 @@ use faceclip_encoders::{
 
 use crate::encoder::EncodeError;
 use crate::fuser::{FaceClipFuser, FuserConfig, ImageLayerKind};
+use crate::prompt_cache::PromptCache;
 
 /// The negative prompt of the reference FaceT5-FLUX script (spec §1.2).
 pub const FLUX_NEGATIVE_PROMPT: &str = "digital painting, 3d render, CGI, cartoon, anime, unreal, stylized, overexposed, glossy skin, wearing mask, looking away from the camera, wearing glasses, wearing sunglasses, nude, worst quality, low quality, normal quality, nsfw, abstract, glitch, deformed, mutated, ugly, disfigured, text, watermark, bad hands, error, jpeg artifacts, blurry, missing fingers, poorly drawn face, ugly eyes, imperfect eyes, deformed pupils, deformed iris, bad anatomy";
@@ -255,7 +254,7 @@ pub struct FaceT5FluxEncoder<B: Backend> {
     facet5: FaceT5Encoder<B>,
     clip_tokenizer: ClipTokenizer,
     t5_tokenizer: T5Tokenizer,
-    negative_cache: Mutex<Option<(String, FluxTextOutput<B>)>>,
+    negative_cache: PromptCache<FluxTextOutput<B>>,
 }
 
 impl<B: Backend> FaceT5FluxEncoder<B> {
@@ -278,7 +277,7 @@ impl<B: Backend> FaceT5FluxEncoder<B> {
             facet5: FaceT5Encoder::load(&vb.pp("encoder_2"), &config.facet5)?,
             clip_tokenizer,
             t5_tokenizer,
-            negative_cache: Mutex::new(None),
+            negative_cache: PromptCache::new(),
         })
     }
 
@@ -337,7 +336,7 @@ impl<B: Backend> FaceT5FluxEncoder<B> {
         }
         let device = faces.device();
         let patches = self.facet5.face_features(faces)?.mean_dim(0);
-        let ids = self.t5_ids(prompt, &device)?;
+        let ids = self.t5_tokenizer.tokenize_batch(&[prompt], &device)?;
         let embeds = self.facet5.forward_features(ids.clone(), patches)?;
         let embeds = if strength == 1.0 {
             embeds
@@ -360,23 +359,14 @@ impl<B: Backend> FaceT5FluxEncoder<B> {
         negative_prompt: &str,
         device: &B::Device,
     ) -> Result<FluxTextOutput<B>, EncodeError> {
-        let mut cache = self
-            .negative_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((prompt, out)) = cache.as_ref() {
-            if prompt == negative_prompt {
-                return Ok(out.clone());
-            }
-        }
-        let size = 112;
-        let out = self.encode_person(
-            Tensor::zeros([1, 3, size, size], device),
-            negative_prompt,
-            1.0,
-        )?;
-        *cache = Some((negative_prompt.to_string(), out.clone()));
-        Ok(out)
+        self.negative_cache.get_or_encode(negative_prompt, || {
+            let size = 112;
+            self.encode_person(
+                Tensor::zeros([1, 3, size, size], device),
+                negative_prompt,
+                1.0,
+            )
+        })
     }
 
     /// CLIP-L's pooled vector `[1, w_clip]` of the plain prompt (padded with EOT, truncated to
@@ -384,21 +374,5 @@ impl<B: Backend> FaceT5FluxEncoder<B> {
     pub fn pooled(&self, prompt: &str, device: &B::Device) -> Result<Tensor<B, 2>, EncodeError> {
         let ids = self.clip_tokenizer.tokenize_batch::<B>(&[prompt], device)?;
         Ok(self.clip.forward(ids, None)?.pooled)
-    }
-
-    /// T5 ids `[1, 512]` of `prompt`; longer prompts are an error.
-    pub fn t5_ids(
-        &self,
-        prompt: &str,
-        device: &B::Device,
-    ) -> Result<Tensor<B, 2, Int>, EncodeError> {
-        let ids: Vec<i64> = self
-            .t5_tokenizer
-            .tokenize(prompt)?
-            .into_iter()
-            .map(i64::from)
-            .collect();
-        let len = ids.len();
-        Ok(Tensor::from_data(TensorData::new(ids, [1, len]), device))
     }
 }

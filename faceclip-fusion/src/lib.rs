@@ -32,6 +32,7 @@ pub mod encoder;
 pub mod facet5;
 pub mod fuser;
 pub mod fusion;
+mod prompt_cache;
 
 pub use encoder::{
     BranchConfig, EncodeError, FaceClipBranch, FaceClipConfig, FaceClipEncoder, FaceClipOutput,

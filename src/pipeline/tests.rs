@@ -28,18 +28,34 @@ fn go(pipeline: &Pipeline<B>, request: &GenerateRequest) -> Result<Generated, Ge
     pipeline.generate(request, |_| ControlFlow::Continue(()))
 }
 
+/// Generates, recording every stage reported.
+fn go_recording(pipeline: &Pipeline<B>, request: &GenerateRequest) -> (Generated, Vec<Stage>) {
+    let mut stages = Vec::new();
+    let generated = pipeline
+        .generate(request, |s| {
+            stages.push(s);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    (generated, stages)
+}
+
+/// Each request fails with a request error naming its field.
+fn assert_request_errors(pipeline: &Pipeline<B>, cases: Vec<(&str, GenerateRequest)>) {
+    for (field, request) in cases {
+        match go(pipeline, &request) {
+            Err(GenerateError::Request { field: f, reason }) => assert_eq!(f, field, "{reason}"),
+            other => panic!("{field}: expected a request error, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn generates_deterministic_images_of_the_requested_size() {
     let pipeline = tiny();
     let mut request = small_request(FaceInput::Photo(astronaut()));
     request.images = 2;
-    let mut stages = Vec::new();
-    let first = pipeline
-        .generate(&request, |s| {
-            stages.push(s);
-            ControlFlow::Continue(())
-        })
-        .unwrap();
+    let (first, stages) = go_recording(&pipeline, &request);
     assert_eq!(first.images.len(), 2);
     assert!(first.images.iter().all(|i| i.dimensions() == (48, 64)));
     assert_eq!(first.reference_faces.len(), 1);
@@ -164,12 +180,7 @@ fn bad_requests_name_the_field() {
             },
         ),
     ];
-    for (field, request) in cases {
-        match go(&pipeline, &request) {
-            Err(GenerateError::Request { field: f, .. }) => assert_eq!(f, field),
-            other => panic!("{field}: expected a request error, got {other:?}"),
-        }
-    }
+    assert_request_errors(&pipeline, cases);
 }
 
 #[test]
@@ -246,13 +257,7 @@ fn flux_pipeline_generates_deterministic_images() {
         faceclip_fusion::FLUX_NEGATIVE_PROMPT
     );
     request.images = 2;
-    let mut stages = Vec::new();
-    let first = pipeline
-        .generate(&request, |s| {
-            stages.push(s);
-            ControlFlow::Continue(())
-        })
-        .unwrap();
+    let (first, stages) = go_recording(&pipeline, &request);
     assert_eq!(first.images.len(), 2);
     assert!(first.images.iter().all(|i| i.dimensions() == (48, 64)));
     assert_eq!(first.reference_faces.len(), 1);
@@ -320,14 +325,7 @@ fn flux_bad_requests_are_typed_errors() {
             },
         ),
     ];
-    for (field, request) in cases {
-        match go(&pipeline, &request) {
-            Err(GenerateError::Request { field: f, reason }) => {
-                assert_eq!(f, field, "{reason}")
-            }
-            other => panic!("{field}: expected a request error, got {other:?}"),
-        }
-    }
+    assert_request_errors(&pipeline, cases);
     // A prompt longer than the 512 T5 tokens.
     let long = GenerateRequest {
         prompt: vec!["wearing glasses"; 300].join(" "),

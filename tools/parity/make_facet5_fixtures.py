@@ -32,10 +32,8 @@ import json
 import os
 import sys
 import tempfile
-from functools import partial
 
 import sentencepiece as spm
-import timm
 import torch
 import torch.nn as nn
 from safetensors.torch import save_file
@@ -43,7 +41,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 from transformers.convert_slow_tokenizer import convert_slow_tokenizer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_fixtures import ReferenceFuser, grounding_dino_config, hf_clip_tokenizer, randomise  # noqa: E402
+from make_fixtures import (  # noqa: E402
+    ReferenceFuser, grounding_dino_config, hf_clip_tokenizer, randomise, tiny_face_vit)
 from make_t5_fixtures import fat5_name  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -133,12 +132,7 @@ class ReferenceFaceT5(nn.Module):
 
     def __init__(self, d, vocab, face_width, identity_dim, ffn, layers, length):
         super().__init__()
-        self.face_encoder = timm.models.vision_transformer.VisionTransformer(
-            img_size=112, patch_size=9, num_classes=0, global_pool="", class_token=False, embed_dim=face_width,
-            depth=1, num_heads=2, qkv_bias=False, act_layer=nn.ReLU6, norm_layer=partial(nn.LayerNorm, eps=1e-5))
-        self.face_encoder.feature = nn.Sequential(
-            nn.Linear(144 * face_width, face_width, bias=False), nn.BatchNorm1d(face_width, eps=2e-5),
-            nn.Linear(face_width, identity_dim, bias=False), nn.BatchNorm1d(identity_dim, eps=2e-5))
+        self.face_encoder = tiny_face_vit(face_width, identity_dim)
         self.t5 = T5EncoderModel(T5Config(
             vocab_size=vocab, d_model=d, d_kv=8, num_heads=4, d_ff=48, num_layers=2, feed_forward_proj="gated-gelu",
             relative_attention_num_buckets=32, relative_attention_max_distance=128, dropout_rate=0.0,

@@ -364,6 +364,18 @@ SDXL_NEGATIVE = ("nude, worst quality, low quality, normal quality, nsfw, abstra
                  "poorly drawn face, ugly eyes, imperfect eyes, deformed pupils, deformed iris, bad anatomy")
 
 
+def tiny_face_vit(face_width: int, identity_dim: int) -> nn.Module:
+    """A one-block ArcFace-style face ViT (timm trunk, released key names) with its identity head
+    `feature` = Linear -> BatchNorm1d -> Linear -> BatchNorm1d."""
+    vit = timm.models.vision_transformer.VisionTransformer(
+        img_size=112, patch_size=9, num_classes=0, global_pool="", class_token=False, embed_dim=face_width,
+        depth=1, num_heads=2, qkv_bias=False, act_layer=nn.ReLU6, norm_layer=partial(nn.LayerNorm, eps=1e-5))
+    vit.feature = nn.Sequential(
+        nn.Linear(144 * face_width, face_width, bias=False), nn.BatchNorm1d(face_width, eps=2e-5),
+        nn.Linear(face_width, identity_dim, bias=False), nn.BatchNorm1d(identity_dim, eps=2e-5))
+    return vit
+
+
 class ReferenceBranch(nn.Module):
     """FaceCLIP's TextImageBranch (spec §2–§5) composed from open_clip, timm, torch.nn and the
     GroundingDINO layers; parameter names follow the released checkpoint."""
@@ -381,12 +393,7 @@ class ReferenceBranch(nn.Module):
         self.register_buffer("causal", tower.attn_mask, persistent=False)
         self.logit_scale = nn.Parameter(torch.ones([]))
         self.logit_bias = nn.Parameter(torch.zeros([]))
-        self.face_encoder = timm.models.vision_transformer.VisionTransformer(
-            img_size=112, patch_size=9, num_classes=0, global_pool="", class_token=False, embed_dim=face_width,
-            depth=1, num_heads=2, qkv_bias=False, act_layer=nn.ReLU6, norm_layer=partial(nn.LayerNorm, eps=1e-5))
-        self.face_encoder.feature = nn.Sequential(
-            nn.Linear(144 * face_width, face_width, bias=False), nn.BatchNorm1d(face_width, eps=2e-5),
-            nn.Linear(face_width, identity_dim, bias=False), nn.BatchNorm1d(identity_dim, eps=2e-5))
+        self.face_encoder = tiny_face_vit(face_width, identity_dim)
         self.face_encoder.mask_token = nn.Parameter(torch.zeros(1, 1, face_width))
         self.proj1 = nn.Linear(identity_dim, width)
         self.face_patch_proj = nn.Linear(face_width, width)

@@ -262,13 +262,23 @@ impl ClipTokenizer {
         texts: &[&str],
         device: &B::Device,
     ) -> Result<Tensor<B, 2, Int>, TokenizerError> {
-        let mut flat = Vec::with_capacity(texts.len() * self.context_length);
-        for text in texts {
-            flat.extend(self.tokenize(text)?.into_iter().map(|id| id as i64));
-        }
-        Ok(Tensor::from_data(
-            TensorData::new(flat, [texts.len(), self.context_length]),
-            device,
-        ))
+        ids_tensor(texts, self.context_length, |t| self.tokenize(t), device)
     }
+}
+
+/// `[texts, length]` ids of every text, `tokenize` giving exactly `length` ids per text.
+fn ids_tensor<B: Backend>(
+    texts: &[&str],
+    length: usize,
+    tokenize: impl Fn(&str) -> Result<Vec<u32>, TokenizerError>,
+    device: &B::Device,
+) -> Result<Tensor<B, 2, Int>, TokenizerError> {
+    let mut flat = Vec::with_capacity(texts.len() * length);
+    for text in texts {
+        flat.extend(tokenize(text)?.into_iter().map(i64::from));
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(flat, [texts.len(), length]),
+        device,
+    ))
 }

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Int, Tensor};
 use tokenizers::Tokenizer;
 
-use super::TokenizerError;
+use super::{ids_tensor, TokenizerError};
 
 /// A 187-token SentencePiece model trained like T5's by `tools/parity/make_facet5_fixtures.py`
 /// and converted by transformers (the released file's structure, a tiny vocabulary): for tests
@@ -112,13 +112,6 @@ impl T5Tokenizer {
         texts: &[&str],
         device: &B::Device,
     ) -> Result<Tensor<B, 2, Int>, TokenizerError> {
-        let mut flat = Vec::with_capacity(texts.len() * self.max_length);
-        for text in texts {
-            flat.extend(self.tokenize(text)?.into_iter().map(i64::from));
-        }
-        Ok(Tensor::from_data(
-            TensorData::new(flat, [texts.len(), self.max_length]),
-            device,
-        ))
+        ids_tensor(texts, self.max_length, |t| self.tokenize(t), device)
     }
 }

@@ -5,23 +5,19 @@
 //! With `B = 1`, as the reference runs, the attention is `out_proj(W_v·x + b_v)` per token.
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{load_layer_norm, load_linear, PackedMultiheadAttention};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
+
+use super::TextEnhancerLayer;
 
 /// ```text
 /// a = MHA over the batch axis(v);  v = norm1(v + a);  v = norm2(v + linear2(relu(linear1(v))))
 /// ```
+/// The same post-norm DETR layer (and keys) as [`TextEnhancerLayer`], attending differently.
 #[derive(Module, Debug)]
 pub struct BatchAxisEncoderLayer<B: Backend> {
-    self_attn: PackedMultiheadAttention<B>,
-    linear1: Linear<B>,
-    linear2: Linear<B>,
-    norm1: LayerNorm<B>,
-    norm2: LayerNorm<B>,
+    layer: TextEnhancerLayer<B>,
 }
 
 impl<B: Backend> BatchAxisEncoderLayer<B> {
@@ -35,22 +31,17 @@ impl<B: Backend> BatchAxisEncoderLayer<B> {
         eps: f64,
     ) -> Result<Self, LoadError> {
         Ok(Self {
-            self_attn: PackedMultiheadAttention::load(&vb.pp("self_attn"), d_model, heads)?,
-            linear1: load_linear(&vb.pp("linear1"), d_model, ffn, true)?,
-            linear2: load_linear(&vb.pp("linear2"), ffn, d_model, true)?,
-            norm1: load_layer_norm(&vb.pp("norm1"), d_model, eps)?,
-            norm2: load_layer_norm(&vb.pp("norm2"), d_model, eps)?,
+            layer: TextEnhancerLayer::load(vb, d_model, heads, ffn, eps)?,
         })
     }
 
     /// `[B, N, d] -> [B, N, d]`, attention across `B` for each of the `N` tokens.
     pub fn forward(&self, v: Tensor<B, 3>) -> Tensor<B, 3> {
         let attended = self
-            .self_attn
+            .layer
+            .attention()
             .forward_self(v.clone().swap_dims(0, 1), false)
             .swap_dims(0, 1);
-        let v = self.norm1.forward(v + attended);
-        let ffn = self.linear2.forward(relu(self.linear1.forward(v.clone())));
-        self.norm2.forward(v + ffn)
+        self.layer.post_norm(v, attended)
     }
 }

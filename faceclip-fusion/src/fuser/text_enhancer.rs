@@ -42,10 +42,20 @@ impl<B: Backend> TextEnhancerLayer<B> {
     /// `(l [B, T, d], pos [B or 1, T, d]) -> [B, T, d]`.
     pub fn forward(&self, l: Tensor<B, 3>, pos: Tensor<B, 3>) -> Tensor<B, 3> {
         let qk = l.clone() + pos;
-        let l = self
-            .norm1
-            .forward(l.clone() + self.self_attn.forward(qk.clone(), qk, l));
-        let ffn = self.linear2.forward(relu(self.linear1.forward(l.clone())));
-        self.norm2.forward(l + ffn)
+        let attended = self.self_attn.forward(qk.clone(), qk, l.clone());
+        self.post_norm(l, attended)
+    }
+
+    /// The layer's own attention (packed `nn.MultiheadAttention`).
+    pub(crate) fn attention(&self) -> &PackedMultiheadAttention<B> {
+        &self.self_attn
+    }
+
+    /// Everything after the attention: `x = norm1(x + attended)`, then
+    /// `norm2(x + linear2(relu(linear1(x))))`.
+    pub(crate) fn post_norm(&self, x: Tensor<B, 3>, attended: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = self.norm1.forward(x + attended);
+        let ffn = self.linear2.forward(relu(self.linear1.forward(x.clone())));
+        self.norm2.forward(x + ffn)
     }
 }

@@ -130,14 +130,17 @@ fn sharded_checkpoint_with_a_missing_shard_is_a_typed_error() {
         let name = format!("diffusion_pytorch_model-0000{k}-of-00003.safetensors");
         std::fs::copy(fixture(&format!("flux_sharded/{name}")), dir.join(name)).unwrap();
     }
-    let err = Weights::<NdArray>::open(
-        &index,
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &Default::default(),
-    )
-    .err()
-    .expect("a shard is missing");
+    let open_err = |why: &str| {
+        Weights::<NdArray>::open(
+            &index,
+            &KeyRemap::new(),
+            LoadOptions::default(),
+            &Default::default(),
+        )
+        .err()
+        .expect(why)
+    };
+    let err = open_err("a shard is missing");
     let message = err.to_string();
     match err {
         LoadError::MissingShards { index: at, shards } => {
@@ -158,14 +161,7 @@ fn sharded_checkpoint_with_a_missing_shard_is_a_typed_error() {
         &wrong,
     )
     .unwrap();
-    let err = Weights::<NdArray>::open(
-        &index,
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &Default::default(),
-    )
-    .err()
-    .expect("shard 2 holds shard 3's tensors");
+    let err = open_err("shard 2 holds shard 3's tensors");
     assert!(
         matches!(&err, LoadError::Corrupt { file, .. } if *file == wrong)
             || matches!(&err, LoadError::KeyCollision { .. }),
@@ -174,14 +170,7 @@ fn sharded_checkpoint_with_a_missing_shard_is_a_typed_error() {
 
     // An index that is not JSON.
     std::fs::write(&index, "{ not json").unwrap();
-    let err = Weights::<NdArray>::open(
-        &index,
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &Default::default(),
-    )
-    .err()
-    .expect("garbage index");
+    let err = open_err("garbage index");
     assert!(matches!(err, LoadError::Corrupt { .. }), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -107,16 +107,9 @@ fn spec_branch(keys: &mut Keys, p: &str, w: usize, text_layers: usize) {
     }
 }
 
-#[test]
-fn released_encoder_matches_spec_key_list_and_runs() {
-    let device = Default::default();
-    let weights = Weights::<NdArray>::random(&device);
-    let encoder = FaceClipEncoder::load(&weights, &FaceClipConfig::sdxl()).unwrap();
-
+/// The model built from `weights` asked for exactly the keys and shapes of `expected`.
+fn assert_requests_exactly(weights: &Weights<NdArray>, expected: &Keys) {
     let requested: Keys = weights.requested().into_iter().collect();
-    let mut expected = Keys::new();
-    spec_branch(&mut expected, "face_clip_l", 768, 12);
-    spec_branch(&mut expected, "face_clip_g", 1280, 32);
     let missing: Vec<_> = expected
         .keys()
         .filter(|k| !requested.contains_key(*k))
@@ -129,9 +122,21 @@ fn released_encoder_matches_spec_key_list_and_runs() {
         missing.is_empty() && extra.is_empty(),
         "not requested: {missing:?}\nnot in spec: {extra:?}"
     );
-    for (key, shape) in &expected {
+    for (key, shape) in expected {
         assert_eq!(&requested[key], shape, "{key}");
     }
+}
+
+#[test]
+fn released_encoder_matches_spec_key_list_and_runs() {
+    let device = Default::default();
+    let weights = Weights::<NdArray>::random(&device);
+    let encoder = FaceClipEncoder::load(&weights, &FaceClipConfig::sdxl()).unwrap();
+
+    let mut expected = Keys::new();
+    spec_branch(&mut expected, "face_clip_l", 768, 12);
+    spec_branch(&mut expected, "face_clip_g", 1280, 32);
+    assert_requests_exactly(&weights, &expected);
     let params: usize = expected.values().map(|s| s.iter().product::<usize>()).sum();
     // Spec §9: 1.573 B in total, of which 4.2 M are training-only tensors not built here.
     assert!(
@@ -263,24 +268,9 @@ fn released_facet5_sizes_match_spec_keys() {
     let device = Default::default();
     let weights = Weights::<NdArray>::random(&device);
     FaceT5FluxEncoder::load(&weights, &config, T5Tokenizer::tiny().unwrap()).unwrap();
-    let requested: Keys = weights.requested().into_iter().collect();
     let mut expected = Keys::new();
     spec_facet5(&mut expected, 1, 1);
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|k| !requested.contains_key(*k))
-        .collect();
-    let extra: Vec<_> = requested
-        .keys()
-        .filter(|k| !expected.contains_key(*k))
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "not requested: {missing:?}\nnot in spec: {extra:?}"
-    );
-    for (key, shape) in &expected {
-        assert_eq!(&requested[key], shape, "{key}");
-    }
+    assert_requests_exactly(&weights, &expected);
     // Spec §9: per fuser layer, image 83.9 M, text 75.5 M, bi-attention 25.2 M parameters.
     let count = |part: &str| -> usize {
         expected
