@@ -9,7 +9,8 @@
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
 //! ```
 //!
-//! Each case runs `warmup` times (autotuning happens there), then is timed two ways on the host:
+//! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
+//! time is reported apart as `first_call_s`), then is timed two ways on the host:
 //! `iters` calls each followed by a device sync (median), and `iters` calls followed by one sync
 //! (mean per call, which approaches the device time). One JSON object per case goes to stdout.
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
@@ -97,10 +98,19 @@ fn time_case<B: Backend, T>(
         return;
     }
     let sync = || B::sync(device).expect("device sync");
+    eprintln!("{name}: warm-up ({} calls)", options.warmup);
     let started = Instant::now();
-    for _ in 0..options.warmup {
+    let mut first_call_s = 0.0;
+    for call in 0..options.warmup {
+        let t = Instant::now();
         drop(f());
         sync();
+        let seconds = t.elapsed().as_secs_f64();
+        // Progress on stderr, so a run cut short by its time limit still says how far it got.
+        eprintln!("{name}: warm-up call {} took {seconds:.3} s", call + 1);
+        if call == 0 {
+            first_call_s = seconds;
+        }
     }
     let warmup_s = started.elapsed().as_secs_f64();
     let mut synced = Vec::with_capacity(options.iters);
@@ -121,7 +131,7 @@ fn time_case<B: Backend, T>(
     println!(
         "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}\",\"shape\":\"{shape}\",\
          \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"flop\":{flop:e},\
-         \"warmup_s\":{warmup_s:.2},\"iters\":{}}}",
+         \"first_call_s\":{first_call_s:.2},\"warmup_s\":{warmup_s:.2},\"iters\":{}}}",
         options.backend, options.iters
     );
 }
@@ -221,24 +231,10 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
     );
 }
 
-/// The stage table: SDXL VAE decode, one SDXL UNet step with guidance (batch 2) and the FaceCLIP
-/// encoder, random weights at real sizes.
+/// The stage table: one SDXL UNet step with guidance (batch 2), SDXL VAE decode and the FaceCLIP
+/// encoder, random weights at real sizes (the UNet first: it is the headline number).
 fn stages<B: Backend>(options: &Options, device: &B::Device) {
     let s = options.small;
-    if options.wants("vae_decode") {
-        let vae = AutoencoderKl::<B>::load(&Weights::random(device), VaeConfig::sdxl())
-            .expect("SDXL VAE with random weights");
-        let [h, w] = if s { [8, 6] } else { [144, 108] };
-        let latents = Tensor::<B, 4>::random([1, 4, h, w], Distribution::Normal(0.0, 1.0), device);
-        time_case::<B, _>(
-            options,
-            device,
-            "vae_decode",
-            &format!("latent [1,4,{h},{w}] -> {}x{}", h * 8, w * 8),
-            0.0,
-            || vae.decode(latents.clone()).expect("decode"),
-        );
-    }
     if options.wants("unet_step") {
         let unet = UNet2DConditionModel::<B>::load(&Weights::random(device), UNetConfig::sdxl())
             .expect("SDXL UNet with random weights");
@@ -261,6 +257,20 @@ fn stages<B: Backend>(options: &Options, device: &B::Device) {
                 unet.forward(sample.clone(), 981.0, context.clone(), Some(&added))
                     .expect("UNet step")
             },
+        );
+    }
+    if options.wants("vae_decode") {
+        let vae = AutoencoderKl::<B>::load(&Weights::random(device), VaeConfig::sdxl())
+            .expect("SDXL VAE with random weights");
+        let [h, w] = if s { [8, 6] } else { [144, 108] };
+        let latents = Tensor::<B, 4>::random([1, 4, h, w], Distribution::Normal(0.0, 1.0), device);
+        time_case::<B, _>(
+            options,
+            device,
+            "vae_decode",
+            &format!("latent [1,4,{h},{w}] -> {}x{}", h * 8, w * 8),
+            0.0,
+            || vae.decode(latents.clone()).expect("decode"),
         );
     }
     if options.wants("faceclip_encoder") && !s {

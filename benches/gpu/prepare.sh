@@ -3,6 +3,7 @@
 # host), all git-ignored:
 #   .gpu/bins.tar.xz  the `gpu` bench and the release `parity` test binary (wgpu + cuda)
 #   .gpu/built_in     this checkout's path (the test binaries find their fixtures through it)
+#   .gpu/cubecl-cache.tar.xz  (optional, kept) CubeCL PTX + autotune cache from an earlier run
 #   .whl/             diffusers 0.42.1 + importlib_metadata wheels (the host has torch, not diffusers)
 #   .gl/              the Vulkan/GL loader packages wgpu needs on the host
 # Then, with the device tool: run(command="export OUT; bash benches/gpu/run.sh",
@@ -33,7 +34,7 @@ cp "$(ls -t target/release/deps/gpu-* | grep -v '\.d$' | head -1)" "$stage/gpu"
 grep -o 'Executable tests/[a-z]*/main.rs ([^)]*)' /tmp/gpu-tests.log | sed 's/.*(\(.*\))/\1/' |
   while read -r t; do cp "$t" "$stage/tests/$(basename "$t" | sed 's/-.*//')"; done
 strip "$stage/gpu" "$stage"/tests/*
-rm -rf .gpu && mkdir -p .gpu
+mkdir -p .gpu && rm -f .gpu/bins.tar.xz .gpu/built_in  # keeps a carried .gpu/cubecl-cache.tar.xz
 pwd >.gpu/built_in
 (cd "$stage" && tar -cf - gpu tests | xz -T2 -9 >"$OLDPWD/.gpu/bins.tar.xz")
 rm -rf "$stage"

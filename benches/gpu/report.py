@@ -4,7 +4,8 @@
 
 Times are the batched means (calls queued back to back, one sync at the end: close to device
 time); the per-call synced medians are in the raw JSON. Ratio = Burn / PyTorch at the same
-precision (< 1 means Burn is faster). TFLOP/s uses the analytic count for kernels and PyTorch's
+precision (< 1 means Burn is faster). "Burn 1st call s" is Burn's first call on a cold process:
+kernel compilation (NVRTC) and autotuning plus one run. TFLOP/s uses the analytic count for kernels and PyTorch's
 flop counter for model stages (same shapes on both sides).
 """
 
@@ -35,8 +36,8 @@ def main(paths):
     cases = list(dict.fromkeys(r["case"] for r in rows))
     flop = {r["case"]: r["flop"] for r in rows if r.get("flop")}
     print("| case | shape | precision | PyTorch ms | Burn cuda ms | ratio | Burn TFLOP/s | "
-          "PyTorch TFLOP/s | PyTorch peak MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "PyTorch TFLOP/s | PyTorch peak MiB | Burn 1st call s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         for burn_backend, torch_backend in PAIRS:
             b = by.get(("burn", burn_backend, case))
@@ -50,8 +51,10 @@ def main(paths):
             tflops = lambda ms: f"{work / ms / 1e9:.1f}" if work and ms else "–"
             shape = (b or t)["shape"]
             peak = t.get("peak_mem_mb") if t else None
+            first = b.get("first_call_s") if b else None
             print(f"| {case} | {shape} | {torch_backend.split('-')[1]} | {fmt(tm)} | {fmt(bm)} | "
-                  f"{ratio} | {tflops(bm)} | {tflops(tm)} | {peak if peak is not None else '–'} |")
+                  f"{ratio} | {tflops(bm)} | {tflops(tm)} | {peak if peak is not None else '–'} | "
+                  f"{first if first is not None else '–'} |")
     wgpu = [r for r in rows if r["impl"] == "burn" and r["backend"] == "wgpu"]
     if wgpu:
         print()

@@ -4,7 +4,7 @@ use super::fixture;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::PackedMultiheadAttention;
-use faceclip_core::parity::assert_close;
+use faceclip_core::parity::{assert_close, tolerance_on};
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 
 const TOLERANCE: f64 = 1e-4;
@@ -95,7 +95,11 @@ fn check_pointwise_conv<B: Backend>(device: &B::Device) {
     };
     let input = Tensor::<B, 4>::from_data(TensorData::new(x, [1, c_in, h, w]), device);
     let err = relative_l2(&to_vec(conv_forward(&conv, input)), &expected);
-    assert!(err < 1e-5, "pointwise conv: relative L2 error {err:.2e}");
+    let tolerance = tolerance_on::<B>(device, 1e-5);
+    assert!(
+        err < tolerance,
+        "pointwise conv: relative L2 error {err:.2e} > {tolerance:e}"
+    );
 }
 
 #[test]
