@@ -8,20 +8,28 @@
 #     stages   CUDA parity (the tiny pipeline first), then the SDXL stages (UNet step, VAE decode,
 #              encoder) on Burn `cuda-bf16` and PyTorch bf16: the short run for a 15-minute lease
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
-# Writes env.txt, parity.log, burn.jsonl, burn.err, torch.jsonl, mem_*.txt, autotune.log,
-# cache.txt, report.md and cubecl-cache.tar.xz (see below) to $OUT.
+# Time limits (seconds) come from PIPELINE_S, PARITY_S, BURN_S, WGPU_S and TORCH_S.
 #
-# CubeCL compiles every kernel with NVRTC and autotunes every new shape on first use (tens of
-# seconds per matmul shape on 2026-11-26). Its PTX and autotune caches go to $CUBECL_CACHE
-# (one cubecl.toml in the repository root, written here), so each process after the first
-# reuses what the earlier ones compiled and tuned. The cache comes back as cubecl-cache.tar.xz;
-# unpacked into $CUBECL_CACHE on a later run with the same binaries and card, it skips both.
+# It writes seven files to $OUT (the device tool returns only a few): run.log (environment,
+# steps, the binaries' stderr, cache sizes), results.jsonl (one JSON line per timed case, Burn
+# and PyTorch), parity.log, mem.txt (GPU memory samples per backend), report.md (the merged
+# table), autotune-summary.md (every autotuned shape: candidates, winner, failures) and
+# cubecl-cache.tar.xz.
+#
+# CubeCL compiles every kernel with NVRTC and autotunes every new shape on first use: on
+# 2026-11-26 (H100) each matmul shape compiled and timed 29 candidates, each conv shape 8, at
+# about 0.8 s of host time per kernel with the GPU idle. Its PTX and autotune caches go to
+# $CUBECL_CACHE (one cubecl.toml in the repository root, written here), so each process reuses
+# what the earlier ones compiled and tuned. The cache comes back as cubecl-cache.tar.xz; kept
+# as .gpu/cubecl-cache.tar.xz (prepare.sh leaves it there), the next run starts from it.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 SCOPE=${1:-all}
 mkdir -p "$OUT"
 ROOT=$(pwd)
-log() { echo "== $(date +%T) $*" | tee -a "$OUT/steps.log"; }
+RUN_LOG=$OUT/run.log
+RESULTS=$OUT/results.jsonl
+log() { echo "== $(date +%T) $*" | tee -a "$RUN_LOG"; }
 
 log "environment"
 {
@@ -29,8 +37,7 @@ log "environment"
   nvcc --version 2>/dev/null | tail -1
   python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'
   uname -r
-} >"$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
+} 2>&1 | tee -a "$RUN_LOG"
 
 # Tools and libraries the binaries need at run time.
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
@@ -41,6 +48,7 @@ for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+
 # One compilation + autotune cache for every process of this run (and later runs, if carried).
 CUBECL_CACHE=${CUBECL_CACHE:-/tmp/cubecl-cache}
 mkdir -p "$CUBECL_CACHE"
@@ -50,14 +58,14 @@ cat >cubecl.toml <<TOML
 cache = { file = "$CUBECL_CACHE" }
 [autotune]
 cache = { file = "$CUBECL_CACHE" }
-[autotune.logger]
-file = "$OUT/autotune.log"
-level = "minimal"
 TOML
-cache_report() { # what the caches hold now: compiled kernels (PTX) and autotune files
-  echo "$(date +%T) $1: $(find "$CUBECL_CACHE" -type f | wc -l) files," \
-    "$(du -sh "$CUBECL_CACHE" | cut -f1)" >>"$OUT/cache.txt"
+cache_report() { # what the cache holds now: compiled kernels (PTX) and autotuned shapes
+  local toc=$CUBECL_CACHE/cuda/0.10.0/ptx/toc.json.log
+  echo "$(date +%T) cache $1: $(cat "$toc" 2>/dev/null | grep -c .) kernels," \
+    "$(du -sh "$CUBECL_CACHE" | cut -f1)" | tee -a "$RUN_LOG"
 }
+cache_report "at start"
+
 # Test binaries find their fixtures through the absolute path they were built in.
 BUILT_IN=$(cat .gpu/built_in)
 if [ "$BUILT_IN" != "$ROOT" ]; then mkdir -p "$(dirname "$BUILT_IN")" && ln -sfn "$ROOT" "$BUILT_IN"; fi
@@ -75,33 +83,39 @@ parity() { # time limit in seconds, then test-binary arguments (filters, --skip)
   grep -E "^--- |relative L2|PSNR|test result|FAILED|panicked|^exit" "$OUT/parity.log" | tail -40
 }
 
-sample_memory() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$1" & }
+sample_memory() { # backend: GPU memory used every 200 ms, as "backend MiB" lines in mem.txt
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 |
+    sed -u "s/^/$1 /" >>"$OUT/mem.txt" &
+}
 ONLY="--iters 5"
 [ "$SCOPE" = kernels ] && ONLY="$ONLY --only matmul,self,cross,conv,group"
 burn() { # backend, time limit in seconds
   log "burn $1"
-  sample_memory "$OUT/mem_burn_$1.txt"; SAMPLER=$!
-  timeout "$2" .gpu/gpu --backend "$1" $ONLY >>"$OUT/burn.jsonl" 2>>"$OUT/burn.err"
-  echo "burn $1 exit $?" >>"$OUT/burn.err"
-  kill $SAMPLER
+  sample_memory "$1"
+  SAMPLER=$!
+  timeout "$2" .gpu/gpu --backend "$1" $ONLY >>"$RESULTS" 2>>"$RUN_LOG"
+  echo "burn $1 exit $?" | tee -a "$RUN_LOG"
+  pkill -f "nvidia-smi --query-gpu=memory.used" || kill $SAMPLER
   cache_report "after burn $1"
-  echo "peak used MiB: $(sort -n "$OUT/mem_burn_$1.txt" | tail -1)"
-  tail -4 "$OUT/burn.err"
+  echo "peak used MiB: $(grep "^$1 " "$OUT/mem.txt" | cut -d' ' -f2 | sort -n | tail -1)"
 }
 torch() { # dtype, time limit in seconds (default 90)
   log "torch $1"
-  timeout "${2:-90}" python3 benches/gpu/torch_ref.py --dtype "$1" $ONLY >>"$OUT/torch.jsonl" 2>>"$OUT/torch.err"
-  echo "torch $1 exit $?" >>"$OUT/torch.err"
+  timeout "${2:-90}" python3 benches/gpu/torch_ref.py --dtype "$1" $ONLY >>"$RESULTS" 2>>"$RUN_LOG"
+  echo "torch $1 exit $?" | tee -a "$RUN_LOG"
 }
 finish() {
-  python3 benches/gpu/report.py "$OUT/burn.jsonl" "$OUT/torch.jsonl" | tee "$OUT/report.md"
-  tail -5 "$OUT/burn.err" "$OUT/torch.err"
+  python3 benches/gpu/report.py "$RESULTS" | tee "$OUT/report.md"
+  python3 benches/gpu/autotune_summary.py "$CUBECL_CACHE" \
+    "$CUBECL_CACHE/cuda/0.10.0/ptx/toc.json.log" >"$OUT/autotune-summary.md" 2>>"$RUN_LOG"
+  tail -3 "$OUT/autotune-summary.md"
   (cd "$CUBECL_CACHE" && tar -cf - . | xz -T0 -6 >"$OUT/cubecl-cache.tar.xz")
-  cache_report "packed $(du -h "$OUT/cubecl-cache.tar.xz" | cut -f1)"
-  cat "$OUT/cache.txt"
+  cache_report "packed into $(du -h "$OUT/cubecl-cache.tar.xz" | cut -f1)"
   log "done"
 }
-touch "$OUT/burn.jsonl" "$OUT/torch.jsonl" "$OUT/burn.err" "$OUT/torch.err"
+touch "$RESULTS" "$OUT/mem.txt"
+
+# Most important first: whatever finished is in $OUT even if the session's limit cuts the rest.
 if [ "$SCOPE" = stages ]; then
   # Correctness first: the tiny SDXL pipeline (f32 and bf16), then the other CUDA parity tests.
   parity "${PIPELINE_S:-100}" tiny_sdxl_pipeline_matches_diffusers_cuda
@@ -112,9 +126,6 @@ if [ "$SCOPE" = stages ]; then
   finish
   exit 0
 fi
-# Most important first: whatever finished is in $OUT even if the session's limit cuts the rest.
-# Budgets in seconds (BURN_S, WGPU_S): on 2026-11-26 Burn's CUDA backend spent 30–53 s compiling
-# and autotuning each new kernel shape on first use, so 110 s covered only two kernels.
 parity "${PARITY_S:-60}" _cuda
 burn cuda "${BURN_S:-110}"
 torch bf16

@@ -135,6 +135,18 @@ mod tests {
         assert!(relative_l2(&[1.0], &[1.0, 2.0]).is_infinite());
     }
 
+    /// Full-f32 backends keep the caller's tolerance; the reduced-precision bound only raises it.
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn tolerance_is_unchanged_on_full_f32_backends() {
+        use super::{reduced_precision, tolerance_on, REDUCED_PRECISION_TOLERANCE};
+        use crate::backend::NdArray;
+        let device = Default::default();
+        assert!(!reduced_precision::<NdArray>(&device));
+        assert_eq!(tolerance_on::<NdArray>(&device, 1e-4), 1e-4);
+        assert!(REDUCED_PRECISION_TOLERANCE > 1e-4);
+    }
+
     #[test]
     fn psnr_basics() {
         assert_eq!(psnr(&[0.5, 0.5], &[0.5, 0.5]), 200.0);
