@@ -5,10 +5,9 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::silu;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{gelu_tanh, load_linear, RmsNorm};
+use faceclip_core::nn::{gelu_tanh, load_linear, sdpa, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -121,7 +120,7 @@ fn joint_attention<B: Backend>(
 ) -> Tensor<B, 3> {
     let q = apply_rotary(q, &rope.0, &rope.1);
     let k = apply_rotary(k, &rope.0, &rope.1);
-    let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+    let out = sdpa(q, k, v, AttentionModuleOptions::default());
     let [b, h, n, d] = out.dims();
     out.swap_dims(1, 2).reshape([b, n, h * d])
 }

@@ -7,12 +7,11 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::image::check_rgb_batch;
 use faceclip_core::nn::{
-    load_conv2d, load_layer_norm, load_linear, resize_bilinear, Activation, BatchNorm1dEval,
+    load_conv2d, load_layer_norm, load_linear, resize_bilinear, sdpa, Activation, BatchNorm1dEval,
 };
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
@@ -134,14 +133,7 @@ impl<B: Backend> FaceVitBlock<B> {
                 .reshape([b, n, self.heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let out = attention(
-            part(0),
-            part(1),
-            part(2),
-            None,
-            None,
-            AttentionModuleOptions::default(),
-        );
+        let out = sdpa(part(0), part(1), part(2), AttentionModuleOptions::default());
         let x = x + self.proj.forward(out.swap_dims(1, 2).reshape([b, n, w]));
         let h = self
             .fc2

@@ -5,10 +5,9 @@ use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
 use burn::tensor::activation::silu;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{conv_forward, load_conv2d, load_linear};
+use faceclip_core::nn::{conv_forward, load_conv2d, load_linear, sdpa};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -172,12 +171,10 @@ impl<B: Backend> SpatialSelfAttention<B> {
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let head = |t: Tensor<B, 3>| t.unsqueeze_dim::<4>(1);
-        let out = attention(
+        let out = sdpa(
             head(self.to_q.forward(tokens.clone())),
             head(self.to_k.forward(tokens.clone())),
             head(self.to_v.forward(tokens)),
-            None,
-            None,
             AttentionModuleOptions::default(),
         );
         let out = self.to_out.forward(out.squeeze_dim::<3>(1));

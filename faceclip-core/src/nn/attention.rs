@@ -10,6 +10,54 @@ use super::load_linear;
 use crate::error::LoadError;
 use crate::weights::Weights;
 
+/// The query-length multiple that Burn 0.21's CUDA flash-attention kernels (cubek 0.2) need:
+/// they process queries in stages of 16-row tiles times 2, 4 or 8 planes and refuse any other
+/// length, so autotune falls back to the unfused kernel — on 2026-11-26 (H100, bf16) 23× slower
+/// than PyTorch at the SDXL UNet's 3888 tokens. 128 is a multiple of every stage size.
+pub const FLASH_QUERY_BLOCK: usize = 128;
+
+/// Softmax attention `softmax(q kᵀ · scale) v` over `[batch, heads, tokens, head_dim]` without
+/// mask or bias, as [`attention`], with the query length padded to a multiple of
+/// [`FLASH_QUERY_BLOCK`] on Burn's CUDA backend, where only padded lengths reach the flash
+/// kernels. Other backends, causal attention and lengths already aligned go straight to
+/// [`attention`]. The padded query rows are zeros and are cut from the output, so the result
+/// does not change: each query row is independent.
+pub fn sdpa<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    options: AttentionModuleOptions,
+) -> Tensor<B, 4> {
+    if options.is_causal || !B::name(&q.device()).contains("cuda") {
+        return attention(q, k, v, None, None, options);
+    }
+    attention_padded_queries(q, k, v, options, FLASH_QUERY_BLOCK)
+}
+
+/// [`sdpa`]'s padding on any backend: the query length is rounded up to a multiple of `block`
+/// with zero rows, which are removed from the result. Not for causal attention (the padded
+/// rows would shift the causal diagonal); `block` 0 or 1 means no padding.
+pub fn attention_padded_queries<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    options: AttentionModuleOptions,
+    block: usize,
+) -> Tensor<B, 4> {
+    let [batch, heads, tokens, head_dim] = q.dims();
+    let missing = if block > 1 {
+        tokens.next_multiple_of(block) - tokens
+    } else {
+        0
+    };
+    if missing == 0 || options.is_causal {
+        return attention(q, k, v, None, None, options);
+    }
+    let zeros = Tensor::zeros([batch, heads, missing, head_dim], &q.device());
+    let padded = Tensor::cat(vec![q, zeros], 2);
+    attention(padded, k, v, None, None, options).narrow(2, 0, tokens)
+}
+
 /// Multi-head attention with PyTorch's packed projection: rows `0..w` of `in_proj_weight`
 /// project queries, `w..2w` keys, `2w..3w` values; heads are contiguous channel blocks
 /// (`channel = head · head_dim + j`); scale `head_dim^-0.5`.
@@ -116,8 +164,63 @@ impl<B: Backend> PackedMultiheadAttention<B> {
             is_causal: causal,
             ..Default::default()
         };
-        let out = attention(split(q), split(k), split(v), None, None, options);
+        let out = sdpa(split(q), split(k), split(v), options);
         self.out_proj
             .forward(out.swap_dims(1, 2).reshape([b, s, w]))
+    }
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use super::{attention_padded_queries, sdpa};
+    use crate::backend::NdArray;
+    use crate::parity::{relative_l2, to_vec};
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Distribution, Tensor};
+
+    fn random(shape: [usize; 4]) -> Tensor<NdArray, 4> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+    }
+
+    /// Padding the queries to a block multiple changes nothing but the work done.
+    #[test]
+    fn padded_queries_give_the_unpadded_result() {
+        let (q, k, v) = (
+            random([2, 3, 37, 8]),
+            random([2, 3, 21, 8]),
+            random([2, 3, 21, 8]),
+        );
+        let options = AttentionModuleOptions {
+            scale: Some(0.3),
+            ..Default::default()
+        };
+        let plain = attention(q.clone(), k.clone(), v.clone(), None, None, options);
+        for block in [0, 1, 16, 37, 128] {
+            let padded = attention_padded_queries(q.clone(), k.clone(), v.clone(), options, block);
+            assert_eq!(padded.dims(), [2, 3, 37, 8], "block {block}");
+            let err = relative_l2(&to_vec(padded), &to_vec(plain.clone()));
+            assert!(err < 1e-6, "block {block}: relative L2 {err:e}");
+        }
+        // Off CUDA, sdpa is Burn's attention itself.
+        let err = relative_l2(&to_vec(sdpa(q, k, v, options)), &to_vec(plain));
+        assert_eq!(err, 0.0);
+    }
+
+    /// Causal attention is never padded (the padding would move the causal diagonal).
+    #[test]
+    fn causal_attention_is_not_padded() {
+        let (q, k, v) = (
+            random([1, 2, 10, 4]),
+            random([1, 2, 10, 4]),
+            random([1, 2, 10, 4]),
+        );
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        let plain = attention(q.clone(), k.clone(), v.clone(), None, None, options);
+        let padded = attention_padded_queries(q, k, v, options, 16);
+        assert_eq!(relative_l2(&to_vec(padded), &to_vec(plain)), 0.0);
     }
 }

@@ -8,7 +8,7 @@ mod layers;
 mod resize;
 
 pub use activation::{gelu_tanh, quick_gelu, relu6, Activation};
-pub use attention::PackedMultiheadAttention;
+pub use attention::{attention_padded_queries, sdpa, PackedMultiheadAttention, FLASH_QUERY_BLOCK};
 pub use layers::{
     conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,
 };

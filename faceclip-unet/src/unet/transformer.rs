@@ -6,10 +6,9 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, LayerNorm, Linear};
 use burn::tensor::activation::gelu;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{conv_forward, load_layer_norm, load_linear};
+use faceclip_core::nn::{conv_forward, load_layer_norm, load_linear, sdpa};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -73,7 +72,7 @@ impl<B: Backend> MultiHeadAttention<B> {
         let q = split(self.to_q.forward(x));
         let k = split(self.to_k.forward(context.clone()));
         let v = split(self.to_v.forward(context));
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let out = sdpa(q, k, v, AttentionModuleOptions::default());
         let [b, h, n, d] = out.dims();
         self.to_out
             .forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
