@@ -139,12 +139,12 @@ mod tests {
     #[cfg(feature = "ndarray")]
     #[test]
     fn tolerance_is_unchanged_on_full_f32_backends() {
-        use super::{reduced_precision, tolerance_on, REDUCED_PRECISION_TOLERANCE};
+        use super::{reduced_precision, tolerance_on};
         use crate::backend::NdArray;
         let device = Default::default();
         assert!(!reduced_precision::<NdArray>(&device));
         assert_eq!(tolerance_on::<NdArray>(&device, 1e-4), 1e-4);
-        assert!(REDUCED_PRECISION_TOLERANCE > 1e-4);
+        assert_eq!(tolerance_on::<NdArray>(&device, 0.5), 0.5);
     }
 
     #[test]
