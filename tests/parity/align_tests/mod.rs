@@ -13,10 +13,7 @@ use image::{imageops, Rgb, RgbImage};
 
 /// Path of a committed fixture.
 pub fn fixture(name: &str) -> String {
-    format!(
-        "{}/faceclip-align/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    crate::fixture_of("faceclip-align", name)
 }
 
 /// The reference outputs.

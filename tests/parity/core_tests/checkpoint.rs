@@ -199,13 +199,7 @@ fn unsupported_dtype_in_safetensors() {
         vec![1, 0, 0, 0, 2, 0, 0, 0],
     )]);
     let path = scratch("ints.safetensors", &bytes);
-    let vb = Weights::<NdArray>::open(
-        &path,
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let vb = crate::open_weights::<NdArray>(&path, &Default::default());
     let err = vb.tensor::<1>("ids", [2]).unwrap_err();
     assert!(matches!(err, LoadError::UnsupportedDtype { .. }), "{err}");
     assert!(

@@ -7,8 +7,5 @@ mod schedule;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
 pub fn fixture(name: &str) -> String {
-    format!(
-        "{}/faceclip-core/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    crate::fixture_of("faceclip-core", name)
 }

@@ -5,7 +5,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::nn::PackedMultiheadAttention;
 use faceclip_core::parity::{assert_close, tolerance_on};
-use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::weights::Checkpoint;
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -15,13 +15,7 @@ fn input<B: Backend>(io: &Checkpoint, key: &str, device: &B::Device) -> Tensor<B
 }
 
 fn check_packed_attention<B: Backend>(device: &B::Device) {
-    let vb = Weights::<B>::open(
-        fixture("mha_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<B>(&fixture("mha_weights.safetensors"), device);
     let mha = PackedMultiheadAttention::load(&vb, 48, 4).unwrap();
     assert!(vb.finish().unwrap().unexpected.is_empty());
     let io = Checkpoint::open(fixture("mha_io.safetensors")).unwrap();

@@ -22,10 +22,7 @@ fn tensor<B: Backend, const D: usize>(
 }
 
 fn fixture(name: &str) -> String {
-    format!(
-        "{}/faceclip-dit/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    crate::fixture_of("faceclip-dit", name)
 }
 
 fn load<B: Backend>(device: &B::Device) -> FluxTransformer2DModel<B> {
@@ -36,7 +33,7 @@ fn load_from<B: Backend>(weights: String, device: &B::Device) -> FluxTransformer
     let config =
         FluxConfig::from_json(&std::fs::read_to_string(fixture("flux_config.json")).unwrap())
             .unwrap();
-    let vb = Weights::<B>::open(weights, &KeyRemap::new(), LoadOptions::default(), device).unwrap();
+    let vb = crate::open_weights::<B>(weights, device);
     let model = FluxTransformer2DModel::load(&vb, config).unwrap();
     let report = vb.finish().expect("every tensor of the file is used");
     assert!(
@@ -204,13 +201,7 @@ fn bad_configs_checkpoints_and_inputs_are_typed_errors() {
         &json.replace("\"joint_attention_dim\": 24", "\"joint_attention_dim\": 40"),
     )
     .unwrap();
-    let vb = Weights::<NdArray>::open(
-        fixture("flux_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<NdArray>(&fixture("flux_weights.safetensors"), &device);
     match FluxTransformer2DModel::load(&vb, wider) {
         Err(LoadError::ShapeMismatch { key, .. }) => {
             assert!(key.starts_with("context_embedder"), "{key}")
@@ -269,13 +260,7 @@ fn tiny_flux_pipeline_matches_diffusers() {
         (vae_config.latent_channels, vae_config.shift_factor),
         (2, 0.1159)
     );
-    let vb = Weights::<NdArray>::open(
-        fixture("flux_vae_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<NdArray>(&fixture("flux_vae_weights.safetensors"), &device);
     let vae = AutoencoderKl::load(&vb, vae_config).unwrap();
     vb.finish().unwrap();
     let io = Checkpoint::open(fixture("flux_pipeline_io.safetensors")).unwrap();

@@ -10,8 +10,5 @@ mod tokenizer;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
 pub fn fixture(name: &str) -> String {
-    format!(
-        "{}/faceclip-encoders/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    crate::fixture_of("faceclip-encoders", name)
 }

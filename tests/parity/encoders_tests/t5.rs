@@ -5,7 +5,7 @@ use super::fixture;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;
-use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::weights::Checkpoint;
 use faceclip_encoders::t5::relative_position_bucket;
 use faceclip_encoders::{T5Config, T5Encoder, T5Layout};
 
@@ -19,13 +19,7 @@ fn tiny() -> T5Config {
 }
 
 fn load<B: Backend>(file: &str, layout: T5Layout, device: &B::Device) -> T5Encoder<B> {
-    let vb = Weights::<B>::open(
-        fixture(file),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<B>(&fixture(file), device);
     let encoder = T5Encoder::load(&vb, tiny(), layout).unwrap();
     let report = vb.finish().expect("every tensor of the file is used");
     assert!(
@@ -112,13 +106,7 @@ fn bad_t5_input_and_checkpoints_are_typed_errors() {
     assert!(err.to_string().contains("120"), "{err}");
     assert!(encoder.forward(ids(vec![1, -2, 3])).is_err());
     // The HF file read with FAT5 names: the first missing key is named.
-    let vb = Weights::<NdArray>::open(
-        fixture("t5_hf.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<NdArray>(&fixture("t5_hf.safetensors"), &device);
     let err = T5Encoder::load(&vb, tiny(), T5Layout::Fat5).unwrap_err();
     assert!(err.to_string().contains("embed_tokens.weight"), "{err}");
 }

@@ -5,7 +5,7 @@ use super::fixture;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;
-use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::weights::{Checkpoint, Weights};
 use faceclip_fusion::fuser::{
     BiAttentionBlock, DeformableConfig, DeformableLayer, TextEnhancerLayer,
 };
@@ -28,13 +28,7 @@ fn config() -> FuserConfig {
 }
 
 fn check_layers<B: Backend>(device: &B::Device) {
-    let vb = Weights::<B>::open(
-        fixture("fuser_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<B>(&fixture("fuser_weights.safetensors"), device);
     let io = Checkpoint::open(fixture("fuser_io.safetensors")).unwrap();
     let [v, l, pos_v, pos_l] = ["v", "l", "pos_v", "pos_l"].map(|k| input::<B>(&io, k, device));
     let enc = vb.pp("fuser").pp("encoder");
@@ -73,13 +67,7 @@ fn check_layers<B: Backend>(device: &B::Device) {
 }
 
 fn check_fuser<B: Backend>(device: &B::Device) {
-    let vb = Weights::<B>::open(
-        fixture("fuser_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<B>(&fixture("fuser_weights.safetensors"), device);
     let fuser = FaceClipFuser::load(&vb.pp("fuser"), &config()).unwrap();
     let report = vb
         .finish()

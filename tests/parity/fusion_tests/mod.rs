@@ -9,8 +9,5 @@ mod real_size;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
 pub fn fixture(name: &str) -> String {
-    format!(
-        "{}/faceclip-fusion/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    crate::fixture_of("faceclip-fusion", name)
 }

@@ -11,10 +11,7 @@ use faceclip_core::weights::Checkpoint;
 
 /// Path of a committed fixture.
 pub fn fixture(name: &str) -> String {
-    format!(
-        "{}/faceclip-unet/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    crate::fixture_of("faceclip-unet", name)
 }
 
 /// Tensor `key` of a fixture file, on `device`.

@@ -10,7 +10,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::{psnr, to_vec};
 use faceclip_core::schedule::{EulerDiscrete, NoiseSchedule};
-use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::weights::Checkpoint;
 use faceclip_unet::{denoise, AutoencoderKl, Conditioning, DenoiseError, VaeConfig};
 
 /// The bar for the whole pipeline in f32.
@@ -39,13 +39,7 @@ fn check_pipeline<B: Backend>(device: &B::Device) -> f64 {
     let vae_config =
         VaeConfig::from_json(&std::fs::read_to_string(fixture("vae_config.json")).unwrap())
             .unwrap();
-    let vb = Weights::<B>::open(
-        fixture("vae_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<B>(&fixture("vae_weights.safetensors"), device);
     let vae = AutoencoderKl::load(&vb, vae_config).unwrap();
     let io = Checkpoint::open(fixture("pipeline_io.safetensors")).unwrap();
     let mut steps_seen = Vec::new();

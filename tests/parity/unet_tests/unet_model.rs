@@ -5,7 +5,7 @@ use super::{fixture, tensor};
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;
-use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::weights::Checkpoint;
 use faceclip_core::LoadError;
 use faceclip_unet::{TextTimeCondition, UNet2DConditionModel, UNetConfig};
 
@@ -18,13 +18,7 @@ pub fn load_unet<B: Backend>(
     device: &B::Device,
 ) -> UNet2DConditionModel<B> {
     let config = UNetConfig::from_json(&std::fs::read_to_string(fixture(config)).unwrap()).unwrap();
-    let vb = Weights::<B>::open(
-        fixture(weights),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<B>(&fixture(weights), device);
     let unet = UNet2DConditionModel::load(&vb, config).unwrap();
     let report = vb.finish().expect("every tensor of the file is used");
     assert!(
@@ -179,13 +173,8 @@ fn a_checkpoint_with_the_wrong_cross_attention_width_is_refused() {
     let json = std::fs::read_to_string(fixture("unet_config.json")).unwrap();
     let json = json.replace("\"cross_attention_dim\": 32", "\"cross_attention_dim\": 48");
     let config = UNetConfig::from_json(&json).unwrap();
-    let vb = Weights::<NdArray>::open(
-        fixture("unet_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let vb =
+        crate::open_weights::<NdArray>(&fixture("unet_weights.safetensors"), &Default::default());
     let err = UNet2DConditionModel::load(&vb, config).unwrap_err();
     match &err {
         LoadError::ShapeMismatch {

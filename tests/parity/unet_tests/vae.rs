@@ -4,7 +4,7 @@ use super::fixture;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::assert_close;
-use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
+use faceclip_core::weights::{Checkpoint, Weights};
 use faceclip_core::LoadError;
 use faceclip_unet::{AutoencoderKl, VaeConfig, VaeTiling};
 
@@ -16,13 +16,7 @@ fn load<B: Backend>(device: &B::Device) -> AutoencoderKl<B> {
             .unwrap();
     assert_eq!(config.block_out_channels, vec![16, 32]);
     assert!((config.scaling_factor - 0.13025).abs() < 1e-12);
-    let vb = Weights::<B>::open(
-        fixture("vae_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<B>(&fixture("vae_weights.safetensors"), device);
     let vae = AutoencoderKl::load(&vb, config).unwrap();
     let report = vb.finish().expect("every tensor of the file is used");
     assert!(
@@ -84,13 +78,7 @@ fn bad_configs_weights_and_inputs_are_typed_errors() {
         .unwrap_err();
     assert!(err.to_string().contains("norm_num_groups"), "{err}");
     // The SDXL preset against the tiny file: the first tensor has the wrong shape.
-    let vb = Weights::<NdArray>::open(
-        fixture("vae_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<NdArray>(&fixture("vae_weights.safetensors"), &device);
     let err = AutoencoderKl::load(&vb, VaeConfig::sdxl()).unwrap_err();
     assert!(matches!(err, LoadError::ShapeMismatch { .. }), "{err}");
 
@@ -159,13 +147,7 @@ fn shift_factor_is_undone_before_decoding_as_flux_needs() {
             .unwrap();
     assert_eq!(config.shift_factor, 0.0);
     config.shift_factor = 0.1159;
-    let vb = Weights::<NdArray>::open(
-        fixture("vae_weights.safetensors"),
-        &KeyRemap::new(),
-        LoadOptions::default(),
-        &device,
-    )
-    .unwrap();
+    let vb = crate::open_weights::<NdArray>(&fixture("vae_weights.safetensors"), &device);
     let vae = AutoencoderKl::load(&vb, config).unwrap();
     let io = Checkpoint::open(fixture("vae_io.safetensors")).unwrap();
     // diffusers' FluxPipeline: image = decode(latents / scaling_factor + shift_factor).
