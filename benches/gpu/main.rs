@@ -254,28 +254,7 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
 fn stages<B: Backend>(options: &Options, device: &B::Device) {
     let s = options.small;
     if options.wants("unet_step") {
-        let unet = UNet2DConditionModel::<B>::load(&Weights::random(device), UNetConfig::sdxl())
-            .expect("SDXL UNet with random weights");
-        let [h, w] = if s { [16, 12] } else { [144, 108] };
-        let normal = Distribution::Normal(0.0, 1.0);
-        let sample = Tensor::<B, 4>::random([2, 4, h, w], normal, device);
-        let context = Tensor::<B, 3>::random([2, 77, 2048], normal, device);
-        let size = [(h * 8) as f32, (w * 8) as f32];
-        let added = TextTimeCondition {
-            text_embeds: Tensor::random([2, 1280], normal, device),
-            time_ids: vec![[size[0], size[1], 0.0, 0.0, size[0], size[1]]; 2],
-        };
-        time_case::<B, _>(
-            options,
-            device,
-            "unet_step",
-            &format!("[2,4,{h},{w}] ctx 77x2048"),
-            0.0,
-            || {
-                unet.forward(sample.clone(), 981.0, context.clone(), Some(&added))
-                    .expect("UNet step")
-            },
-        );
+        unet_case::<B>(options, device, "unet_step", UNetConfig::sdxl(), 0);
     }
     if options.wants("vae_decode") {
         let vae = AutoencoderKl::<B>::load(&Weights::random(device), VaeConfig::sdxl())
@@ -313,6 +292,66 @@ fn stages<B: Backend>(options: &Options, device: &B::Device) {
             },
         );
     }
+    // The UNet's levels on their own: what `run.sh` warms in parallel; also a per-level profile.
+    for level in [1, 2] {
+        let name = format!("unet_level{level}");
+        if options.wants(&name) {
+            unet_case::<B>(options, device, &name, sdxl_level(level), level);
+        }
+    }
+}
+
+/// The SDXL UNet cut down to its level `level` (1: 640 channels at half the latent's
+/// resolution, 2: 1280 channels at a quarter): the same ResNet blocks, transformers and attention
+/// shapes as that level of the full step, plus a mid block and up layers at the level's width.
+/// Run in processes of their own before the full step (`run.sh`), they compile and autotune most
+/// of its kernels in parallel: CubeCL shares its kernel and autotune caches between processes
+/// through files, and reads them when a process starts.
+fn sdxl_level(level: usize) -> UNetConfig {
+    let full = UNetConfig::sdxl();
+    let up = full.up_levels.len() - 1 - level;
+    UNetConfig {
+        block_out_channels: vec![full.block_out_channels[level]],
+        down_levels: vec![full.down_levels[level]],
+        up_levels: vec![full.up_levels[up]],
+        transformer_layers_per_block: vec![full.transformer_layers_per_block[level]],
+        attention_heads: vec![full.attention_heads[level]],
+        ..full
+    }
+}
+
+/// One UNet step with guidance (batch 2, 77 text tokens) of `config` with random weights, on a
+/// latent at `1 / 2^level` of the 1152×864 image's (or, with `--small`, of a 128×96 image's).
+fn unet_case<B: Backend>(
+    options: &Options,
+    device: &B::Device,
+    name: &str,
+    config: UNetConfig,
+    level: usize,
+) {
+    let unet = UNet2DConditionModel::<B>::load(&Weights::random(device), config)
+        .expect("UNet with random weights");
+    let [h, w] = if options.small { [16, 12] } else { [144, 108] };
+    let size = [(h * 8) as f32, (w * 8) as f32];
+    let [h, w] = [h >> level, w >> level];
+    let normal = Distribution::Normal(0.0, 1.0);
+    let sample = Tensor::<B, 4>::random([2, 4, h, w], normal, device);
+    let context = Tensor::<B, 3>::random([2, 77, 2048], normal, device);
+    let added = TextTimeCondition {
+        text_embeds: Tensor::random([2, 1280], normal, device),
+        time_ids: vec![[size[0], size[1], 0.0, 0.0, size[0], size[1]]; 2],
+    };
+    time_case::<B, _>(
+        options,
+        device,
+        name,
+        &format!("[2,4,{h},{w}] ctx 77x2048"),
+        0.0,
+        || {
+            unet.forward(sample.clone(), 981.0, context.clone(), Some(&added))
+                .expect("UNet step")
+        },
+    );
 }
 
 fn run<B: Backend>(options: &Options, device: B::Device) {

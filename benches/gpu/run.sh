@@ -5,10 +5,12 @@
 #   benches/gpu/prepare.sh          # builds .gpu/ (bench + test binaries), .whl/, .gl/
 # On the GPU host, from the repository root, with .gpu .whl .gl next to it:
 #   OUT=/some/dir benches/gpu/run.sh [stages|kernels|all]
-#     stages   CUDA parity (the tiny pipeline first), then the SDXL stages (UNet step, VAE decode,
-#              encoder) on Burn `cuda-bf16` and PyTorch bf16: the short run for a 15-minute lease
+#     stages   the short run for a 15-minute lease: a parallel warm-up (the UNet's levels 1 and 2,
+#              VAE decode and encoder on Burn `cuda-bf16`, and the CUDA parity tests, one process
+#              per test module), then the SDXL stages (UNet step, VAE decode, encoder, the UNet's
+#              levels) timed on Burn `cuda-bf16` and PyTorch bf16
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
-# Time limits (seconds) come from PIPELINE_S, PARITY_S, BURN_S, WGPU_S and TORCH_S.
+# Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S.
 #
 # It writes seven files to $OUT (the device tool returns only a few): run.log (environment,
 # steps, the binaries' stderr, cache sizes), results.jsonl (one JSON line per timed case, Burn
@@ -20,7 +22,8 @@
 # 2026-11-26 (H100) each matmul shape compiled and timed 29 candidates, each conv shape 8, at
 # about 0.8 s of host time per kernel with the GPU idle. Its PTX and autotune caches go to
 # $CUBECL_CACHE (one cubecl.toml in the repository root, written here), so each process reuses
-# what the earlier ones compiled and tuned. The cache comes back as cubecl-cache.tar.xz; kept
+# what the earlier ones compiled and tuned; a process reads the caches when it starts, so two
+# running at once tune a shared shape twice: `warm` splits the work by stage. The cache comes back as cubecl-cache.tar.xz; kept
 # as .gpu/cubecl-cache.tar.xz (prepare.sh leaves it there), the next run starts from it.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
@@ -113,15 +116,52 @@ finish() {
   cache_report "packed into $(du -h "$OUT/cubecl-cache.tar.xz" | cut -f1)"
   log "done"
 }
+# The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
+PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
+  encoders_tests fusion_tests dit_tests"
+warm() { # time limit in seconds: compile and autotune in parallel processes, one cache
+  # The host has 16 cores and kernel compilation is single-threaded, so the UNet's levels, the
+  # VAE, the encoder and each test module's CUDA cases warm up side by side; the timed runs that
+  # follow start from the shared cache. (Autotune timings taken meanwhile share the GPU; it was
+  # idle 92 % of the time in the serial run.)
+  log "warm in parallel, limit $1 s"
+  sample_memory warm
+  local sampler=$! pids=() part m names
+  for part in unet_level2 unet_level1 vae_decode faceclip_encoder; do
+    timeout "$1" .gpu/gpu --backend cuda-bf16 --only "$part" --warmup 1 --iters 1 \
+      >"/tmp/warm-$part.jsonl" 2>"/tmp/warm-$part.err" &
+    pids+=($!)
+  done
+  for m in $PARITY_GROUPS; do
+    names=$(.gpu/tests/parity --list --format terse 2>/dev/null |
+      sed -n "s/^\(${m}::[^ ]*cuda[^ ]*\): test\$/\1/p")
+    [ -n "$names" ] || continue
+    # shellcheck disable=SC2086  # one argument per test name
+    timeout "$1" .gpu/tests/parity $names --exact --test-threads 1 --nocapture \
+      >"/tmp/parity-${m//:/_}.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  pkill -f "nvidia-smi --query-gpu=memory.used" || kill "$sampler"
+  for part in unet_level2 unet_level1 vae_decode faceclip_encoder; do
+    sed "s/^/warm $part: /" "/tmp/warm-$part.err" "/tmp/warm-$part.jsonl" >>"$RUN_LOG"
+  done
+  for m in $PARITY_GROUPS; do
+    local log=/tmp/parity-${m//:/_}.log
+    [ -f "$log" ] && { echo "--- $m (warm phase)"; cat "$log"; }
+  done >>"$OUT/parity.log"
+  cache_report "after warm"
+  echo "peak used MiB: $(grep "^warm " "$OUT/mem.txt" | cut -d' ' -f2 | sort -n | tail -1)"
+  grep -E "^--- |relative L2|PSNR|test result|FAILED|panicked" "$OUT/parity.log" | tail -40
+}
 touch "$RESULTS" "$OUT/mem.txt"
 
 # Most important first: whatever finished is in $OUT even if the session's limit cuts the rest.
 if [ "$SCOPE" = stages ]; then
-  # Correctness first: the tiny SDXL pipeline (f32 and bf16), then the other CUDA parity tests.
-  parity "${PIPELINE_S:-100}" tiny_sdxl_pipeline_matches_diffusers_cuda
-  parity "${PARITY_S:-90}" _cuda --skip tiny_sdxl_pipeline
-  ONLY="--iters 5 --only unet_step,vae_decode,faceclip_encoder"
-  burn cuda-bf16 "${BURN_S:-240}"
+  # CUDA parity and the warm-up of every stage, in parallel; then the timed runs.
+  warm "${WARM_S:-300}"
+  ONLY="--iters 5 --only unet_step,vae_decode,faceclip_encoder,unet_level"
+  burn cuda-bf16 "${BURN_S:-180}"
   torch bf16 "${TORCH_S:-60}"
   finish
   exit 0
