@@ -15,6 +15,7 @@
 //! (mean per call, which approaches the device time). One JSON object per case goes to stdout.
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use burn::nn::GroupNormConfig;
@@ -24,13 +25,17 @@ use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
 use faceclip::core::nn::sdpa;
+use faceclip::core::schedule::{EulerDiscrete, NoiseSchedule};
 use faceclip::core::weights::Weights;
+use faceclip::dit::{image_ids, FluxConfig, FluxInput, FluxTransformer2DModel};
 use faceclip::fusion::{FaceClipConfig, FaceClipEncoder};
 use faceclip::unet::{
-    AutoencoderKl, TextTimeCondition, UNet2DConditionModel, UNetConfig, VaeConfig,
+    denoise, AutoencoderKl, Conditioning, TextTimeCondition, UNet2DConditionModel, UNetConfig,
+    VaeConfig,
 };
 
 /// Command-line options.
+#[derive(Clone)]
 struct Options {
     backend: String,
     small: bool,
@@ -249,8 +254,9 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
     );
 }
 
-/// The stage table: one SDXL UNet step with guidance (batch 2), SDXL VAE decode and the FaceCLIP
-/// encoder, random weights at real sizes (the UNet first: it is the headline number).
+/// The stage table, random weights at real sizes: one SDXL UNet step with guidance (batch 2, the
+/// headline number, first), SDXL VAE decode, the FaceCLIP encoder, the UNet's levels 1 and 2
+/// alone, the whole 50-step image, one FLUX.1-dev transformer step.
 fn stages<B: Backend>(options: &Options, device: &B::Device) {
     let s = options.small;
     if options.wants("unet_step") {
@@ -299,6 +305,105 @@ fn stages<B: Backend>(options: &Options, device: &B::Device) {
             unet_case::<B>(options, device, &name, sdxl_level(level), level);
         }
     }
+    if options.wants("sdxl_image") {
+        sdxl_image::<B>(options, device);
+    }
+    if options.wants("flux_step") {
+        flux_step::<B>(options, device);
+    }
+}
+
+/// Guidance scale of the whole-image case (the FaceCLIP-SDXL script's default).
+const IMAGE_GUIDANCE: f64 = 5.0;
+
+/// The whole SDXL image after encoding: 50 Euler steps with guidance (each a UNet call on batch
+/// 2) and the VAE decode of the 1152×864 image, random weights and embeddings; timed once
+/// after one warm-up call (`--small`: 2 steps at 128×96).
+fn sdxl_image<B: Backend>(options: &Options, device: &B::Device) {
+    let unet = UNet2DConditionModel::<B>::load(&Weights::random(device), UNetConfig::sdxl())
+        .expect("SDXL UNet with random weights");
+    let vae = AutoencoderKl::<B>::load(&Weights::random(device), VaeConfig::sdxl())
+        .expect("SDXL VAE with random weights");
+    let ([h, w], steps) = if options.small {
+        ([16, 12], 2)
+    } else {
+        ([144, 108], 50)
+    };
+    let normal = Distribution::Normal(0.0, 1.0);
+    let (image_h, image_w) = ((h * 8) as f32, (w * 8) as f32);
+    let conditioning = Conditioning {
+        positive: Tensor::random([1, 77, 2048], normal, device),
+        positive_pooled: Tensor::random([1, 1280], normal, device),
+        negative: Tensor::random([1, 77, 2048], normal, device),
+        negative_pooled: Tensor::random([1, 1280], normal, device),
+        time_ids: [image_h, image_w, 0.0, 0.0, image_h, image_w],
+    };
+    let noise = Tensor::<B, 4>::random([1, 4, h, w], normal, device);
+    let once = Options {
+        iters: 1,
+        warmup: 1,
+        ..options.clone()
+    };
+    time_case::<B, _>(
+        &once,
+        device,
+        "sdxl_image",
+        &format!("{steps} steps CFG {IMAGE_GUIDANCE} + decode, latent [1,4,{h},{w}]"),
+        0.0,
+        || {
+            let mut scheduler = EulerDiscrete::new(NoiseSchedule::sdxl(), false);
+            let latents = denoise(
+                &unet,
+                &mut scheduler,
+                noise.clone(),
+                &conditioning,
+                steps,
+                IMAGE_GUIDANCE,
+                &mut |_| ControlFlow::Continue(()),
+            )
+            .expect("denoise");
+            vae.decode_scaled(latents).expect("decode")
+        },
+    );
+}
+
+/// One FLUX.1-dev transformer step at 1152×864 (3888 image tokens, 512 text tokens, batch 1,
+/// distilled guidance 3.5), random weights; `--small`: one double and one single block of
+/// 2 heads at 128×96 with 16 text tokens.
+fn flux_step<B: Backend>(options: &Options, device: &B::Device) {
+    let (config, [h, w], text) = if options.small {
+        let small = FluxConfig {
+            num_layers: 1,
+            num_single_layers: 1,
+            num_attention_heads: 2,
+            joint_attention_dim: 64,
+            pooled_projection_dim: 32,
+            ..FluxConfig::flux_dev()
+        };
+        (small, [16, 12], 16)
+    } else {
+        (FluxConfig::flux_dev(), [144, 108], 512)
+    };
+    let model = FluxTransformer2DModel::<B>::load(&Weights::random(device), config.clone())
+        .expect("FLUX transformer with random weights");
+    let normal = Distribution::Normal(0.0, 1.0);
+    let tokens = (h / 2) * (w / 2);
+    let input = FluxInput {
+        image: Tensor::random([1, tokens, config.in_channels], normal, device),
+        image_ids: image_ids(h, w),
+        context: Tensor::random([1, text, config.joint_attention_dim], normal, device),
+        pooled: Tensor::random([1, config.pooled_projection_dim], normal, device),
+        timestep: 0.9,
+        guidance: Some(3.5),
+    };
+    time_case::<B, _>(
+        options,
+        device,
+        "flux_step",
+        &format!("[1,{tokens},64] + text {text}"),
+        0.0,
+        || model.forward(input.clone()).expect("FLUX step"),
+    );
 }
 
 /// The SDXL UNet cut down to its level `level` (1: 640 channels at half the latent's

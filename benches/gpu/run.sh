@@ -6,9 +6,10 @@
 # On the GPU host, from the repository root, with .gpu .whl .gl next to it:
 #   OUT=/some/dir benches/gpu/run.sh [stages|kernels|all]
 #     stages   the short run for a 15-minute lease: a parallel warm-up (the UNet's levels 1 and 2,
-#              VAE decode and encoder on Burn `cuda-bf16`, and the CUDA parity tests, one process
-#              per test module), then the SDXL stages (UNet step, VAE decode, encoder, the UNet's
-#              levels) timed on Burn `cuda-bf16` and PyTorch bf16
+#              VAE decode, encoder and FLUX step on Burn `cuda-bf16`, and the CUDA parity tests
+#              in eight groups), then the stages (UNet step, VAE decode, encoder, the UNet's
+#              levels, the whole 50-step image, FLUX step) timed on Burn `cuda-bf16` and
+#              PyTorch bf16
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
 # Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S.
 #
@@ -117,6 +118,9 @@ finish() {
   log "done"
 }
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
+# The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
+# other stages.
+WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step"
 PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
   encoders_tests fusion_tests dit_tests"
 warm() { # time limit in seconds: compile and autotune in parallel processes, one cache
@@ -127,7 +131,7 @@ warm() { # time limit in seconds: compile and autotune in parallel processes, on
   log "warm in parallel, limit $1 s"
   sample_memory warm
   local sampler=$! pids=() part m names
-  for part in unet_level2 unet_level1 vae_decode faceclip_encoder; do
+  for part in $WARM_PARTS; do
     timeout "$1" .gpu/gpu --backend cuda-bf16 --only "$part" --warmup 1 --iters 1 \
       >"/tmp/warm-$part.jsonl" 2>"/tmp/warm-$part.err" &
     pids+=($!)
@@ -143,7 +147,7 @@ warm() { # time limit in seconds: compile and autotune in parallel processes, on
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
   pkill -f "nvidia-smi --query-gpu=memory.used" || kill "$sampler"
-  for part in unet_level2 unet_level1 vae_decode faceclip_encoder; do
+  for part in $WARM_PARTS; do
     sed "s/^/warm $part: /" "/tmp/warm-$part.err" "/tmp/warm-$part.jsonl" >>"$RUN_LOG"
   done
   for m in $PARITY_GROUPS; do
@@ -160,7 +164,7 @@ touch "$RESULTS" "$OUT/mem.txt"
 if [ "$SCOPE" = stages ]; then
   # CUDA parity and the warm-up of every stage, in parallel; then the timed runs.
   warm "${WARM_S:-300}"
-  ONLY="--iters 5 --only unet_step,vae_decode,faceclip_encoder,unet_level"
+  ONLY="--iters 5 --only unet_step,vae_decode,faceclip_encoder,unet_level,sdxl_image,flux_step"
   burn cuda-bf16 "${BURN_S:-180}"
   torch bf16 "${TORCH_S:-60}"
   finish

@@ -63,6 +63,23 @@ SDXL_VAE = dict(
     up_block_types=["UpDecoderBlock2D"] * 4,
 )
 
+FLUX_DEV = dict(
+    attention_head_dim=128,
+    axes_dims_rope=(16, 56, 56),
+    guidance_embeds=True,
+    in_channels=64,
+    joint_attention_dim=4096,
+    num_attention_heads=24,
+    num_layers=19,
+    num_single_layers=38,
+    patch_size=1,
+    pooled_projection_dim=768,
+)
+# `--small`: the shapes of `gpu --small` (one double and one single block, 2 heads).
+FLUX_SMALL = dict(FLUX_DEV, num_layers=1, num_single_layers=1, num_attention_heads=2,
+                  joint_attention_dim=64, pooled_projection_dim=32)
+IMAGE_GUIDANCE = 5.0
+
 
 def parse():
     p = argparse.ArgumentParser()
@@ -93,29 +110,31 @@ class Bench:
     def rand(self, *shape):
         return torch.rand(*shape, device=self.device, dtype=self.dtype) * 2 - 1
 
-    def time(self, name, shape, flop, f):
+    def time(self, name, shape, flop, f, iters=None, warmup=None):
         if not self.wants(name):
             return
+        iters = iters or self.args.iters
+        warmup = self.args.warmup if warmup is None else warmup
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         with torch.inference_mode():
-            for _ in range(self.args.warmup):
+            for _ in range(warmup):
                 f()
                 self.sync()
             warmup_s = time.perf_counter() - start
             synced = []
-            for _ in range(self.args.iters):
+            for _ in range(iters):
                 t = time.perf_counter()
                 f()
                 self.sync()
                 synced.append((time.perf_counter() - t) * 1e3)
             t = time.perf_counter()
-            for _ in range(self.args.iters):
+            for _ in range(iters):
                 f()
             self.sync()
-            batched = (time.perf_counter() - t) * 1e3 / self.args.iters
+            batched = (time.perf_counter() - t) * 1e3 / iters
         row = dict(
             impl="torch",
             backend=f"{self.device.type}-{self.args.dtype}",
@@ -125,7 +144,7 @@ class Bench:
             mean_batched_ms=round(batched, 4),
             flop=flop,
             warmup_s=round(warmup_s, 2),
-            iters=self.args.iters,
+            iters=iters,
             peak_mem_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         )
         print(json.dumps(row), flush=True)
@@ -199,6 +218,73 @@ def stages(b):
         f = lambda: unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
         b.time("unet_step", f"[{n},4,{h},{w}] ctx 77x2048", count_flop(f), f)
         del unet
+    if b.wants("sdxl_image"):
+        sdxl_image(b)
+    if b.wants("flux_step"):
+        flux_step(b)
+
+
+def sdxl_image(b):
+    """50 Euler steps with guidance (UNet on batch 2) and the VAE decode: `gpu`'s `sdxl_image`."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+
+    unet = UNet2DConditionModel(**SDXL_UNET).to(b.device, b.dtype).eval()
+    vae = AutoencoderKL(**SDXL_VAE).to(b.device, b.dtype).eval()
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                       beta_schedule="scaled_linear", timestep_spacing="leading",
+                                       steps_offset=1)
+    (h, w), steps = ((16, 12), 2) if b.args.small else ((144, 108), 50)
+    randn = lambda *shape: torch.randn(*shape, device=b.device, dtype=b.dtype)
+    ctx, pooled, noise = randn(2, 77, 2048), randn(2, 1280), randn(1, 4, h, w)
+    time_ids = torch.tensor([[h * 8, w * 8, 0, 0, h * 8, w * 8]] * 2, device=b.device,
+                            dtype=b.dtype)
+    added = dict(text_embeds=pooled, time_ids=time_ids)
+
+    def image():
+        scheduler.set_timesteps(steps, device=b.device)
+        latents = noise * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+            eps = unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
+            negative, positive = eps.chunk(2)
+            eps = negative + IMAGE_GUIDANCE * (positive - negative)
+            latents = scheduler.step(eps, t, latents).prev_sample
+        return vae.decode(latents / SDXL_VAE["scaling_factor"]).sample
+
+    b.time("sdxl_image", f"{steps} steps CFG {IMAGE_GUIDANCE:g} + decode, latent [1,4,{h},{w}]",
+           0.0, image, iters=1, warmup=1)
+    del unet, vae
+
+
+def flux_step(b):
+    """One FLUX.1-dev transformer call at 1152×864 (3888 image + 512 text tokens): `flux_step`."""
+    from diffusers import FluxTransformer2DModel
+
+    config = FLUX_SMALL if b.args.small else FLUX_DEV
+    (h, w), text = ((16, 12), 16) if b.args.small else ((144, 108), 512)
+    # Built on the device in the benchmark's dtype (12 B parameters: 24 GB in bf16).
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(b.dtype)
+    with torch.device(b.device):
+        model = FluxTransformer2DModel(**config).eval()
+    torch.set_default_dtype(default)
+    tokens = (h // 2) * (w // 2)
+    randn = lambda *shape: torch.randn(*shape, device=b.device, dtype=b.dtype)
+    rows = torch.arange(h // 2, device=b.device).repeat_interleave(w // 2)
+    cols = torch.arange(w // 2, device=b.device).repeat(h // 2)
+    img_ids = torch.stack([torch.zeros_like(rows), rows, cols], 1).to(b.dtype)
+    inputs = dict(
+        hidden_states=randn(1, tokens, config["in_channels"]),
+        encoder_hidden_states=randn(1, text, config["joint_attention_dim"]),
+        pooled_projections=randn(1, config["pooled_projection_dim"]),
+        timestep=torch.tensor([0.9], device=b.device, dtype=b.dtype),
+        guidance=torch.tensor([3.5], device=b.device, dtype=b.dtype),
+        img_ids=img_ids,
+        txt_ids=torch.zeros(text, 3, device=b.device, dtype=b.dtype),
+    )
+    f = lambda: model(**inputs).sample
+    b.time("flux_step", f"[1,{tokens},64] + text {text}", count_flop(f), f)
+    del model
 
 
 def main():
