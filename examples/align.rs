@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example align -- [--image PATH] [--out DIR] [--size 448|112]
-//!     [--face INDEX] [--backend ndarray|wgpu|cuda]
+//!     [--face INDEX] [--backend ndarray|wgpu|cuda|cuda-bf16]
 //! ```
 //!
 //! Defaults: the shipped astronaut photo, `align-out/`, 448×448 crops (FaceCLIP's input), the
@@ -103,7 +103,7 @@ impl Job for Args {
 fn main() -> Result<(), Box<dyn Error>> {
     let flags = Flags::parse(
         &["image", "out", "size", "face"],
-        "align [--image PATH] [--out DIR] [--size 448|112] [--face INDEX] [--backend ndarray|wgpu|cuda]",
+        "align [--image PATH] [--out DIR] [--size 448|112] [--face INDEX] [--backend ndarray|wgpu|cuda|cuda-bf16]",
     )?;
     let number = |name: &str, default: &str| -> Result<u64, String> {
         let value = flags.get_or(name, default);

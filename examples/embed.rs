@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example embed -- [--prompt TEXT] [--image PATH]
-//!     [--checkpoint face_clip_encoder.pt] [--backend ndarray|wgpu|cuda]
+//!     [--checkpoint face_clip_encoder.pt] [--backend ndarray|wgpu|cuda|cuda-bf16]
 //! ```
 //!
 //! Without `--checkpoint` the models carry random weights (shapes and speed are real, the
@@ -115,7 +115,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
 fn main() -> Result<(), Box<dyn Error>> {
     let flags = Flags::parse(
         &["prompt", "image", "checkpoint"],
-        "embed [--prompt TEXT] [--image PATH] [--checkpoint FILE.pt] [--backend ndarray|wgpu|cuda]",
+        "embed [--prompt TEXT] [--image PATH] [--checkpoint FILE.pt] [--backend ndarray|wgpu|cuda|cuda-bf16]",
     )?;
     let args = Args {
         prompt: flags.get_or(

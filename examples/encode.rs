@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example encode -- [--prompt TEXT] [--image PATH] [--aligned yes|no]
-//!     [--weights face_clip_encoder.pt] [--backend ndarray|wgpu|cuda]
+//!     [--weights face_clip_encoder.pt] [--backend ndarray|wgpu|cuda|cuda-bf16]
 //! ```
 //!
 //! The face is found with RetinaFace and aligned to the ArcFace template at 448×448 (the largest
@@ -101,7 +101,7 @@ fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<(), Box<dyn Error>
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let flags = Flags::parse(&["prompt", "image", "aligned", "weights"], "encode [--prompt TEXT] [--image PATH] [--aligned yes|no] [--weights face_clip_encoder.pt] [--backend ndarray|wgpu|cuda]")?;
+    let flags = Flags::parse(&["prompt", "image", "aligned", "weights"], "encode [--prompt TEXT] [--image PATH] [--aligned yes|no] [--weights face_clip_encoder.pt] [--backend ndarray|wgpu|cuda|cuda-bf16]")?;
     let args = Args {
         prompt: flags.get_or("prompt", "a woman with short red hair, in sunlight"),
         image: flags.get_or("image", DEMO_PHOTO),

@@ -6,7 +6,7 @@
 //!     [--out DIR] [--weights FACECLIP_DIR (--vae SDXL_VAE_DIR | --flux FLUX_DIR)] [--steps N]
 //!     [--guidance G] [--distilled G] [--seed S] [--width W] [--height H] [--images N]
 //!     [--strength S] [--scheduler NAME] [--negative TEXT] [--no-face yes] [--tiled yes]
-//!     [--backend ndarray|wgpu|cuda]
+//!     [--backend ndarray|wgpu|cuda|cuda-bf16]
 //! ```
 //!
 //! SDXL: with `--weights` (the FaceCLIP release: `model/face_clip_encoder.pt`, `model/unet.pt`)
@@ -39,7 +39,7 @@ const USAGE: &str =
 [--weights DIR (--vae DIR | --flux DIR)] [--steps N] [--guidance G] [--distilled G] [--seed S] \
 [--width W] [--height H] [--images N] [--strength S] \
 [--scheduler euler|euler-karras|ddim|dpm++2m|dpm++2m-karras] [--negative TEXT] [--no-face yes] [--tiled yes] \
-[--backend ndarray|wgpu|cuda]";
+[--backend ndarray|wgpu|cuda|cuda-bf16]";
 
 struct Args {
     flags: Flags,

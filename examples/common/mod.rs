@@ -1,5 +1,5 @@
 //! What the examples share: `--flag value` parsing and running a job on the backend chosen with
-//! `--backend ndarray|wgpu|cuda` (each needs its cargo feature).
+//! `--backend ndarray|wgpu|cuda|cuda-bf16` (each needs its cargo feature).
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -55,6 +55,9 @@ pub fn run_on_backend(flags: &Flags, job: &impl Job) -> Result<(), Box<dyn Error
         "wgpu" => job.run::<faceclip::backend::Wgpu>(&Default::default()),
         #[cfg(feature = "cuda")]
         "cuda" => job.run::<faceclip::backend::Cuda>(&Default::default()),
+        // Weights and activations in bf16: half the memory, the GPU benchmarks' precision.
+        #[cfg(feature = "cuda")]
+        "cuda-bf16" => job.run::<faceclip::backend::CudaBf16>(&Default::default()),
         other => Err(format!(
             "backend `{other}` is unknown or not compiled in (enable its cargo feature)"
         )
