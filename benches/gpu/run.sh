@@ -113,9 +113,13 @@ finish() {
   python3 benches/gpu/autotune_summary.py "$CUBECL_CACHE" \
     "$CUBECL_CACHE/cuda/0.10.0/ptx/toc.json.log" >"$OUT/autotune-summary.md" 2>>"$RUN_LOG"
   tail -3 "$OUT/autotune-summary.md"
-  (cd "$CUBECL_CACHE" && tar -cf - . | xz -T0 -6 >"$OUT/cubecl-cache.tar.xz")
-  cache_report "packed into $(du -h "$OUT/cubecl-cache.tar.xz" | cut -f1)"
+  pack_cache
   log "done"
+}
+pack_cache() { # the cache into $OUT, replacing an earlier pack only once the new one is complete
+  (cd "$CUBECL_CACHE" && tar -cf - . | xz -T0 -6 >/tmp/cubecl-cache.tar.xz) &&
+    mv /tmp/cubecl-cache.tar.xz "$OUT/cubecl-cache.tar.xz"
+  cache_report "packed into $(du -h "$OUT/cubecl-cache.tar.xz" | cut -f1)"
 }
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
@@ -164,6 +168,7 @@ touch "$RESULTS" "$OUT/mem.txt"
 if [ "$SCOPE" = stages ]; then
   # CUDA parity and the warm-up of every stage, in parallel; then the timed runs.
   warm "${WARM_S:-300}"
+  pack_cache # what the warm-up compiled comes back even if the session's limit cuts the rest
   ONLY="--iters 5 --only unet_step,vae_decode,faceclip_encoder,unet_level,sdxl_image,flux_step"
   burn cuda-bf16 "${BURN_S:-180}"
   torch bf16 "${TORCH_S:-60}"
