@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(pwd)
 [ -f .gpu/bins.tar.xz ] || { echo "no .gpu/bins.tar.xz: run benches/gpu/prepare.sh first" >&2; exit 1; }
 DRY=/tmp/gpu-dry-run
-rm -rf "$DRY" /tmp/warm-* /tmp/parity-*
+rm -rf "$DRY" /tmp/warm-* /tmp/parity-* /tmp/gpu-mem.txt
 mkdir -p "$DRY/stubs" "$DRY/repo/.gpu" "$DRY/repo/.gl"
 
 cat >"$DRY/stubs/nvidia-smi" <<'EOF'

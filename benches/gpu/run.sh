@@ -13,11 +13,12 @@
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
 # Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S.
 #
-# It writes seven files to $OUT (the device tool returns only a few): run.log (environment,
-# steps, the binaries' stderr, cache sizes), results.jsonl (one JSON line per timed case, Burn
-# and PyTorch), parity.log, mem.txt (GPU memory samples per backend), report.md (the merged
-# table), autotune-summary.md (every autotuned shape: candidates, winner, failures) and
-# cubecl-cache.tar.xz.
+# It writes six or seven files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
+# (environment, steps, the binaries' stderr, cache sizes, peak GPU memory per phase),
+# results.jsonl (one JSON line per timed case, Burn and PyTorch), parity.log, report.md (the
+# merged table), autotune-summary.md (every autotuned shape: candidates, winner, failures) and
+# cubecl-cache.tar.xz — or, over 15 MiB, its pieces cubecl-cache.tar.xz.part0, .part1 (join them
+# with `cat` into .gpu/cubecl-cache.tar.xz).
 #
 # CubeCL compiles every kernel with NVRTC and autotunes every new shape on first use: on
 # 2026-11-26 (H100) each matmul shape compiled and timed 29 candidates, each conv shape 8, at
@@ -87,9 +88,10 @@ parity() { # time limit in seconds, then test-binary arguments (filters, --skip)
   grep -E "^--- |relative L2|PSNR|test result|FAILED|panicked|^exit" "$OUT/parity.log" | tail -40
 }
 
-sample_memory() { # backend: GPU memory used every 200 ms, as "backend MiB" lines in mem.txt
+MEM=/tmp/gpu-mem.txt
+sample_memory() { # phase: GPU memory used every 200 ms, as "phase MiB" lines in $MEM
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 |
-    sed -u "s/^/$1 /" >>"$OUT/mem.txt" &
+    sed -u "s/^/$1 /" >>"$MEM" &
 }
 ONLY="--iters 5"
 [ "$SCOPE" = kernels ] && ONLY="$ONLY --only matmul,self,cross,conv,group"
@@ -101,7 +103,7 @@ burn() { # backend, time limit in seconds
   echo "burn $1 exit $?" | tee -a "$RUN_LOG"
   pkill -f "nvidia-smi --query-gpu=memory.used" || kill $SAMPLER
   cache_report "after burn $1"
-  echo "peak used MiB: $(grep "^$1 " "$OUT/mem.txt" | cut -d' ' -f2 | sort -n | tail -1)"
+  peak_memory "$1"
 }
 torch() { # dtype, time limit in seconds (default 90)
   log "torch $1"
@@ -116,10 +118,21 @@ finish() {
   pack_cache
   log "done"
 }
+peak_memory() { # phase: its peak GPU memory, into run.log
+  echo "peak used MiB, $1: $(grep "^$1 " "$MEM" | cut -d' ' -f2 | sort -n | tail -1)" |
+    tee -a "$RUN_LOG"
+}
 pack_cache() { # the cache into $OUT, replacing an earlier pack only once the new one is complete
-  (cd "$CUBECL_CACHE" && tar -cf - . | xz -T0 -6 >/tmp/cubecl-cache.tar.xz) &&
-    mv /tmp/cubecl-cache.tar.xz "$OUT/cubecl-cache.tar.xz"
-  cache_report "packed into $(du -h "$OUT/cubecl-cache.tar.xz" | cut -f1)"
+  local pack=/tmp/cubecl-cache.tar.xz
+  (cd "$CUBECL_CACHE" && tar -cf - . | xz -T0 -9 >"$pack") || return
+  rm -f "$OUT"/cubecl-cache.tar.xz*
+  if [ "$(stat -c %s "$pack")" -le $((15 << 20)) ]; then
+    mv "$pack" "$OUT/cubecl-cache.tar.xz"
+  else # files over 16 MiB do not come back
+    split -b 15M -d -a 1 "$pack" "$OUT/cubecl-cache.tar.xz.part" && rm "$pack"
+  fi
+  cache_report "packed into $(du -ch "$OUT"/cubecl-cache.tar.xz* | tail -1 | cut -f1) in $(ls \
+    "$OUT" | grep -c cubecl-cache) file(s)"
 }
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
@@ -159,10 +172,11 @@ warm() { # time limit in seconds: compile and autotune in parallel processes, on
     [ -f "$log" ] && { echo "--- $m (warm phase)"; cat "$log"; }
   done >>"$OUT/parity.log"
   cache_report "after warm"
-  echo "peak used MiB: $(grep "^warm " "$OUT/mem.txt" | cut -d' ' -f2 | sort -n | tail -1)"
+  peak_memory warm
   grep -E "^--- |relative L2|PSNR|test result|FAILED|panicked" "$OUT/parity.log" | tail -40
 }
-touch "$RESULTS" "$OUT/mem.txt"
+touch "$RESULTS"
+: >"$MEM"
 
 # Most important first: whatever finished is in $OUT even if the session's limit cuts the rest.
 if [ "$SCOPE" = stages ]; then
