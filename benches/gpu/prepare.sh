@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything the GPU session needs on this x86-64 machine (nothing is compiled on the GPU
 # host), all git-ignored:
-#   .gpu/bins.tar.xz  the `gpu` bench and the release `parity` test binary (wgpu + cuda)
+#   .gpu/bins.tar.xz  the `gpu` bench and the release `parity` test binary (cuda; GPU_FEATURES)
+#   .gpu/features     the cargo features they were built with
 #   .gpu/built_in     this checkout's path (the test binaries find their fixtures through it)
 #   .gpu/cubecl-cache.tar.xz  (optional, kept) CubeCL PTX + autotune cache from an earlier run
 #   .whl/             diffusers 0.42.1 + importlib_metadata wheels (the host has torch, not diffusers)
@@ -43,17 +44,23 @@ if [ ! -d .gl ]; then
   (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
 
-cargo bench --bench gpu --features wgpu,cuda --no-run 2>&1 | tail -2
-cargo test --release --features wgpu,cuda --test parity --no-run 2>&1 | tee /tmp/gpu-tests.log | tail -4
+# CUDA alone by default (16 MB of binaries instead of 23 with wgpu); GPU_FEATURES=wgpu,cuda
+# for `run.sh all`, which also runs the wgpu backend on the GPU host.
+FEATURES=${GPU_FEATURES:-cuda}
+cargo bench --bench gpu --no-default-features --features "$FEATURES" --no-run 2>&1 |
+  tee /tmp/gpu-bench.log | tail -2
+cargo test --release --no-default-features --features "$FEATURES" --test parity --no-run 2>&1 |
+  tee /tmp/gpu-tests.log | tail -4
+executable() { grep -o "Executable $1 ([^)]*)" "$2" | sed 's/.*(\(.*\))/\1/'; }
 
 stage=$(mktemp -d)
 mkdir -p "$stage/tests"
-cp "$(ls -t target/release/deps/gpu-* | grep -v '\.d$' | head -1)" "$stage/gpu"
-grep -o 'Executable tests/[a-z]*/main.rs ([^)]*)' /tmp/gpu-tests.log | sed 's/.*(\(.*\))/\1/' |
-  while read -r t; do cp "$t" "$stage/tests/$(basename "$t" | sed 's/-.*//')"; done
+cp "$(executable benches/gpu/main.rs /tmp/gpu-bench.log)" "$stage/gpu"
+cp "$(executable tests/parity/main.rs /tmp/gpu-tests.log)" "$stage/tests/parity"
 strip "$stage/gpu" "$stage"/tests/*
-mkdir -p .gpu && rm -f .gpu/bins.tar.xz .gpu/built_in  # keeps a carried .gpu/cubecl-cache.tar.xz
+mkdir -p .gpu && rm -f .gpu/bins.tar.xz .gpu/built_in .gpu/features  # keeps a carried .gpu/cubecl-cache.tar.xz
 pwd >.gpu/built_in
+echo "$FEATURES" >.gpu/features
 (cd "$stage" && tar -cf - gpu tests | xz -T2 -9 >"$OLDPWD/.gpu/bins.tar.xz")
 rm -rf "$stage"
 

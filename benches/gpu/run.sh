@@ -194,6 +194,10 @@ burn cuda "${BURN_S:-110}"
 torch bf16
 torch f32
 burn cuda-bf16 "${BURN_S:-90}"
-parity "${PARITY_S:-60}" _wgpu
-burn wgpu "${WGPU_S:-60}"
+if grep -q wgpu .gpu/features 2>/dev/null; then
+  parity "${PARITY_S:-60}" _wgpu
+  burn wgpu "${WGPU_S:-60}"
+else
+  log "wgpu skipped: the binaries were built without it (GPU_FEATURES=wgpu,cuda prepare.sh)"
+fi
 finish
