@@ -7,7 +7,10 @@
 #   bash benches/gpu/dry_run.sh [stages|kernels|all]     # files in /tmp/gpu-dry-run/out
 set -euo pipefail
 ROOT=$(pwd)
-[ -f .gpu/bins.tar.xz ] || { echo "no .gpu/bins.tar.xz: run benches/gpu/prepare.sh first" >&2; exit 1; }
+if [ ! -f .gpu/bins.tar.xz ]; then
+  echo "no .gpu/bins.tar.xz: run benches/gpu/prepare.sh first" >&2
+  exit 1
+fi
 DRY=/tmp/gpu-dry-run
 rm -rf "$DRY" /tmp/warm-* /tmp/parity-* /tmp/gpu-mem.txt
 mkdir -p "$DRY/stubs" "$DRY/repo/.gpu" "$DRY/repo/.gl"

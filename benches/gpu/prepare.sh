@@ -5,14 +5,16 @@
 #   .gpu/features     the cargo features they were built with
 #   .gpu/built_in     this checkout's path (the test binaries find their fixtures through it)
 #   .gpu/cubecl-cache.tar.xz  (optional, kept) CubeCL PTX + autotune cache from an earlier run
-#   .whl/             diffusers 0.42.1 + importlib_metadata wheels (the host has torch, not diffusers)
+#   .whl/             diffusers 0.42.1 (without its pipelines) + importlib_metadata wheels (the
+#                     host has torch, not diffusers)
 #   .gl/              the Vulkan/GL loader packages wgpu needs on the host
 # Check the script's flow here with `bash benches/gpu/dry_run.sh` (no GPU needed). Then, with the
 # device tool: run(command="export OUT; WARM_S=270 BURN_S=170 TORCH_S=75 bash
 # benches/gpu/run.sh stages", carry=[".gpu", ".whl", ".gl"], timeout_s=590) — `stages` fits a
 # 15-minute lease; copy the returned cubecl-cache.tar.xz to .gpu/ at once (or `cat` its
-# .part0 .part1 pieces into it), so the next run starts from what this one compiled. The working tree that travels is limited to 64 MiB; the
-# workspace's integration tests are one binary (`tests/parity`), run there filtered by backend.
+# .part0 .part1 pieces into it), so the next run starts from what this one compiled. The working
+# tree that travels is limited to 64 MiB; the workspace's integration tests are one binary
+# (`tests/parity`), run there filtered by backend.
 set -euo pipefail
 
 for ignored in /.gpu/ /.whl/ /.gl/; do
@@ -58,7 +60,8 @@ mkdir -p "$stage/tests"
 cp "$(executable benches/gpu/main.rs /tmp/gpu-bench.log)" "$stage/gpu"
 cp "$(executable tests/parity/main.rs /tmp/gpu-tests.log)" "$stage/tests/parity"
 strip "$stage/gpu" "$stage"/tests/*
-mkdir -p .gpu && rm -f .gpu/bins.tar.xz .gpu/built_in .gpu/features  # keeps a carried .gpu/cubecl-cache.tar.xz
+# Keeps a carried .gpu/cubecl-cache.tar.xz.
+mkdir -p .gpu && rm -f .gpu/bins.tar.xz .gpu/built_in .gpu/features
 pwd >.gpu/built_in
 echo "$FEATURES" >.gpu/features
 (cd "$stage" && tar -cf - gpu tests | xz -T2 -9 >"$OLDPWD/.gpu/bins.tar.xz")

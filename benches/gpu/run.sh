@@ -25,8 +25,9 @@
 # about 0.8 s of host time per kernel with the GPU idle. Its PTX and autotune caches go to
 # $CUBECL_CACHE (one cubecl.toml in the repository root, written here), so each process reuses
 # what the earlier ones compiled and tuned; a process reads the caches when it starts, so two
-# running at once tune a shared shape twice: `warm` splits the work by stage. The cache comes back as cubecl-cache.tar.xz; kept
-# as .gpu/cubecl-cache.tar.xz (prepare.sh leaves it there), the next run starts from it.
+# running at once tune a shared shape twice: `warm` splits the work by stage. The cache comes
+# back in $OUT; kept as .gpu/cubecl-cache.tar.xz (prepare.sh leaves it there), the next run
+# starts from it.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 SCOPE=${1:-all}
@@ -134,16 +135,16 @@ pack_cache() { # the cache into $OUT, replacing an earlier pack only once the ne
   cache_report "packed into $(du -ch "$OUT"/cubecl-cache.tar.xz* | tail -1 | cut -f1) in $(ls \
     "$OUT" | grep -c cubecl-cache) file(s)"
 }
-# The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
 # other stages, and the attention kernels (plain and through `sdpa`'s padding to the flash
 # kernels' block).
 WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross"
+# The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
   encoders_tests fusion_tests dit_tests"
 warm() { # time limit in seconds: compile and autotune in parallel processes, one cache
-  # The host has 16 cores and kernel compilation is single-threaded, so the UNet's levels, the
-  # VAE, the encoder and each test module's CUDA cases warm up side by side; the timed runs that
+  # The host has 16 cores and kernel compilation is single-threaded, so the WARM_PARTS and the
+  # PARITY_GROUPS warm up side by side; the timed runs that
   # follow start from the shared cache. (Autotune timings taken meanwhile share the GPU; it was
   # idle 92 % of the time in the serial run.)
   log "warm in parallel, limit $1 s"
