@@ -65,10 +65,14 @@ cache = { file = "$CUBECL_CACHE" }
 [autotune]
 cache = { file = "$CUBECL_CACHE" }
 TOML
+# The driver's own cache of PTX compiled to machine code (not carried: its size is measured, to
+# see whether carrying it would be worth the room).
+export CUDA_CACHE_PATH=/tmp/nv-jit-cache CUDA_CACHE_MAXSIZE=4294967296
 cache_report() { # what the cache holds now: compiled kernels (PTX) and autotuned shapes
   local toc=$CUBECL_CACHE/cuda/0.10.0/ptx/toc.json.log
   echo "$(date +%T) cache $1: $(cat "$toc" 2>/dev/null | grep -c .) kernels," \
-    "$(du -sh "$CUBECL_CACHE" | cut -f1)" | tee -a "$RUN_LOG"
+    "$(du -sh "$CUBECL_CACHE" | cut -f1); driver JIT cache" \
+    "$(du -sh "$CUDA_CACHE_PATH" 2>/dev/null | cut -f1)" | tee -a "$RUN_LOG"
 }
 cache_report "at start"
 
