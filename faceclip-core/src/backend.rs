@@ -2,6 +2,7 @@
 //!
 //! Model code is generic over `B: Backend`; binaries, examples, benches and tests pick one of
 //! these aliases. Each exists only when its cargo feature (`ndarray`, `wgpu`, `cuda`) is on.
+//! [`is_cuda`] lets generic code ask at run time whether it runs on CUDA.
 
 /// CPU backend (ndarray, multi-threaded, SIMD), `f32`.
 #[cfg(feature = "ndarray")]
@@ -29,3 +30,10 @@ pub type CudaDevice = burn_cuda::CudaDevice;
 /// GPU benchmarks compare with PyTorch's bf16 runs.
 #[cfg(feature = "cuda")]
 pub type CudaBf16 = burn_cuda::Cuda<burn::tensor::bf16, i32>;
+
+/// Whether backend `B` on `device` is Burn's CUDA backend (any precision, with or without
+/// fusion): where model code takes a CUDA-specific path, such as
+/// [`sdpa`](crate::nn::sdpa)'s query padding, without naming the backend type.
+pub fn is_cuda<B: burn::tensor::backend::Backend>(device: &B::Device) -> bool {
+    B::name(device).contains("cuda")
+}

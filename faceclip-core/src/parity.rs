@@ -2,6 +2,7 @@
 
 use burn::tensor::{backend::Backend, DType, Element, Tensor, TensorData};
 
+use crate::backend::is_cuda;
 use crate::error::LoadError;
 use crate::weights::Checkpoint;
 
@@ -86,7 +87,7 @@ pub const REDUCED_PRECISION_TOLERANCE: f64 = 1e-2;
 /// Whether backend `B` on `device` computes in reduced precision (see
 /// [`REDUCED_PRECISION_TOLERANCE`]): a float element other than `f32`, or the CUDA backend.
 pub fn reduced_precision<B: Backend>(device: &B::Device) -> bool {
-    <B::FloatElem as Element>::dtype() != DType::F32 || B::name(device).contains("cuda")
+    <B::FloatElem as Element>::dtype() != DType::F32 || is_cuda::<B>(device)
 }
 
 /// The tolerance a parity check applies on `B`: `f32_tolerance` on full-f32 backends, at least

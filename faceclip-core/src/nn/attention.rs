@@ -7,6 +7,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::load_linear;
+use crate::backend::is_cuda;
 use crate::error::LoadError;
 use crate::weights::Weights;
 
@@ -28,7 +29,7 @@ pub fn sdpa<B: Backend>(
     v: Tensor<B, 4>,
     options: AttentionModuleOptions,
 ) -> Tensor<B, 4> {
-    if options.is_causal || !B::name(&q.device()).contains("cuda") {
+    if !is_cuda::<B>(&q.device()) {
         return attention(q, k, v, None, None, options);
     }
     attention_padded_queries(q, k, v, options, FLASH_QUERY_BLOCK)
