@@ -15,6 +15,8 @@
 pub mod backend;
 pub mod error;
 pub mod image;
+#[cfg(feature = "cube-kernels")]
+pub mod kernels;
 pub mod nn;
 pub mod parity;
 pub mod rng;

@@ -4,10 +4,11 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
-use burn::tensor::activation::silu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{conv_forward, load_conv2d, load_linear, sdpa};
+use faceclip_core::nn::{
+    conv_forward, group_norm, group_norm_silu, load_conv2d, load_linear, sdpa,
+};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -119,12 +120,12 @@ impl<B: Backend> ResnetBlock2D<B> {
     /// Applies the block; `time` is `silu(temb)` `[batch, time_dim]`, used when the block has a
     /// time projection.
     pub fn forward_with_time(&self, x: Tensor<B, 4>, time: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let mut h = self.conv1.forward(group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(time)) = (&self.time_emb_proj, time) {
             let [b, c] = [h.dims()[0], h.dims()[1]];
             h = h + proj.forward(time.clone()).reshape([b, c, 1, 1]);
         }
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv2.forward(group_norm_silu(&self.norm2, h));
         let skip = match &self.shortcut {
             Some(conv) => conv_forward(conv, x),
             None => x,
@@ -165,9 +166,7 @@ impl<B: Backend> SpatialSelfAttention<B> {
     /// Applies the attention to `[batch, channels, h, w]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
-        let tokens = self
-            .group_norm
-            .forward(x.clone())
+        let tokens = group_norm(&self.group_norm, x.clone())
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let head = |t: Tensor<B, 3>| t.unsqueeze_dim::<4>(1);

@@ -3,10 +3,9 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::image::check_rgb_batch;
-use faceclip_core::nn::conv_forward;
+use faceclip_core::nn::{conv_forward, group_norm_silu};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -257,7 +256,7 @@ impl<B: Backend> Encoder<B> {
             }
         }
         let x = self.mid.forward(x);
-        self.conv_out.forward(silu(self.norm_out.forward(x)))
+        self.conv_out.forward(group_norm_silu(&self.norm_out, x))
     }
 }
 
@@ -319,7 +318,7 @@ impl<B: Backend> Decoder<B> {
                 x = conv.forward(upsample_nearest_2x(x));
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(x)))
+        self.conv_out.forward(group_norm_silu(&self.norm_out, x))
     }
 }
 

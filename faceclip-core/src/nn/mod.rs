@@ -5,6 +5,7 @@
 mod activation;
 mod attention;
 mod layers;
+mod norm;
 mod resize;
 
 pub use activation::{gelu_tanh, quick_gelu, relu6, Activation};
@@ -12,4 +13,5 @@ pub use attention::{attention_padded_queries, sdpa, PackedMultiheadAttention, FL
 pub use layers::{
     conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,
 };
+pub use norm::{group_norm, group_norm_silu};
 pub use resize::{bilinear_taps, resize_bilinear};

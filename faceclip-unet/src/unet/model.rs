@@ -8,6 +8,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{backend::Backend, Tensor};
+use faceclip_core::nn::group_norm_silu;
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -267,7 +268,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
             }
         }
 
-        let x = silu(self.conv_norm_out.forward(x));
+        let x = group_norm_silu(&self.conv_norm_out, x);
         Ok(self.conv_out.forward(x))
     }
 

@@ -8,7 +8,7 @@ use burn::nn::{GroupNorm, LayerNorm, Linear};
 use burn::tensor::activation::gelu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{conv_forward, load_layer_norm, load_linear, sdpa};
+use faceclip_core::nn::{conv_forward, group_norm, load_layer_norm, load_linear, sdpa};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -183,7 +183,7 @@ impl<B: Backend> Transformer2D<B> {
         let [b, c, h, w] = x.dims();
         let to_tokens = |m: Tensor<B, 4>| m.reshape([b, c, h * w]).swap_dims(1, 2);
         let to_map = |t: Tensor<B, 3>| t.swap_dims(1, 2).reshape([b, c, h, w]);
-        let normed = self.norm.forward(x.clone());
+        let normed = group_norm(&self.norm, x.clone());
         let mut tokens = match &self.proj_in {
             Projection::Linear(linear) => linear.forward(to_tokens(normed)),
             Projection::Conv(conv) => to_tokens(conv_forward(conv, normed)),

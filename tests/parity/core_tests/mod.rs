@@ -2,6 +2,7 @@
 //! shared layers against PyTorch, schedulers against diffusers.
 
 mod checkpoint;
+mod group_norm;
 mod nn;
 mod schedule;
 

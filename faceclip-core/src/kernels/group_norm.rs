@@ -1,0 +1,266 @@
+//! Fused `GroupNorm` (optionally followed by SiLU) as three CubeCL kernels.
+//!
+//! The portable path (`burn::nn::GroupNorm` then `silu`) runs a mean reduction, a subtraction, a
+//! variance reduction and the affine/activation element-wise pass, materialising the centred
+//! input in between. Here the statistics come from one read of the input and the output from
+//! one more read and one write:
+//! 1. [`group_partial_sums`]: each group is cut into chunks, one cube per (group, chunk), each
+//!    summing `x − shift` and `(x − shift)²` in `f32`, where `shift` is the group's first element
+//!    (shifted sums keep the variance accurate when the mean is large against the spread);
+//! 2. [`group_statistics`]: one unit per group adds its chunks into the mean and `1/σ`;
+//! 3. [`group_norm_apply`]: one unit per element, `γ·(x − μ)/σ + β`, then SiLU when asked.
+//!
+//! Inputs and outputs keep the tensor's element type (`f32`, `bf16`, ...); all arithmetic is in
+//! `f32`.
+
+use burn::tensor::{DType, Shape, TensorMetadata};
+use burn_cubecl::{
+    kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
+};
+use cubecl::{calculate_cube_count_elemwise, prelude::*};
+
+/// Units per cube of the statistics kernel (a power of two: its reduction halves it).
+const STATS_CUBE_DIM: u32 = 256;
+/// Elements each statistics cube aims to cover; a group gets `len / CHUNK_TARGET` chunks.
+const CHUNK_TARGET: usize = 8192;
+/// Most chunks per group, bounding the serial loop of [`group_statistics`].
+const MAX_CHUNKS: usize = 256;
+/// Most groups (`batch × groups`) per launch: they index the statistics grid's second axis.
+const MAX_GROUPS: usize = 65_535;
+
+/// Sums of `x − shift` and `(x − shift)²` over one chunk of one group, written to
+/// `partial[(group · chunks + chunk) · 2 ..][..2]`. Grid: (chunks, groups); `block` units a cube.
+#[cube(launch)]
+fn group_partial_sums<F: Float>(
+    input: &Tensor<F>,
+    partial: &mut Tensor<f32>,
+    group_len: usize,
+    chunk_len: usize,
+    chunks: usize,
+    #[comptime] block: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let group = CUBE_POS_Y as usize;
+    let chunk = CUBE_POS_X as usize;
+    let unit = UNIT_POS_X as usize;
+    let base = group * group_len;
+    let shift = f32::cast_from(input[base]);
+
+    let start = base + chunk * chunk_len;
+    let mut end = start + chunk_len;
+    if end > base + group_len {
+        end = base + group_len;
+    }
+
+    let mut sum = f32::new(0.0);
+    let mut squares = f32::new(0.0);
+    let mut index = start + unit;
+    while index < end {
+        let centred = f32::cast_from(input[index]) - shift;
+        sum += centred;
+        squares += centred * centred;
+        index += block;
+    }
+
+    let mut shared_sum = SharedMemory::<f32>::new(block);
+    let mut shared_squares = SharedMemory::<f32>::new(block);
+    shared_sum[unit] = sum;
+    shared_squares[unit] = squares;
+    sync_cube();
+
+    // `block` is a compile-time value; the halving stride must be a run-time one.
+    let mut stride = CUBE_DIM_X as usize / 2;
+    while stride > 0 {
+        if unit < stride {
+            shared_sum[unit] += shared_sum[unit + stride];
+            shared_squares[unit] += shared_squares[unit + stride];
+        }
+        sync_cube();
+        stride /= 2;
+    }
+
+    if unit == 0 {
+        let offset = (group * chunks + chunk) * 2;
+        partial[offset] = shared_sum[0];
+        partial[offset + 1] = shared_squares[0];
+    }
+}
+
+/// Mean and `1/√(var + eps)` of each group from its chunks' shifted sums, written to
+/// `stats[group · 2 ..][..2]`. One unit per group.
+#[cube(launch)]
+fn group_statistics<F: Float>(
+    input: &Tensor<F>,
+    partial: &Tensor<f32>,
+    stats: &mut Tensor<f32>,
+    groups: usize,
+    group_len: usize,
+    chunks: usize,
+    epsilon: f32,
+    #[define(F)] _dtype: StorageType,
+) {
+    let group = ABSOLUTE_POS;
+    if group >= groups {
+        terminate!();
+    }
+    let shift = f32::cast_from(input[group * group_len]);
+
+    let mut sum = f32::new(0.0);
+    let mut squares = f32::new(0.0);
+    for chunk in 0..chunks {
+        let offset = (group * chunks + chunk) * 2;
+        sum += partial[offset];
+        squares += partial[offset + 1];
+    }
+
+    let count = f32::cast_from(group_len as u32);
+    let centred_mean = sum / count;
+    let mut variance = squares / count - centred_mean * centred_mean;
+    if variance < f32::new(0.0) {
+        variance = f32::new(0.0);
+    }
+    stats[group * 2] = shift + centred_mean;
+    stats[group * 2 + 1] = f32::new(1.0) / f32::sqrt(variance + epsilon);
+}
+
+/// `γ[c]·(x − μ)/σ + β[c]`, then `y·σ(y)` when `silu`. One unit per element of the contiguous
+/// `[batch, channels, spatial…]` input.
+#[cube(launch)]
+fn group_norm_apply<F: Float>(
+    input: &Tensor<F>,
+    gamma: &Tensor<F>,
+    beta: &Tensor<F>,
+    stats: &Tensor<f32>,
+    output: &mut Tensor<F>,
+    len: usize,
+    group_len: usize,
+    spatial: usize,
+    channels: usize,
+    #[comptime] silu: bool,
+    #[define(F)] _dtype: StorageType,
+) {
+    let index = ABSOLUTE_POS;
+    if index >= len {
+        terminate!();
+    }
+    let group = index / group_len;
+    let channel = (index / spatial) % channels;
+
+    let normalised = (f32::cast_from(input[index]) - stats[group * 2]) * stats[group * 2 + 1];
+    let mut value = normalised * f32::cast_from(gamma[channel]) + f32::cast_from(beta[channel]);
+    if silu {
+        value /= f32::new(1.0) + f32::exp(-value);
+    }
+    output[index] = F::cast_from(value);
+}
+
+/// Whether [`group_norm`] handles these operands: the kernels read `x` as
+/// `[batch, channels, spatial…]` with `channels` divisible by `groups`, and `γ`, `β` as
+/// `[channels]` of `x`'s element type; anything else keeps the portable path.
+pub fn supports(
+    x: &Shape,
+    x_dtype: DType,
+    affine: &Shape,
+    affine_dtype: DType,
+    groups: usize,
+) -> bool {
+    let dims = x.as_slice();
+    if dims.len() < 3 || groups == 0 || x_dtype != affine_dtype {
+        return false;
+    }
+    let (batch, channels) = (dims[0], dims[1]);
+    let len = x.num_elements();
+    channels % groups == 0
+        && affine.as_slice() == [channels]
+        && len > 0
+        && batch * groups <= MAX_GROUPS
+        && u32::try_from(len).is_ok()
+        && matches!(x_dtype, DType::F32 | DType::F16 | DType::BF16)
+}
+
+/// `GroupNorm(groups, eps)` with affine `gamma`, `beta`, then SiLU when `silu`, on a CubeCL
+/// runtime. The caller checks [`supports`] first.
+pub fn group_norm<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    gamma: CubeTensor<R>,
+    beta: CubeTensor<R>,
+    groups: usize,
+    epsilon: f64,
+    silu: bool,
+) -> CubeTensor<R> {
+    let x = into_contiguous(x);
+    let gamma = into_contiguous(gamma);
+    let beta = into_contiguous(beta);
+    let shape = x.shape();
+    let dims = shape.as_slice();
+    let (batch, channels) = (dims[0], dims[1]);
+    let len = shape.num_elements();
+    let spatial = len / (batch * channels);
+    let group_count = batch * groups;
+    let group_len = len / group_count;
+    let chunks = group_len.div_ceil(CHUNK_TARGET).clamp(1, MAX_CHUNKS);
+    let chunk_len = group_len.div_ceil(chunks);
+
+    let client = x.client.clone();
+    let device = x.device.clone();
+    let dtype = x.dtype;
+    let f32_buffer = |len: usize| {
+        empty_device_dtype(
+            client.clone(),
+            device.clone(),
+            Shape::new([len]),
+            DType::F32,
+        )
+    };
+    let partial = f32_buffer(group_count * chunks * 2);
+    let stats = f32_buffer(group_count * 2);
+    let output = empty_device_dtype(client.clone(), device.clone(), shape.clone(), dtype);
+
+    group_partial_sums::launch::<R>(
+        &client,
+        CubeCount::Static(chunks as u32, group_count as u32, 1),
+        CubeDim::new_1d(STATS_CUBE_DIM),
+        x.clone().into_tensor_arg(),
+        partial.clone().into_tensor_arg(),
+        group_len,
+        chunk_len,
+        chunks,
+        STATS_CUBE_DIM as usize,
+        dtype.into(),
+    );
+
+    let stats_dim = CubeDim::new(&client, group_count);
+    group_statistics::launch::<R>(
+        &client,
+        calculate_cube_count_elemwise(&client, group_count, stats_dim),
+        stats_dim,
+        x.clone().into_tensor_arg(),
+        partial.into_tensor_arg(),
+        stats.clone().into_tensor_arg(),
+        group_count,
+        group_len,
+        chunks,
+        epsilon as f32,
+        dtype.into(),
+    );
+
+    let apply_dim = CubeDim::new(&client, len);
+    group_norm_apply::launch::<R>(
+        &client,
+        calculate_cube_count_elemwise(&client, len, apply_dim),
+        apply_dim,
+        x.into_tensor_arg(),
+        gamma.into_tensor_arg(),
+        beta.into_tensor_arg(),
+        stats.into_tensor_arg(),
+        output.clone().into_tensor_arg(),
+        len,
+        group_len,
+        spatial,
+        channels,
+        silu,
+        dtype.into(),
+    );
+
+    output
+}
