@@ -41,8 +41,10 @@ def main(paths):
     for case in cases:
         for burn_backend, torch_backend in PAIRS:
             b = by.get(("burn", burn_backend, case))
-            # `X_sdpa` is Burn's model entry point for the op PyTorch times as `X`.
-            t = by.get(("torch", torch_backend, case.removesuffix("_sdpa")))
+            # `X_sdpa` is Burn's model entry point for the op PyTorch times as `X`; `X_burn` is
+            # Burn's own ops where the models take a fused kernel.
+            base = case.removesuffix("_sdpa").removesuffix("_burn")
+            t = by.get(("torch", torch_backend, base))
             if b is None and t is None:
                 continue
             bm = b["mean_batched_ms"] if b else None

@@ -140,9 +140,9 @@ pack_cache() { # the cache into $OUT, replacing an earlier pack only once the ne
     "$OUT" | grep -c cubecl-cache) file(s)"
 }
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
-# other stages, and the attention kernels (plain and through `sdpa`'s padding to the flash
-# kernels' block).
-WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross"
+# other stages, the attention kernels (plain and through `sdpa`'s padding to the flash
+# kernels' block) and the group norm (fused, and Burn's ops).
+WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross,groupnorm"
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
   encoders_tests fusion_tests dit_tests"
@@ -189,7 +189,8 @@ if [ "$SCOPE" = stages ]; then
   # CUDA parity and the warm-up of every stage, in parallel; then the timed runs.
   warm "${WARM_S:-300}"
   pack_cache # what the warm-up compiled comes back even if the session's limit cuts the rest
-  ONLY="--iters 5 --only self,cross,unet_step,vae_decode,faceclip_encoder,unet_level,sdxl_image"
+  ONLY="--iters 5 --only self,cross,groupnorm,unet_step,vae_decode,faceclip_encoder,unet_level"
+  ONLY="$ONLY,sdxl_image"
   ONLY="$ONLY,flux_step"
   burn cuda-bf16 "${BURN_S:-180}"
   torch bf16 "${TORCH_S:-60}"
