@@ -264,3 +264,48 @@ pub fn group_norm<R: CubeRuntime>(
 
     output
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn takes(
+        x: [usize; 4],
+        x_dtype: DType,
+        affine: usize,
+        affine_dtype: DType,
+        groups: usize,
+    ) -> bool {
+        supports(
+            &Shape::new(x),
+            x_dtype,
+            &Shape::new([affine]),
+            affine_dtype,
+            groups,
+        )
+    }
+
+    #[test]
+    fn supports_only_what_the_kernels_read() {
+        assert!(takes([2, 320, 144, 108], DType::F32, 320, DType::F32, 32));
+        assert!(takes([1, 64, 8, 8], DType::BF16, 64, DType::BF16, 32));
+        // Channels that do not split into the groups, a γ of the wrong length or type.
+        assert!(!takes([2, 30, 4, 4], DType::F32, 30, DType::F32, 32));
+        assert!(!takes([2, 64, 4, 4], DType::F32, 32, DType::F32, 32));
+        assert!(!takes([2, 64, 4, 4], DType::BF16, 64, DType::F32, 32));
+        // No groups, an empty input, integer data, more groups than a launch grid holds.
+        assert!(!takes([2, 64, 4, 4], DType::F32, 64, DType::F32, 0));
+        assert!(!takes([2, 64, 0, 4], DType::F32, 64, DType::F32, 32));
+        assert!(!takes([2, 64, 4, 4], DType::I32, 64, DType::I32, 32));
+        assert!(!takes([4096, 32, 1, 1], DType::F32, 32, DType::F32, 32));
+        // Fewer than three dimensions.
+        let matrix = Shape::new([4, 64]);
+        assert!(!supports(
+            &matrix,
+            DType::F32,
+            &Shape::new([64]),
+            DType::F32,
+            32
+        ));
+    }
+}
