@@ -51,7 +51,7 @@ pub type GroupNormOperands<B, const D: usize> = (
 type Inner<T> = <T as crate::kernels::FusedBackend>::Inner;
 
 /// `GroupNorm(groups, epsilon)`, then SiLU when `silu`, through the fused CubeCL kernels
-/// ([`crate::kernels::group_norm`]) when `B` is [`Wgpu`], [`Cuda`] or [`CudaBf16`] (whichever
+/// ([`crate::kernels::group_norm`]) when `B` is `Wgpu`, `Cuda` or `CudaBf16` (whichever
 /// are built in) and the kernels take the operands; otherwise the operands back, for the
 /// portable path.
 pub fn fused_group_norm<B: burn::tensor::backend::Backend, const D: usize>(

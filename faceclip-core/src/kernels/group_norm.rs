@@ -4,11 +4,11 @@
 //! variance reduction and the affine/activation element-wise pass, materialising the centred
 //! input in between. Here the statistics come from one read of the input and the output from
 //! one more read and one write:
-//! 1. [`group_partial_sums`]: each group is cut into chunks, one cube per (group, chunk), each
+//! 1. `group_partial_sums`: each group is cut into chunks, one cube per (group, chunk), each
 //!    summing `x − shift` and `(x − shift)²` in `f32`, where `shift` is the group's first element
 //!    (shifted sums keep the variance accurate when the mean is large against the spread);
-//! 2. [`group_statistics`]: one unit per group adds its chunks into the mean and `1/σ`;
-//! 3. [`group_norm_apply`]: one unit per element, `γ·(x − μ)/σ + β`, then SiLU when asked.
+//! 2. `group_statistics`: one unit per group adds its chunks into the mean and `1/σ`;
+//! 3. `group_norm_apply`: one unit per element, `γ·(x − μ)/σ + β`, then SiLU when asked.
 //!
 //! Inputs and outputs keep the tensor's element type (`f32`, `bf16`, ...); all arithmetic is in
 //! `f32`.
