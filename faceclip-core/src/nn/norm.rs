@@ -5,8 +5,9 @@ use burn::tensor::{activation, backend::Backend, Tensor};
 
 use crate::backend::fused_group_norm;
 
-/// `norm(x)` for `x` of shape `[batch, channels, spatial…]`: Burn's [`GroupNorm`], run as one
-/// fused CubeCL kernel on the CubeCL aliases of [`crate::backend`] when the norm is affine.
+/// `norm(x)` for `x` of shape `[batch, channels, spatial…]`: Burn's [`GroupNorm`], computed by
+/// the fused CubeCL kernels (statistics in one read, then one normalising pass) on the CubeCL
+/// aliases of [`crate::backend`] when the norm is affine, and by Burn's ops elsewhere.
 pub fn group_norm<B: Backend, const D: usize>(
     norm: &GroupNorm<B>,
     x: Tensor<B, D>,
@@ -14,8 +15,8 @@ pub fn group_norm<B: Backend, const D: usize>(
     group_norm_activation(norm, x, false)
 }
 
-/// `silu(norm(x))`, the pre-activation of diffusers' ResNet blocks and output heads, as one
-/// pass where [`group_norm`] fuses.
+/// `silu(norm(x))`, the pre-activation of diffusers' ResNet blocks and output heads; where
+/// [`group_norm`] fuses, the SiLU is applied in its normalising pass.
 pub fn group_norm_silu<B: Backend, const D: usize>(
     norm: &GroupNorm<B>,
     x: Tensor<B, D>,
