@@ -3,7 +3,12 @@
 //! Model code is generic over `B: Backend`; binaries, examples, benches and tests pick one of
 //! these aliases. Each exists only when its cargo feature (`ndarray`, `wgpu`, `cuda`) is on.
 //! [`is_cuda`] lets generic code ask at run time whether it runs on CUDA, and
-//! [`fused_group_norm`] routes a group norm to the CubeCL kernels of these aliases.
+//! [`fused_group_norm`] and [`fused_row_norm`] route norms to the CubeCL kernels of these
+//! aliases.
+
+use burn::tensor::{backend::Backend, Tensor};
+#[cfg(feature = "cube-kernels")]
+use burn::tensor::{ops::FloatTensor, TensorPrimitive};
 
 /// CPU backend (ndarray, multi-threaded, SIMD), `f32`.
 #[cfg(feature = "ndarray")]
@@ -35,51 +40,99 @@ pub type CudaBf16 = burn_cuda::Cuda<burn::tensor::bf16, i32>;
 /// Whether backend `B` on `device` is Burn's CUDA backend (any precision, with or without
 /// fusion): where model code takes a CUDA-specific path, such as
 /// [`sdpa`](crate::nn::sdpa)'s query padding, without naming the backend type.
-pub fn is_cuda<B: burn::tensor::backend::Backend>(device: &B::Device) -> bool {
+pub fn is_cuda<B: Backend>(device: &B::Device) -> bool {
     B::name(device).contains("cuda")
 }
-
-/// Operands of a group norm: the input, `γ` and `β`.
-pub type GroupNormOperands<B, const D: usize> = (
-    burn::tensor::Tensor<B, D>,
-    burn::tensor::Tensor<B, 1>,
-    burn::tensor::Tensor<B, 1>,
-);
 
 /// The backend a fused alias wraps.
 #[cfg(feature = "cube-kernels")]
 type Inner<T> = <T as crate::kernels::FusedBackend>::Inner;
 
-/// `GroupNorm(groups, epsilon)`, then SiLU when `silu`, through the fused CubeCL kernels
-/// ([`crate::kernels::group_norm`]) when `B` is `Wgpu`, `Cuda` or `CudaBf16` (whichever
-/// are built in) and the kernels take the operands; otherwise the operands back, for the
-/// portable path.
-pub fn fused_group_norm<B: burn::tensor::backend::Backend, const D: usize>(
-    mut operands: GroupNormOperands<B, D>,
+/// `kernel` on `inputs` through the first CubeCL alias (`Wgpu`, `Cuda`, `CudaBf16`, whichever
+/// are built in) that `B` is, when the kernel takes the inputs; `None` otherwise.
+#[cfg(feature = "cube-kernels")]
+fn fused<B: Backend, K: crate::kernels::FusedKernel, const D: usize, const A: usize>(
+    kernel: &K,
+    x: &Tensor<B, D>,
+    a: &Tensor<B, A>,
+    b: &Tensor<B, A>,
+) -> Option<Tensor<B, D>> {
+    use crate::kernels::run_on;
+    type Path<B, K> = fn(&K, [FloatTensor<B>; 3]) -> Result<FloatTensor<B>, [FloatTensor<B>; 3]>;
+    let paths: &[Path<B, K>] = &[
+        #[cfg(feature = "wgpu")]
+        run_on::<B, Inner<Wgpu>, _, K>,
+        #[cfg(feature = "cuda")]
+        run_on::<B, Inner<Cuda>, _, K>,
+        #[cfg(feature = "cuda")]
+        run_on::<B, Inner<CudaBf16>, _, K>,
+    ];
+    let primitive = |t: Tensor<B, A>| t.into_primitive().tensor();
+    let mut inputs = [
+        x.clone().into_primitive().tensor(),
+        primitive(a.clone()),
+        primitive(b.clone()),
+    ];
+    for path in paths {
+        inputs = match path(kernel, inputs) {
+            Ok(output) => return Some(Tensor::from_primitive(TensorPrimitive::Float(output))),
+            Err(inputs) => inputs,
+        };
+    }
+    None
+}
+
+/// `GroupNorm(groups, epsilon)` of `x` `[batch, channels, spatial…]` with `γ`, `β`, then SiLU
+/// when `silu`, computed by the fused CubeCL kernels ([`crate::kernels::group_norm`]) when `B`
+/// is `Wgpu`, `Cuda` or `CudaBf16` (whichever are built in) and the kernels take the operands;
+/// `None` otherwise, for the portable path.
+pub fn fused_group_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    gamma: &Tensor<B, 1>,
+    beta: &Tensor<B, 1>,
     groups: usize,
     epsilon: f64,
     silu: bool,
-) -> Result<burn::tensor::Tensor<B, D>, GroupNormOperands<B, D>> {
-    type Path<B, const D: usize> =
-        fn(
-            GroupNormOperands<B, D>,
-            usize,
-            f64,
-            bool,
-        ) -> Result<burn::tensor::Tensor<B, D>, GroupNormOperands<B, D>>;
-    let paths: &[Path<B, D>] = &[
-        #[cfg(feature = "wgpu")]
-        crate::kernels::group_norm_on::<B, Inner<Wgpu>, _, D>,
-        #[cfg(feature = "cuda")]
-        crate::kernels::group_norm_on::<B, Inner<Cuda>, _, D>,
-        #[cfg(feature = "cuda")]
-        crate::kernels::group_norm_on::<B, Inner<CudaBf16>, _, D>,
-    ];
-    for path in paths {
-        operands = match path(operands, groups, epsilon, silu) {
-            Ok(output) => return Ok(output),
-            Err(operands) => operands,
+) -> Option<Tensor<B, D>> {
+    #[cfg(feature = "cube-kernels")]
+    {
+        let kernel = crate::kernels::group_norm::GroupNorm {
+            groups,
+            epsilon,
+            silu,
         };
+        fused(&kernel, x, gamma, beta)
     }
-    Err(operands)
+    #[cfg(not(feature = "cube-kernels"))]
+    {
+        let _ = (x, gamma, beta, groups, epsilon, silu);
+        None
+    }
+}
+
+/// A norm of `x` over its last axis — LayerNorm when `centre`, RMSNorm otherwise — times `γ`,
+/// plus `β` when given, computed by one fused CubeCL kernel ([`crate::kernels::row_norm`]) on
+/// the CubeCL aliases; `None` otherwise, for the portable path. `γ`, `β` are `[width]`, or
+/// `[samples, width]` applying to consecutive blocks of rows (per-sample modulation).
+pub fn fused_row_norm<B: Backend, const D: usize, const A: usize>(
+    x: &Tensor<B, D>,
+    gamma: &Tensor<B, A>,
+    beta: Option<&Tensor<B, A>>,
+    epsilon: f64,
+    centre: bool,
+) -> Option<Tensor<B, D>> {
+    #[cfg(feature = "cube-kernels")]
+    {
+        let kernel = crate::kernels::row_norm::RowNorm {
+            epsilon,
+            centre,
+            has_beta: beta.is_some(),
+        };
+        fused(&kernel, x, gamma, beta.unwrap_or(gamma))
+    }
+    #[cfg(not(feature = "cube-kernels"))]
+    {
+        let _ = (x, gamma, beta, epsilon, centre);
+        None
+    }
 }

@@ -7,7 +7,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{gelu_tanh, load_linear, sdpa, RmsNorm};
+use faceclip_core::nn::{gelu_tanh, load_linear, modulated_layer_norm, sdpa, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -16,21 +16,13 @@ use crate::rope::apply_rotary;
 /// Epsilon of every norm in the FLUX transformer.
 const EPS: f64 = 1e-6;
 
-/// LayerNorm without affine parameters over the last axis.
-fn layer_norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let mean = x.clone().mean_dim(2);
-    let centred = x - mean;
-    let variance = centred.clone().powi_scalar(2).mean_dim(2);
-    centred / variance.add_scalar(EPS).sqrt()
-}
-
 /// `norm(x)·(1 + scale) + shift` with per-sample `[batch, dim]` modulation.
 pub(crate) fn modulate<B: Backend>(
     x: Tensor<B, 3>,
     shift: &Tensor<B, 2>,
     scale: &Tensor<B, 2>,
 ) -> Tensor<B, 3> {
-    layer_norm(x) * (scale.clone().unsqueeze_dim::<3>(1) + 1.0) + shift.clone().unsqueeze_dim(1)
+    modulated_layer_norm(x, shift, scale, EPS)
 }
 
 /// `gate[:, None] · x`.

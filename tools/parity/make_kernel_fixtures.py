@@ -1,16 +1,25 @@
-"""Builds the parity fixture of faceclip-core's fused group norm (`nn::group_norm`,
-`nn::group_norm_silu`, and the CubeCL kernels behind them on wgpu and CUDA).
+"""Builds the parity fixtures of faceclip-core's fused norms and the CubeCL kernels behind them
+on wgpu and CUDA: `group_norm.safetensors` (`nn::group_norm`, `nn::group_norm_silu`) and
+`row_norm.safetensors` (`nn::LayerNorm`, `nn::RmsNorm`, `nn::modulated_layer_norm`).
 
 Run by hand (never by CI) from the repository root, in the venv of requirements.txt:
 
     ../pyref/bin/python tools/parity/make_kernel_fixtures.py
 
-Reference: `torch.nn.GroupNorm` (affine, fp32) and `torch.nn.functional.silu`. The cases cover
+Group norm. Reference: `torch.nn.GroupNorm` (affine, fp32) and `torch.nn.functional.silu`. The cases cover
 what the kernels treat separately: groups longer than one statistics chunk (8192 elements) with
 an uneven last chunk, a batch of two, a rank-3 input, SDXL's 32 groups, and inputs whose mean is
 large against their spread (where summing raw squares in fp32 would lose the variance).
 For each case `<name>.x`, `<name>.weight`, `<name>.bias`, `<name>.norm`, `<name>.norm_silu`,
 and `<name>.meta` = [groups, eps * 1e9].
+
+Row norms. References: `torch.nn.LayerNorm` (with and without bias), `torch.nn.RMSNorm`, and
+FLUX's modulation composed as diffusers' `AdaLayerNormZero` applies it,
+`layer_norm(x, no affine) * (1 + scale[:, None]) + shift[:, None]`. Cases: a row wider than a
+cube (640, uneven strides), rows narrower than the smallest cube, a large mean against the
+spread, a 4-D RMSNorm over a 128-wide head, per-sample modulation. For each case `<name>.x`,
+`<name>.weight` (or `.scale`), `<name>.bias` (or `.shift`) when present, `<name>.y`, and
+`<name>.eps` = [eps].
 """
 
 import os
@@ -21,7 +30,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-OUT = os.path.join(ROOT, "faceclip-core", "tests", "fixtures", "group_norm.safetensors")
+FIXTURES = os.path.join(ROOT, "faceclip-core", "tests", "fixtures")
+OUT = os.path.join(FIXTURES, "group_norm.safetensors")
+ROW_OUT = os.path.join(FIXTURES, "row_norm.safetensors")
 
 # name, input shape, groups, eps, input mean, input spread
 CASES = [
@@ -53,5 +64,58 @@ def main() -> None:
     print("wrote", OUT)
 
 
+def affine(norm: nn.Module, width: int) -> None:
+    with torch.no_grad():
+        norm.weight.copy_(1.0 + 0.3 * torch.randn(width))
+        if getattr(norm, "bias", None) is not None:
+            norm.bias.copy_(0.2 * torch.randn(width))
+
+
+def row_norms() -> None:
+    torch.manual_seed(20261128)
+    tensors = {}
+
+    def layer(name, shape, eps, mean, spread, bias):
+        width = shape[-1]
+        x = mean + spread * torch.randn(shape)
+        norm = nn.LayerNorm(width, eps=eps, bias=bias)
+        affine(norm, width)
+        with torch.no_grad():
+            tensors[f"{name}.y"] = norm(x).contiguous()
+        tensors[f"{name}.x"] = x.contiguous()
+        tensors[f"{name}.weight"] = norm.weight.detach().clone()
+        if bias:
+            tensors[f"{name}.bias"] = norm.bias.detach().clone()
+        tensors[f"{name}.eps"] = torch.tensor([eps])
+
+    layer("layer", (2, 37, 640), 1e-5, 0.5, 2.0, True)
+    layer("layer_no_bias", (3, 5, 48), 1e-6, -0.3, 1.0, False)
+    layer("layer_narrow", (4, 7, 3), 1e-5, 0.0, 1.0, True)
+    layer("layer_offset", (2, 9, 96), 1e-6, 30.0, 0.05, True)
+
+    x = 0.2 + 1.3 * torch.randn(1, 4, 19, 128)
+    rms = nn.RMSNorm(128, eps=1e-6)
+    affine(rms, 128)
+    with torch.no_grad():
+        tensors["rms.y"] = rms(x).contiguous()
+    tensors["rms.x"] = x.contiguous()
+    tensors["rms.weight"] = rms.weight.detach().clone()
+    tensors["rms.eps"] = torch.tensor([1e-6])
+
+    x = 0.1 + torch.randn(2, 21, 96)
+    shift, scale = 0.3 * torch.randn(2, 96), 0.4 * torch.randn(2, 96)
+    y = F.layer_norm(x, (96,), eps=1e-6) * (1 + scale[:, None]) + shift[:, None]
+    tensors.update({
+        "modulated.x": x.contiguous(),
+        "modulated.shift": shift,
+        "modulated.scale": scale,
+        "modulated.y": y.contiguous(),
+        "modulated.eps": torch.tensor([1e-6]),
+    })
+    save_file(tensors, ROW_OUT)
+    print("wrote", ROW_OUT)
+
+
 if __name__ == "__main__":
     main()
+    row_norms()

@@ -14,6 +14,8 @@
 //! `f32`.
 
 use burn::tensor::{DType, Shape, TensorMetadata};
+
+use super::FusedKernel;
 use burn_cubecl::{
     kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
 };
@@ -154,33 +156,46 @@ fn group_norm_apply<F: Float>(
     output[index] = F::cast_from(value);
 }
 
-/// Whether [`group_norm`] handles these operands: the kernels read `x` as
-/// `[batch, channels, spatial…]` with `channels` divisible by `groups`, and `γ`, `β` as
-/// `[channels]` of `x`'s element type; anything else keeps the portable path.
-pub fn supports(
-    x: &Shape,
-    x_dtype: DType,
-    affine: &Shape,
-    affine_dtype: DType,
-    groups: usize,
-) -> bool {
-    let dims = x.as_slice();
-    if dims.len() < 3 || groups == 0 || x_dtype != affine_dtype {
-        return false;
-    }
-    let (batch, channels) = (dims[0], dims[1]);
-    let len = x.num_elements();
-    channels % groups == 0
-        && affine.as_slice() == [channels]
-        && len > 0
-        && batch * groups <= MAX_GROUPS
-        && u32::try_from(len).is_ok()
-        && matches!(x_dtype, DType::F32 | DType::F16 | DType::BF16)
+/// `GroupNorm(groups, epsilon)` with affine `γ`, `β` (then SiLU when `silu`) as a
+/// [`FusedKernel`] on `[x, γ, β]`.
+#[derive(Clone, Debug)]
+pub struct GroupNorm {
+    /// Number of groups the channels split into.
+    pub groups: usize,
+    /// Added to the variance.
+    pub epsilon: f64,
+    /// Whether SiLU follows the norm.
+    pub silu: bool,
 }
 
-/// `GroupNorm(groups, eps)` with affine `gamma`, `beta`, then SiLU when `silu`, on a CubeCL
-/// runtime. The caller checks [`supports`] first.
-pub fn group_norm<R: CubeRuntime>(
+impl FusedKernel for GroupNorm {
+    const NAME: &'static str = "faceclip_group_norm";
+
+    /// The kernels read `x` as `[batch, channels, spatial…]` with `channels` divisible by
+    /// `groups`, and `γ`, `β` as `[channels]` of `x`'s element type.
+    fn supports(&self, [x, gamma, beta]: [&Shape; 3], dtypes: [DType; 3]) -> bool {
+        let dims = x.as_slice();
+        if dims.len() < 3 || self.groups == 0 || dtypes.iter().any(|d| *d != dtypes[0]) {
+            return false;
+        }
+        let (batch, channels) = (dims[0], dims[1]);
+        let len = x.num_elements();
+        channels % self.groups == 0
+            && gamma.as_slice() == [channels]
+            && beta.as_slice() == [channels]
+            && len > 0
+            && batch * self.groups <= MAX_GROUPS
+            && u32::try_from(len).is_ok()
+            && matches!(dtypes[0], DType::F32 | DType::F16 | DType::BF16)
+    }
+
+    fn launch<R: CubeRuntime>(&self, [x, gamma, beta]: [CubeTensor<R>; 3]) -> CubeTensor<R> {
+        group_norm(x, gamma, beta, self.groups, self.epsilon, self.silu)
+    }
+}
+
+/// The three launches; [`GroupNorm::supports`] holds for the operands.
+fn group_norm<R: CubeRuntime>(
     x: CubeTensor<R>,
     gamma: CubeTensor<R>,
     beta: CubeTensor<R>,
@@ -276,12 +291,15 @@ mod tests {
         affine_dtype: DType,
         groups: usize,
     ) -> bool {
-        supports(
-            &Shape::new(x),
-            x_dtype,
-            &Shape::new([affine]),
-            affine_dtype,
+        let kernel = GroupNorm {
             groups,
+            epsilon: 1e-5,
+            silu: true,
+        };
+        let affine = Shape::new([affine]);
+        kernel.supports(
+            [&Shape::new(x), &affine, &affine],
+            [x_dtype, affine_dtype, affine_dtype],
         )
     }
 
@@ -299,13 +317,12 @@ mod tests {
         assert!(!takes([2, 64, 4, 4], DType::I32, 64, DType::I32, 32));
         assert!(!takes([4096, 32, 1, 1], DType::F32, 32, DType::F32, 32));
         // Fewer than three dimensions.
-        let matrix = Shape::new([4, 64]);
-        assert!(!supports(
-            &matrix,
-            DType::F32,
-            &Shape::new([64]),
-            DType::F32,
-            32
-        ));
+        let (matrix, affine) = (Shape::new([4, 64]), Shape::new([64]));
+        let kernel = GroupNorm {
+            groups: 32,
+            epsilon: 1e-5,
+            silu: false,
+        };
+        assert!(!kernel.supports([&matrix, &affine, &affine], [DType::F32; 3]));
     }
 }

@@ -7,11 +7,13 @@
 //! on every other backend.
 
 pub mod group_norm;
+pub mod row_norm;
 
 use std::any::{Any, TypeId};
+use std::fmt::Debug;
 use std::marker::PhantomData;
 
-use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
+use burn::tensor::{backend::Backend, ops::FloatTensor, DType, Shape, TensorMetadata};
 use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
 use burn_fusion::{
     stream::{Operation, OperationStreams},
@@ -19,7 +21,19 @@ use burn_fusion::{
 };
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use crate::backend::GroupNormOperands;
+/// A kernel of this module with its scalar parameters: three input tensors (the data first),
+/// one output of the data's shape and element type.
+pub trait FusedKernel: Clone + Debug + Send + Sync + 'static {
+    /// The operation's name in the fusion stream.
+    const NAME: &'static str;
+
+    /// Whether the kernel handles inputs of these shapes and element types (else the caller
+    /// keeps its portable path).
+    fn supports(&self, shapes: [&Shape; 3], dtypes: [DType; 3]) -> bool;
+
+    /// Queues the kernel on `inputs`' runtime and returns its output.
+    fn launch<R: CubeRuntime>(&self, inputs: [CubeTensor<R>; 3]) -> CubeTensor<R>;
+}
 
 /// The backend a fused backend wraps: `Fusion<Inner>`, for naming the kernels' backend from
 /// the public alias.
@@ -44,94 +58,62 @@ fn retype<From: 'static, To: 'static>(value: From) -> Result<To, From> {
     }
 }
 
-/// The fusion stream's record of a [`group_norm::group_norm`] call.
+/// The fusion stream's record of one kernel call.
 #[derive(Debug)]
-struct GroupNormOp<Inner> {
+struct KernelOp<Inner, K> {
     desc: CustomOpIr,
-    groups: usize,
-    epsilon: f64,
-    silu: bool,
+    kernel: K,
     backend: PhantomData<Inner>,
 }
 
-impl<Inner, R> Operation<Inner::FusionRuntime> for GroupNormOp<Inner>
+impl<Inner, R, K> Operation<Inner::FusionRuntime> for KernelOp<Inner, K>
 where
     Inner: FusionBackend<FloatTensorPrimitive = CubeTensor<R>>,
     R: CubeRuntime,
+    K: FusedKernel,
 {
     fn execute(&self, handles: &mut HandleContainer<Inner::Handle>) {
-        let ([x, gamma, beta], [out]) = self.desc.as_fixed::<3, 1>();
-        let output = group_norm::group_norm(
-            handles.get_float_tensor::<Inner>(x),
-            handles.get_float_tensor::<Inner>(gamma),
-            handles.get_float_tensor::<Inner>(beta),
-            self.groups,
-            self.epsilon,
-            self.silu,
-        );
+        let (inputs, [out]) = self.desc.as_fixed::<3, 1>();
+        let inputs = inputs
+            .each_ref()
+            .map(|input| handles.get_float_tensor::<Inner>(input));
+        let output = self.kernel.launch(inputs);
         handles.register_float_tensor::<Inner>(&out.id, output);
     }
 }
 
-/// `GroupNorm(groups, epsilon)` (then SiLU when `silu`) through the fused kernels when `B` is
-/// `Fusion<Inner>` and [`group_norm::supports`] the operands; otherwise the operands back.
-pub(crate) fn group_norm_on<B, Inner, R, const D: usize>(
-    (x, gamma, beta): GroupNormOperands<B, D>,
-    groups: usize,
-    epsilon: f64,
-    silu: bool,
-) -> Result<Tensor<B, D>, GroupNormOperands<B, D>>
+/// `kernel` on `inputs` through `Fusion<Inner>`'s stream when `B` is `Fusion<Inner>` and the
+/// kernel [supports](FusedKernel::supports) them; otherwise the inputs back.
+pub(crate) fn run_on<B, Inner, R, K>(
+    kernel: &K,
+    inputs: [FloatTensor<B>; 3],
+) -> Result<FloatTensor<B>, [FloatTensor<B>; 3]>
 where
     B: Backend,
     Inner: FusionBackend<FloatTensorPrimitive = CubeTensor<R>>,
     R: CubeRuntime,
+    K: FusedKernel,
 {
+    let shapes = inputs.each_ref().map(TensorMetadata::shape);
+    let dtypes = inputs.each_ref().map(TensorMetadata::dtype);
     if TypeId::of::<B>() != TypeId::of::<Fusion<Inner>>()
-        || !group_norm::supports(&x.shape(), x.dtype(), &gamma.shape(), gamma.dtype(), groups)
-        || gamma.dtype() != beta.dtype()
-        || gamma.shape() != beta.shape()
+        || !kernel.supports(shapes.each_ref(), dtypes)
     {
-        return Err((x, gamma, beta));
+        return Err(inputs);
     }
-    let primitives = (
-        x.into_primitive().tensor(),
-        gamma.into_primitive().tensor(),
-        beta.into_primitive().tensor(),
-    );
-    type Fused<Inner> = FusionTensor<<Inner as FusionBackend>::FusionRuntime>;
-    let (x, gamma, beta) = match retype::<_, (Fused<Inner>, Fused<Inner>, Fused<Inner>)>(primitives)
-    {
-        Ok(fused) => fused,
-        Err((x, gamma, beta)) => {
-            return Err((
-                Tensor::from_primitive(TensorPrimitive::Float(x)),
-                Tensor::from_primitive(TensorPrimitive::Float(gamma)),
-                Tensor::from_primitive(TensorPrimitive::Float(beta)),
-            ));
-        }
-    };
-
+    let [x, a, b] = retype::<_, [FusionTensor<Inner::FusionRuntime>; 3]>(inputs)?;
     let client = x.client.clone();
-    let streams = OperationStreams::with_inputs([&x, &gamma, &beta]);
+    let streams = OperationStreams::with_inputs([&x, &a, &b]);
     let out = TensorIr::uninit(client.create_empty_handle(), x.shape.clone(), x.dtype);
-    let desc = CustomOpIr::new(
-        "faceclip_group_norm",
-        &[x.into_ir(), gamma.into_ir(), beta.into_ir()],
-        &[out],
-    );
-    let op = GroupNormOp::<Inner> {
+    let desc = CustomOpIr::new(K::NAME, &[x.into_ir(), a.into_ir(), b.into_ir()], &[out]);
+    let op = KernelOp::<Inner, K> {
         desc: desc.clone(),
-        groups,
-        epsilon,
-        silu,
+        kernel: kernel.clone(),
         backend: PhantomData,
     };
     let output = client
         .register(streams, OperationIr::Custom(desc), op)
         .pop()
         .expect("a custom operation with one output registers one tensor");
-    match retype::<_, B::FloatTensorPrimitive>(output) {
-        Ok(output) => Ok(Tensor::from_primitive(TensorPrimitive::Float(output))),
-        Err(_) => unreachable!("B's float primitive is Fusion<Inner>'s: its inputs converted"),
-    }
+    retype(output).map_err(|_| unreachable!("B's float primitive is Fusion<Inner>'s"))
 }

@@ -2,9 +2,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{backend::Backend, Tensor};
 
+use super::norm::LayerNorm;
+use crate::backend::fused_row_norm;
 use crate::error::LoadError;
 use crate::weights::Weights;
 
@@ -30,12 +32,11 @@ pub fn load_layer_norm<B: Backend>(
     dim: usize,
     eps: f64,
 ) -> Result<LayerNorm<B>, LoadError> {
-    let mut norm = LayerNormConfig::new(dim)
-        .with_epsilon(eps)
-        .init::<B>(vb.device());
-    norm.gamma = Param::from_tensor(vb.tensor("weight", [dim])?);
-    norm.beta = Some(Param::from_tensor(vb.tensor("bias", [dim])?));
-    Ok(norm)
+    Ok(LayerNorm {
+        gamma: Param::from_tensor(vb.tensor("weight", [dim])?),
+        beta: Some(Param::from_tensor(vb.tensor("bias", [dim])?)),
+        epsilon: eps,
+    })
 }
 
 /// A PyTorch `nn.Conv2d` without padding: keys `weight [out, in, k, k]` and `bias [out]`.
@@ -145,12 +146,16 @@ impl<B: Backend> RmsNorm<B> {
 
     /// Normalises `x [..., dim]` over its last axis.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let weight = self.weight.val();
+        if let Some(y) = fused_row_norm(&x, &weight, None, self.eps, false) {
+            return y;
+        }
         let rms = x
             .clone()
             .powi_scalar(2)
             .mean_dim(D - 1)
             .add_scalar(self.eps)
             .sqrt();
-        (x / rms) * self.weight.val().unsqueeze::<D>()
+        (x / rms) * weight.unsqueeze::<D>()
     }
 }

@@ -4,6 +4,7 @@
 mod checkpoint;
 mod group_norm;
 mod nn;
+mod row_norm;
 mod schedule;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
