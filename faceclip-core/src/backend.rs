@@ -113,7 +113,7 @@ pub fn fused_group_norm<B: Backend, const D: usize>(
 /// A norm of `x` over its last axis — LayerNorm when `centre`, RMSNorm otherwise — times `γ`,
 /// plus `β` when given, computed by one fused CubeCL kernel ([`crate::kernels::row_norm`]) on
 /// the CubeCL aliases; `None` otherwise, for the portable path. `γ`, `β` are `[width]`, or
-/// `[samples, width]` applying to consecutive blocks of rows (per-sample modulation).
+/// `[samples, width]` for `x` `[samples, …, width]` (per-sample modulation).
 pub fn fused_row_norm<B: Backend, const D: usize, const A: usize>(
     x: &Tensor<B, D>,
     gamma: &Tensor<B, A>,

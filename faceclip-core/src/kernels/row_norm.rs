@@ -3,8 +3,8 @@
 //! writes the normalised, scaled and shifted row. Burn 0.21 composes these norms from two
 //! reductions and several element-wise passes.
 //!
-//! The affine parameters may be per sample: `γ`, `β` of shape `[samples, width]` apply to
-//! consecutive blocks of `rows / samples` rows, which is FLUX's modulated LayerNorm
+//! The affine parameters may be per sample: `γ`, `β` of shape `[samples, width]` for `x` of
+//! shape `[samples, …, width]`, which is FLUX's modulated LayerNorm
 //! (`norm(x)·(1 + scale) + shift` with `[batch, width]` modulation).
 
 use burn::tensor::{DType, Shape, TensorMetadata};
@@ -104,8 +104,8 @@ fn row_norm_kernel<F: Float>(
 
 /// A norm over the last axis as a [`FusedKernel`] on `[x, γ, β]`: LayerNorm when `centre`
 /// (`(x − μ)/√(σ² + ε)`), RMSNorm otherwise (`x/√(mean(x²) + ε)`), then `·γ`, then `+β` when
-/// `has_beta` (the `β` operand is ignored otherwise). `γ`, `β` are `[width]` or
-/// `[samples, width]`, the latter applying to consecutive blocks of `rows / samples` rows.
+/// `has_beta` (the `β` operand is ignored otherwise). `γ`, `β` are `[width]`, or
+/// `[samples, width]` for `x` of shape `[samples, …, width]` (rank ≥ 3), one row each sample.
 #[derive(Clone, Debug)]
 pub struct RowNorm {
     /// Added to the variance (or mean square).
@@ -124,7 +124,7 @@ impl RowNorm {
         let rows = len.checked_div(width)?;
         let samples = match gamma.as_slice() {
             [w] if *w == width => 1,
-            [s, w] if *w == width && *s > 0 && rows % *s == 0 => *s,
+            [s, w] if *w == width && x.as_slice().first() == Some(s) && x.num_dims() > 2 => *s,
             _ => return None,
         };
         let beta_fits = !self.has_beta || beta.as_slice() == gamma.as_slice();
@@ -197,7 +197,9 @@ mod tests {
         assert!(takes(&layer, &[2, 4096, 3072], &[2, 3072], &[2, 3072]));
         assert!(!takes(&layer, &[2, 10, 640], &[320], &[320]));
         assert!(!takes(&layer, &[2, 10, 640], &[640], &[2, 640]));
+        // Per-sample parameters must match the first axis of a rank-3 (or more) input.
         assert!(!takes(&layer, &[3, 10, 64], &[2, 64], &[2, 64]));
+        assert!(!takes(&layer, &[4, 64], &[2, 64], &[2, 64]));
         assert!(!takes(&layer, &[2, 10, 0], &[0], &[0]));
         let rms = RowNorm {
             epsilon: 1e-6,
