@@ -18,13 +18,13 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use burn::nn::GroupNormConfig;
+use burn::nn::{GroupNormConfig, LayerNormConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
-use faceclip::core::nn::{group_norm_silu, sdpa};
+use faceclip::core::nn::{group_norm_silu, sdpa, LayerNorm};
 use faceclip::core::schedule::{EulerDiscrete, NoiseSchedule};
 use faceclip::core::weights::Weights;
 use faceclip::dit::{image_ids, FluxConfig, FluxInput, FluxTransformer2DModel};
@@ -260,6 +260,32 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         &format!("[{bs},{c},{h},{w}] 32 groups"),
         0.0,
         || silu(norm.forward(x.clone())),
+    );
+
+    let [bs, n, c] = if s { [2, 96, 64] } else { [2, 3888, 640] };
+    let x = uniform::<B, 3>([bs, n, c], device);
+    let burn_norm = LayerNormConfig::new(c).init::<B>(device);
+    let norm = LayerNorm {
+        gamma: burn_norm.gamma.clone(),
+        beta: burn_norm.beta.clone(),
+        epsilon: 1e-5,
+    };
+    // The models' LayerNorm (one fused kernel on the CubeCL backends), then Burn's.
+    time_case::<B, _>(
+        options,
+        device,
+        "layernorm",
+        &format!("[{bs},{n},{c}]"),
+        0.0,
+        || norm.forward(x.clone()),
+    );
+    time_case::<B, _>(
+        options,
+        device,
+        "layernorm_burn",
+        &format!("[{bs},{n},{c}]"),
+        0.0,
+        || burn_norm.forward(x.clone()),
     );
 }
 

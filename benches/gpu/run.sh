@@ -99,7 +99,7 @@ sample_memory() { # phase: GPU memory used every 200 ms, as "phase MiB" lines in
     sed -u "s/^/$1 /" >>"$MEM" &
 }
 ONLY="--iters 5"
-[ "$SCOPE" = kernels ] && ONLY="$ONLY --only matmul,self,cross,conv,group"
+[ "$SCOPE" = kernels ] && ONLY="$ONLY --only matmul,self,cross,conv,group,layernorm"
 burn() { # backend, time limit in seconds
   log "burn $1"
   sample_memory "$1"
@@ -141,8 +141,8 @@ pack_cache() { # the cache into $OUT, replacing an earlier pack only once the ne
 }
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
 # other stages, the attention kernels (plain and through `sdpa`'s padding to the flash
-# kernels' block) and the group norm (fused, and Burn's ops).
-WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross,groupnorm"
+# kernels' block) and the group and layer norms (fused, and Burn's ops).
+WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross,groupnorm,layernorm"
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
   encoders_tests fusion_tests dit_tests"
@@ -189,9 +189,8 @@ if [ "$SCOPE" = stages ]; then
   # CUDA parity and the warm-up of every stage, in parallel; then the timed runs.
   warm "${WARM_S:-300}"
   pack_cache # what the warm-up compiled comes back even if the session's limit cuts the rest
-  ONLY="--iters 5 --only self,cross,groupnorm,unet_step,vae_decode,faceclip_encoder,unet_level"
-  ONLY="$ONLY,sdxl_image"
-  ONLY="$ONLY,flux_step"
+  ONLY="--iters 5 --only self,cross,groupnorm,layernorm,unet_step,vae_decode,faceclip_encoder"
+  ONLY="$ONLY,unet_level,sdxl_image,flux_step"
   burn cuda-bf16 "${BURN_S:-180}"
   torch bf16 "${TORCH_S:-60}"
   finish

@@ -189,6 +189,11 @@ def kernels(b):
         x = b.rand(bs, c, h, w)
         norm = torch.nn.GroupNorm(32, c).to(b.device, b.dtype)
         b.time("groupnorm_silu", f"[{bs},{c},{h},{w}] 32 groups", 0.0, lambda: F.silu(norm(x)))
+    bs, n, c = (2, 96, 64) if s else (2, 3888, 640)
+    if b.wants("layernorm"):
+        x = b.rand(bs, n, c)
+        norm = torch.nn.LayerNorm(c).to(b.device, b.dtype)
+        b.time("layernorm", f"[{bs},{n},{c}]", 0.0, lambda: norm(x))
 
 
 def stages(b):
