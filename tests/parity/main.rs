@@ -8,8 +8,8 @@
 
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
-use faceclip_core::weights::{KeyRemap, LoadOptions, Weights};
+use burn::tensor::{backend::Backend, Tensor};
+use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 
 mod align_tests;
 mod core_tests;
@@ -24,6 +24,16 @@ pub fn fixture_of(krate: &str, name: &str) -> String {
         "{}/{krate}/tests/fixtures/{name}",
         env!("CARGO_MANIFEST_DIR")
     )
+}
+
+/// Tensor `key` of a reference file (panics naming the key when it is missing or of another rank).
+pub fn reference<B: Backend, const D: usize>(
+    io: &Checkpoint,
+    key: &str,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    faceclip_core::parity::reference_tensor(io, key, device)
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
 }
 
 /// A fixture checkpoint's weights under their own key names (no remapping, default options).

@@ -15,6 +15,7 @@
 
 use burn::tensor::{DType, Shape, TensorMetadata};
 
+use super::reduce::shifted_sums;
 use super::FusedKernel;
 use burn_cubecl::{
     kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
@@ -54,37 +55,11 @@ fn group_partial_sums<F: Float>(
         end = base + group_len;
     }
 
-    let mut sum = f32::new(0.0);
-    let mut squares = f32::new(0.0);
-    let mut index = start + unit;
-    while index < end {
-        let centred = f32::cast_from(input[index]) - shift;
-        sum += centred;
-        squares += centred * centred;
-        index += block;
-    }
-
-    let mut shared_sum = SharedMemory::<f32>::new(block);
-    let mut shared_squares = SharedMemory::<f32>::new(block);
-    shared_sum[unit] = sum;
-    shared_squares[unit] = squares;
-    sync_cube();
-
-    // `block` is a compile-time value; the halving stride must be a run-time one.
-    let mut stride = CUBE_DIM_X as usize / 2;
-    while stride > 0 {
-        if unit < stride {
-            shared_sum[unit] += shared_sum[unit + stride];
-            shared_squares[unit] += shared_squares[unit + stride];
-        }
-        sync_cube();
-        stride /= 2;
-    }
-
+    let (sum, squares) = shifted_sums(input, start, end, shift, block);
     if unit == 0 {
         let offset = (group * chunks + chunk) * 2;
-        partial[offset] = shared_sum[0];
-        partial[offset + 1] = shared_squares[0];
+        partial[offset] = sum;
+        partial[offset + 1] = squares;
     }
 }
 

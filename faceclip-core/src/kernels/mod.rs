@@ -7,6 +7,7 @@
 //! on every other backend.
 
 pub mod group_norm;
+mod reduce;
 pub mod row_norm;
 
 use std::any::{Any, TypeId};

@@ -13,6 +13,7 @@ use burn_cubecl::{
 };
 use cubecl::prelude::*;
 
+use super::reduce::shifted_sums;
 use super::FusedKernel;
 
 /// Most units per cube; rows narrower than this get the next power of two (at least 32).
@@ -50,37 +51,13 @@ fn row_norm_kernel<F: Float>(
         shift = f32::cast_from(input[base]);
     }
 
-    let mut sum = f32::new(0.0);
-    let mut squares = f32::new(0.0);
-    let mut index = unit;
-    while index < width {
-        let centred = f32::cast_from(input[base + index]) - shift;
-        sum += centred;
-        squares += centred * centred;
-        index += block;
-    }
-
-    let mut shared_sum = SharedMemory::<f32>::new(block);
-    let mut shared_squares = SharedMemory::<f32>::new(block);
-    shared_sum[unit] = sum;
-    shared_squares[unit] = squares;
-    sync_cube();
-    // `block` is a compile-time value; the halving stride must be a run-time one.
-    let mut stride = CUBE_DIM_X as usize / 2;
-    while stride > 0 {
-        if unit < stride {
-            shared_sum[unit] += shared_sum[unit + stride];
-            shared_squares[unit] += shared_squares[unit + stride];
-        }
-        sync_cube();
-        stride /= 2;
-    }
+    let (sum, squares) = shifted_sums(input, base, base + width, shift, block);
 
     let count = f32::cast_from(width as u32);
     let mut mean = f32::new(0.0);
-    let mut variance = shared_squares[0] / count;
+    let mut variance = squares / count;
     if centre {
-        let centred_mean = shared_sum[0] / count;
+        let centred_mean = sum / count;
         mean = shift + centred_mean;
         variance -= centred_mean * centred_mean;
         if variance < f32::new(0.0) {

@@ -4,24 +4,17 @@
 //! which these tests also check is the path taken.
 
 use super::fixture;
+use crate::reference as tensor;
 use burn::module::Param;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use faceclip_core::backend::{fused_row_norm, NdArray};
 use faceclip_core::nn::{modulated_layer_norm, LayerNorm, RmsNorm};
-use faceclip_core::parity::{assert_close, reference_tensor, relative_l2, to_vec};
+use faceclip_core::parity::{assert_close, relative_l2, to_vec};
 use faceclip_core::weights::Checkpoint;
 
 /// Relative L2; the `layer_offset` case (mean 30, spread 0.05) is limited by f32 itself: one ulp
 /// of the mean (1.9e-6) is 3.8e-5 of the spread.
 const TOLERANCE: f64 = 1e-4;
-
-fn tensor<B: Backend, const D: usize>(
-    io: &Checkpoint,
-    key: &str,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    reference_tensor::<B, D>(io, key, device).unwrap_or_else(|e| panic!("{key}: {e}"))
-}
 
 fn epsilon<B: Backend>(io: &Checkpoint, name: &str, device: &B::Device) -> f64 {
     let eps = tensor::<B, 1>(io, &format!("{name}.eps"), device).into_data();

@@ -13,13 +13,7 @@ use faceclip_dit::{
 
 const TOLERANCE: f64 = 1e-4;
 
-fn tensor<B: Backend, const D: usize>(
-    io: &Checkpoint,
-    key: &str,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    faceclip_core::parity::reference_tensor(io, key, device).unwrap()
-}
+use crate::reference as tensor;
 
 fn fixture(name: &str) -> String {
     crate::fixture_of("faceclip-dit", name)
