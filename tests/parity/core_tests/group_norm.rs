@@ -3,12 +3,13 @@
 //! which these tests also check are the path taken.
 
 use super::fixture;
+use crate::reference;
 use burn::module::Param;
 use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::{fused_group_norm, NdArray};
 use faceclip_core::nn::{group_norm, group_norm_silu};
-use faceclip_core::parity::{assert_close, reference_tensor};
+use faceclip_core::parity::assert_close;
 use faceclip_core::weights::Checkpoint;
 
 /// Relative L2. The `offset` case (mean 50, spread 0.1) cannot do better in f32: one ulp of the
@@ -21,21 +22,22 @@ fn case<B: Backend, const D: usize>(
     name: &str,
     device: &B::Device,
 ) -> (GroupNorm<B>, Tensor<B, D>) {
-    let meta = reference_tensor::<B, 1>(io, &format!("{name}.meta"), device)
-        .unwrap()
+    let meta = reference::<B, 1>(io, &format!("{name}.meta"), device)
         .into_data()
         .to_vec::<f32>()
         .unwrap();
     let (groups, epsilon) = (meta[0] as usize, f64::from(meta[1]) * 1e-9);
-    let x = reference_tensor::<B, D>(io, &format!("{name}.x"), device).unwrap();
+    let x = reference::<B, D>(io, &format!("{name}.x"), device);
     let channels = x.dims()[1];
     let mut norm = GroupNormConfig::new(groups, channels)
         .with_epsilon(epsilon)
         .init::<B>(device);
     let affine = |key: &str| {
-        Some(Param::from_tensor(
-            reference_tensor::<B, 1>(io, &format!("{name}.{key}"), device).unwrap(),
-        ))
+        Some(Param::from_tensor(reference::<B, 1>(
+            io,
+            &format!("{name}.{key}"),
+            device,
+        )))
     };
     norm.gamma = affine("weight");
     norm.beta = affine("bias");

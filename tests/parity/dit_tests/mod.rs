@@ -2,6 +2,7 @@
 //! FluxPipeline's latent packing at a tiny configuration (fixtures from
 //! `tools/parity/make_dit_fixtures.py`), and bad input.
 
+use crate::reference as tensor;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::backend::NdArray;
 use faceclip_core::parity::{assert_close, psnr};
@@ -12,8 +13,6 @@ use faceclip_dit::{
 };
 
 const TOLERANCE: f64 = 1e-4;
-
-use crate::reference as tensor;
 
 fn fixture(name: &str) -> String {
     crate::fixture_of("faceclip-dit", name)
