@@ -15,7 +15,7 @@
 
 use burn::tensor::{DType, Shape, TensorMetadata};
 
-use super::reduce::shifted_sums;
+use super::reduce::{mean_and_inverse_std, shifted_sums};
 use super::FusedKernel;
 use burn_cubecl::{
     kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
@@ -91,13 +91,9 @@ fn group_statistics<F: Float>(
     }
 
     let count = f32::cast_from(group_len as u32);
-    let centred_mean = sum / count;
-    let mut variance = squares / count - centred_mean * centred_mean;
-    if variance < f32::new(0.0) {
-        variance = f32::new(0.0);
-    }
-    stats[group * 2] = shift + centred_mean;
-    stats[group * 2 + 1] = f32::new(1.0) / f32::sqrt(variance + epsilon);
+    let (mean, inverse_std) = mean_and_inverse_std(sum, squares, count, shift, epsilon);
+    stats[group * 2] = mean;
+    stats[group * 2 + 1] = inverse_std;
 }
 
 /// `γ[c]·(x − μ)/σ + β[c]`, then `y·σ(y)` when `silu`. One unit per element of the contiguous

@@ -1,4 +1,4 @@
-//! The cube-wide reduction the norm kernels share.
+//! The cube-wide reduction and the statistics the norm kernels share.
 
 use cubecl::prelude::*;
 
@@ -40,4 +40,25 @@ pub(crate) fn shifted_sums<F: Float>(
         stride /= 2;
     }
     (shared_sum[0], shared_squares[0])
+}
+
+/// `(μ, 1/√(σ² + ε))` of `count` values from their sums shifted by `shift` (as
+/// [`shifted_sums`] returns them); the biased variance is clamped at 0 against rounding.
+#[cube]
+pub(crate) fn mean_and_inverse_std(
+    sum: f32,
+    squares: f32,
+    count: f32,
+    shift: f32,
+    epsilon: f32,
+) -> (f32, f32) {
+    let centred_mean = sum / count;
+    let mut variance = squares / count - centred_mean * centred_mean;
+    if variance < f32::new(0.0) {
+        variance = f32::new(0.0);
+    }
+    (
+        shift + centred_mean,
+        f32::new(1.0) / f32::sqrt(variance + epsilon),
+    )
 }

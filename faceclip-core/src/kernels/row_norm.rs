@@ -13,7 +13,7 @@ use burn_cubecl::{
 };
 use cubecl::prelude::*;
 
-use super::reduce::shifted_sums;
+use super::reduce::{mean_and_inverse_std, shifted_sums};
 use super::FusedKernel;
 
 /// Most units per cube; rows narrower than this get the next power of two (at least 32).
@@ -54,17 +54,14 @@ fn row_norm_kernel<F: Float>(
     let (sum, squares) = shifted_sums(input, base, base + width, shift, block);
 
     let count = f32::cast_from(width as u32);
-    let mut mean = f32::new(0.0);
-    let mut variance = squares / count;
-    if centre {
-        let centred_mean = sum / count;
-        mean = shift + centred_mean;
-        variance -= centred_mean * centred_mean;
-        if variance < f32::new(0.0) {
-            variance = f32::new(0.0);
-        }
-    }
-    let scale = f32::new(1.0) / f32::sqrt(variance + epsilon);
+    let (mean, scale) = if centre {
+        mean_and_inverse_std(sum, squares, count, shift, epsilon)
+    } else {
+        (
+            f32::new(0.0),
+            f32::new(1.0) / f32::sqrt(squares / count + epsilon),
+        )
+    };
 
     let mut index = unit;
     while index < width {
