@@ -4,9 +4,12 @@
 //! these aliases. Each exists only when its cargo feature (`ndarray`, `wgpu`, `cuda`) is on.
 //! [`is_cuda`] lets generic code ask at run time whether it runs on CUDA, and
 //! [`fused_group_norm`] and [`fused_row_norm`] route norms to the CubeCL kernels of these
-//! aliases.
+//! aliases, and [`fused_linear`] linear layers to cuBLASLt on the CUDA aliases
+//! ([`use_cublaslt`], [`cublaslt_stats`]).
 
 use burn::tensor::{backend::Backend, Tensor};
+
+use crate::error::LibraryError;
 #[cfg(feature = "cube-kernels")]
 use burn::tensor::{ops::FloatTensor, TensorPrimitive};
 
@@ -135,4 +138,75 @@ pub fn fused_row_norm<B: Backend, const D: usize, const A: usize>(
         let _ = (x, gamma, beta, epsilon, centre);
         None
     }
+}
+
+/// `x·W (+ b)` over the last axis of `x` (`[…, k]`, `W` `[k, n]`, `b` `[n]`) computed by
+/// cuBLASLt (`kernels::cublaslt`, built with the `cuda` feature) when `B` is `Cuda` or
+/// `CudaBf16`, cuBLASLt loads and it is [enabled](use_cublaslt); `None` otherwise, for Burn's
+/// matmul.
+pub fn fused_linear<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    weight: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Option<Tensor<B, D>> {
+    #[cfg(feature = "cuda")]
+    {
+        let kernel = crate::kernels::cublaslt::Linear {
+            has_bias: bias.is_some(),
+        };
+        let bias = match bias {
+            Some(b) => b.clone().unsqueeze_dim(0),
+            None => weight.clone(),
+        };
+        fused(&kernel, x, weight, &bias)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, weight, bias);
+        None
+    }
+}
+
+/// Whether linear layers on the CUDA aliases use cuBLASLt (the default when it loads) or
+/// Burn's own matmul. Turning it on fails with the library file names tried when cuBLASLt is
+/// not installed, or when this build lacks the `cuda` feature.
+pub fn use_cublaslt(enabled: bool) -> Result<(), LibraryError> {
+    #[cfg(feature = "cuda")]
+    {
+        crate::kernels::cublaslt::set_enabled(enabled)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        if enabled {
+            return Err(LibraryError::NotBuilt {
+                library: "cuBLASLt",
+                feature: "cuda",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Linear layers computed by cuBLASLt, and those it declined (computed by Burn's matmul, with
+/// the latest reason), since the process started; all zero without the `cuda` feature.
+pub fn cublaslt_stats() -> CublasLtStats {
+    #[cfg(feature = "cuda")]
+    {
+        crate::kernels::cublaslt::stats()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        CublasLtStats::default()
+    }
+}
+
+/// What [`cublaslt_stats`] reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CublasLtStats {
+    /// Linear layers cuBLASLt computed.
+    pub launched: u64,
+    /// Linear layers routed to cuBLASLt that Burn's matmul computed instead.
+    pub fallbacks: u64,
+    /// Why the latest fallback happened.
+    pub last_failure: Option<String>,
 }

@@ -148,3 +148,28 @@ pub enum InputError {
         reason: String,
     },
 }
+
+/// A native library an accelerated path needs cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    /// This build has no support for the library (its cargo feature is off).
+    #[error("{library} support is not built in: enable the `{feature}` feature")]
+    NotBuilt {
+        /// The library.
+        library: &'static str,
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
+    /// The library is not installed where the dynamic loader looks.
+    #[error(
+        "{library} is not installed: none of {tried} could be loaded. Install it (the CUDA \
+         toolkit, or the `nvidia-cublas` Python wheel that PyTorch ships) and add the directory \
+         holding it to LD_LIBRARY_PATH"
+    )]
+    NotFound {
+        /// The library.
+        library: &'static str,
+        /// The file names the loader tried.
+        tried: String,
+    },
+}

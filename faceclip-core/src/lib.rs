@@ -23,4 +23,4 @@ pub mod rng;
 pub mod schedule;
 pub mod weights;
 
-pub use error::{InputError, LoadError};
+pub use error::{InputError, LibraryError, LoadError};

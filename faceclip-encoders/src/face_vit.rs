@@ -6,11 +6,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
-use burn::nn::Linear;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::image::check_rgb_batch;
 use faceclip_core::nn::LayerNorm;
+use faceclip_core::nn::Linear;
 use faceclip_core::nn::{
     load_conv2d, load_layer_norm, load_linear, resize_bilinear, sdpa, Activation, BatchNorm1dEval,
 };

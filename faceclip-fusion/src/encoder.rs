@@ -9,8 +9,8 @@
 //! stream is the branch output. The pooled vector is the bigG tower's EOT state.
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
+use faceclip_core::nn::Linear;
 use faceclip_core::nn::{load_linear, Activation};
 use faceclip_core::weights::{KeyRemap, LoadOptions, LoadReport, Weights};
 use faceclip_core::{InputError, LoadError};

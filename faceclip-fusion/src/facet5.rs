@@ -11,9 +11,9 @@
 //! computed and discarded, as in the reference.
 
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use faceclip_core::nn::load_linear;
+use faceclip_core::nn::Linear;
 use faceclip_core::weights::{KeyRemap, LoadOptions, LoadReport, Weights};
 use faceclip_core::{InputError, LoadError};
 use faceclip_encoders::{

@@ -3,9 +3,10 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
+use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
+use faceclip_core::nn::Linear;
 use faceclip_core::nn::{
     conv_forward, group_norm, group_norm_silu, load_conv2d, load_linear, sdpa,
 };

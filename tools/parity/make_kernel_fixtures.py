@@ -20,6 +20,12 @@ cube (640, uneven strides), rows narrower than the smallest cube, a large mean a
 spread, a 4-D RMSNorm over a 128-wide head, per-sample modulation. For each case `<name>.x`,
 `<name>.weight` (or `.scale`), `<name>.bias` (or `.shift`) when present, `<name>.y`, and
 `<name>.eps` = [eps].
+
+Linear layers (`nn::Linear`, cuBLASLt on CUDA): `linear.safetensors`. Reference:
+`torch.nn.Linear` in fp32. Cases: a rank-3 input with bias, a rank-2 input without bias, one
+row. For each case `<name>.x`, `<name>.weight` (PyTorch's `[out, in]`, which the loader turns
+into a transposed view), `<name>.weight_t` (the same weight stored `[in, out]`, contiguous),
+`<name>.bias` when present, `<name>.y`.
 """
 
 import os
@@ -33,6 +39,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(ROOT, "faceclip-core", "tests", "fixtures")
 OUT = os.path.join(FIXTURES, "group_norm.safetensors")
 ROW_OUT = os.path.join(FIXTURES, "row_norm.safetensors")
+LINEAR_OUT = os.path.join(FIXTURES, "linear.safetensors")
 
 # name, input shape, groups, eps, input mean, input spread
 CASES = [
@@ -116,6 +123,28 @@ def row_norms() -> None:
     print("wrote", ROW_OUT)
 
 
+def linears() -> None:
+    torch.manual_seed(20261129)
+    tensors = {}
+    for name, shape, out_features, bias in [
+        ("batched", (2, 40, 128), 96, True),
+        ("no_bias", (5, 33), 17, False),
+        ("one_row", (1, 64), 256, True),
+    ]:
+        x = torch.randn(shape)
+        layer = nn.Linear(shape[-1], out_features, bias=bias)
+        with torch.no_grad():
+            tensors[f"{name}.y"] = layer(x).contiguous()
+        tensors[f"{name}.x"] = x.contiguous()
+        tensors[f"{name}.weight"] = layer.weight.detach().clone()
+        tensors[f"{name}.weight_t"] = layer.weight.detach().t().contiguous()
+        if bias:
+            tensors[f"{name}.bias"] = layer.bias.detach().clone()
+    save_file(tensors, LINEAR_OUT)
+    print("wrote", LINEAR_OUT)
+
+
 if __name__ == "__main__":
     main()
     row_norms()
+    linears()

@@ -13,7 +13,7 @@
 //! Inputs and outputs keep the tensor's element type (`f32`, `bf16`, ...); all arithmetic is in
 //! `f32`.
 
-use burn::tensor::{DType, Shape, TensorMetadata};
+use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
 
 use super::reduce::{mean_and_inverse_std, shifted_sums};
 use super::FusedKernel;
@@ -160,7 +160,11 @@ impl FusedKernel for GroupNorm {
             && matches!(dtypes[0], DType::F32 | DType::F16 | DType::BF16)
     }
 
-    fn launch<R: CubeRuntime>(&self, [x, gamma, beta]: [CubeTensor<R>; 3]) -> CubeTensor<R> {
+    fn launch<B, R>(&self, [x, gamma, beta]: [CubeTensor<R>; 3]) -> CubeTensor<R>
+    where
+        B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+        R: CubeRuntime,
+    {
         group_norm(x, gamma, beta, self.groups, self.epsilon, self.silu)
     }
 }

@@ -1,11 +1,14 @@
-//! Hand-written CubeCL kernels for Burn's CubeCL backends (wgpu, CUDA), reached through Burn's
-//! fusion stream as custom operations so they queue lazily like Burn's own.
+//! Hand-written CubeCL kernels for Burn's CubeCL backends (wgpu, CUDA), and cuBLASLt GEMMs on
+//! CUDA (`cublaslt`, with the `cuda` feature), reached through Burn's fusion stream as custom
+//! operations so they queue lazily like Burn's own.
 //!
 //! Everything here is generic over the CubeCL runtime; [`crate::backend`] decides which backend
 //! types take these paths, and model code calls the portable entry points in [`crate::nn`]
 //! (such as [`group_norm_silu`](crate::nn::group_norm_silu)), which fall back to plain Burn ops
 //! on every other backend.
 
+#[cfg(feature = "cuda")]
+pub mod cublaslt;
 pub mod group_norm;
 mod reduce;
 pub mod row_norm;
@@ -23,17 +26,32 @@ use burn_fusion::{
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
 /// A kernel of this module with its scalar parameters: three input tensors (the data first),
-/// one output of the data's shape and element type.
+/// one output of the data's element type (and by default of its shape).
 pub trait FusedKernel: Clone + Debug + Send + Sync + 'static {
     /// The operation's name in the fusion stream.
     const NAME: &'static str;
+
+    /// Whether the kernel runs on CubeCL runtime `R` (by default on every one).
+    fn runs_on<R: CubeRuntime>() -> bool {
+        true
+    }
 
     /// Whether the kernel handles inputs of these shapes and element types (else the caller
     /// keeps its portable path).
     fn supports(&self, shapes: [&Shape; 3], dtypes: [DType; 3]) -> bool;
 
-    /// Queues the kernel on `inputs`' runtime and returns its output.
-    fn launch<R: CubeRuntime>(&self, inputs: [CubeTensor<R>; 3]) -> CubeTensor<R>;
+    /// The output's shape for inputs the kernel [supports](Self::supports) (by default the
+    /// data's).
+    fn output_shape(&self, shapes: [&Shape; 3]) -> Shape {
+        shapes[0].clone()
+    }
+
+    /// Queues the kernel on `inputs`' runtime and returns its output; `B` is the backend
+    /// whose primitives they are, for any part a kernel leaves to Burn's own operations.
+    fn launch<B, R>(&self, inputs: [CubeTensor<R>; 3]) -> CubeTensor<R>
+    where
+        B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+        R: CubeRuntime;
 }
 
 /// The backend a fused backend wraps: `Fusion<Inner>`, for naming the kernels' backend from
@@ -78,7 +96,7 @@ where
         let inputs = inputs
             .each_ref()
             .map(|input| handles.get_float_tensor::<Inner>(input));
-        let output = self.kernel.launch(inputs);
+        let output = self.kernel.launch::<Inner, R>(inputs);
         handles.register_float_tensor::<Inner>(&out.id, output);
     }
 }
@@ -98,6 +116,7 @@ where
     let shapes = inputs.each_ref().map(TensorMetadata::shape);
     let dtypes = inputs.each_ref().map(TensorMetadata::dtype);
     if TypeId::of::<B>() != TypeId::of::<Fusion<Inner>>()
+        || !K::runs_on::<R>()
         || !kernel.supports(shapes.each_ref(), dtypes)
     {
         return Err(inputs);
@@ -105,7 +124,11 @@ where
     let [x, a, b] = retype::<_, [FusionTensor<Inner::FusionRuntime>; 3]>(inputs)?;
     let client = x.client.clone();
     let streams = OperationStreams::with_inputs([&x, &a, &b]);
-    let out = TensorIr::uninit(client.create_empty_handle(), x.shape.clone(), x.dtype);
+    let out = TensorIr::uninit(
+        client.create_empty_handle(),
+        kernel.output_shape(shapes.each_ref()),
+        x.dtype,
+    );
     let desc = CustomOpIr::new(K::NAME, &[x.into_ir(), a.into_ir(), b.into_ir()], &[out]);
     let op = KernelOp::<Inner, K> {
         desc: desc.clone(),

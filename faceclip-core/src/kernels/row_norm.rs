@@ -7,7 +7,7 @@
 //! shape `[samples, …, width]`, which is FLUX's modulated LayerNorm
 //! (`norm(x)·(1 + scale) + shift` with `[batch, width]` modulation).
 
-use burn::tensor::{DType, Shape, TensorMetadata};
+use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
 use burn_cubecl::{
     kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
 };
@@ -115,7 +115,11 @@ impl FusedKernel for RowNorm {
             && self.layout(x, gamma, beta).is_some()
     }
 
-    fn launch<R: CubeRuntime>(&self, [x, gamma, beta]: [CubeTensor<R>; 3]) -> CubeTensor<R> {
+    fn launch<B, R>(&self, [x, gamma, beta]: [CubeTensor<R>; 3]) -> CubeTensor<R>
+    where
+        B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+        R: CubeRuntime,
+    {
         let x = into_contiguous(x);
         let gamma = into_contiguous(gamma);
         let beta = into_contiguous(beta);

@@ -1,12 +1,12 @@
 //! PyTorch `nn.MultiheadAttention` with its packed `in_proj_weight` layout (batch-first).
 
+use crate::nn::Linear;
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::load_linear;
+use super::{linear, load_linear};
 use crate::backend::is_cuda;
 use crate::error::LoadError;
 use crate::weights::Weights;
@@ -122,8 +122,11 @@ impl<B: Backend> PackedMultiheadAttention<B> {
     /// Self-attention `[batch, seq, w] -> [batch, seq, w]`; `causal` masks keys after the query.
     pub fn forward_self(&self, x: Tensor<B, 3>, causal: bool) -> Tensor<B, 3> {
         let [_, _, w] = x.dims();
-        let qkv = x.matmul(self.in_proj_weight.val().unsqueeze_dim(0))
-            + self.in_proj_bias.val().unsqueeze_dims(&[0, 1]);
+        let qkv = linear(
+            x,
+            &self.in_proj_weight.val(),
+            Some(&self.in_proj_bias.val()),
+        );
         let q = qkv.clone().narrow(2, 0, w);
         let k = qkv.clone().narrow(2, w, w);
         let v = qkv.narrow(2, 2 * w, w);
@@ -141,8 +144,11 @@ impl<B: Backend> PackedMultiheadAttention<B> {
         let weight = self.in_proj_weight.val();
         let bias = self.in_proj_bias.val();
         let project = |x: Tensor<B, 3>, i: usize| {
-            x.matmul(weight.clone().narrow(1, i * w, w).unsqueeze_dim(0))
-                + bias.clone().narrow(0, i * w, w).unsqueeze_dims(&[0, 1])
+            linear(
+                x,
+                &weight.clone().narrow(1, i * w, w),
+                Some(&bias.clone().narrow(0, i * w, w)),
+            )
         };
         let (q, k, v) = (project(query, 0), project(key, 1), project(value, 2));
         self.attend(q, k, v, false)

@@ -1,8 +1,9 @@
 //! Linear, LayerNorm, RMSNorm, Conv2d and eval-mode BatchNorm1d built from PyTorch-named weights.
 
+use crate::nn::Linear;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
-use burn::nn::{Linear, PaddingConfig2d};
+use burn::nn::PaddingConfig2d;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::norm::LayerNorm;

@@ -5,6 +5,7 @@
 mod activation;
 mod attention;
 mod layers;
+mod linear;
 mod norm;
 mod resize;
 
@@ -13,5 +14,6 @@ pub use attention::{attention_padded_queries, sdpa, PackedMultiheadAttention, FL
 pub use layers::{
     conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,
 };
+pub use linear::{linear, Linear};
 pub use norm::{group_norm, group_norm_silu, modulated_layer_norm, LayerNorm};
 pub use resize::{bilinear_taps, resize_bilinear};

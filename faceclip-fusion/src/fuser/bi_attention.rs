@@ -3,10 +3,10 @@
 //! adds its update to its *normalised* input scaled by a learned per-channel gate.
 
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
+use faceclip_core::nn::Linear;
 use faceclip_core::nn::{load_layer_norm, load_linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;

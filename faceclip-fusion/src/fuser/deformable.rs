@@ -7,10 +7,10 @@
 //! and the result equals PyTorch's `grid_sample` formulation.
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::nn::LayerNorm;
+use faceclip_core::nn::Linear;
 use faceclip_core::nn::{load_layer_norm, load_linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};

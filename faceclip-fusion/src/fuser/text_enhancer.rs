@@ -2,10 +2,10 @@
 //! positions added to queries and keys only, no mask (pads attend and are attended).
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
+use faceclip_core::nn::Linear;
 use faceclip_core::nn::{load_layer_norm, load_linear, PackedMultiheadAttention};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;

@@ -2,10 +2,10 @@
 //! turns them into the UNet's conditioning vector.
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::nn::load_linear;
+use faceclip_core::nn::Linear;
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 

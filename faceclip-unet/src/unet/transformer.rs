@@ -4,11 +4,12 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, Linear};
+use burn::nn::GroupNorm;
 use burn::tensor::activation::gelu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
+use faceclip_core::nn::Linear;
 use faceclip_core::nn::{conv_forward, group_norm, load_layer_norm, load_linear, sdpa};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;

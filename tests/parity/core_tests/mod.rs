@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod group_norm;
+mod linear;
 mod nn;
 mod row_norm;
 mod schedule;

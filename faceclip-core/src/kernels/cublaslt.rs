@@ -1,0 +1,596 @@
+//! Linear layers through NVIDIA's cuBLASLt on Burn's CUDA buffers and stream: `y = x·W (+ b)`,
+//! with the bias added in cuBLASLt's epilogue.
+//!
+//! cuBLASLt is loaded at run time (`dlopen` of `libcublasLt.so*` through `cudarc`), never
+//! linked: [`available`] says whether it loads and, if not, which files were looked for. The
+//! call is made on the CubeCL server's device thread (where Burn's CUDA context is current) and
+//! queued on the stream that server executes on — which the vendored `cubecl-cuda` exposes —
+//! so it is ordered with Burn's own kernels without any host synchronisation. cuBLASLt's
+//! heuristic picks the algorithm once per shape, element type, transposition and pointer
+//! alignment; the plan is kept for the process.
+//!
+//! When a call fails (no algorithm for the operands, a driver error), the layer is computed
+//! with Burn's matmul instead and the failure is counted in [`stats`]: the result is right
+//! either way, and the counters show which path ran.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
+use burn_cubecl::{
+    kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
+};
+use cubecl::cuda::CudaRuntime;
+use cubecl::server::Handle;
+use cudarc::cublaslt::{result as lt, sys};
+
+use super::{retype, FusedKernel};
+use crate::backend::CublasLtStats;
+use crate::error::LibraryError;
+
+/// The most workspace one call may use (NVIDIA recommends 32 MiB on Hopper).
+const WORKSPACE_BYTES: usize = 32 << 20;
+
+/// `y = x·W (+ b)` over the last axis of `x` (`[…, k]`) with `W` `[k, n]` (Burn's linear
+/// layout, contiguous or a transposed view of PyTorch's `[n, k]`) and `b` `[1, n]`, read only
+/// when `has_bias`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// Whether the third operand is a bias to add.
+    pub has_bias: bool,
+}
+
+impl Linear {
+    /// `(m, k, n)`: rows of `x`, inner width, output width, when the operands fit.
+    fn dims(&self, x: &Shape, weight: &Shape, bias: &Shape) -> Option<(usize, usize, usize)> {
+        let (&k, rows) = x.as_slice().split_last()?;
+        let &[weight_k, n] = weight.as_slice() else {
+            return None;
+        };
+        let m: usize = rows.iter().product();
+        let bias_fits = !self.has_bias || bias.as_slice() == [1, n];
+        let fits_i32 = [m, n, k].iter().all(|d| i32::try_from(*d).is_ok());
+        (weight_k == k && m > 0 && k > 0 && n > 0 && bias_fits && fits_i32).then_some((m, k, n))
+    }
+
+    /// cuBLASLt on CUDA tensors; the error names the failing step.
+    fn run(
+        &self,
+        [x, weight, bias]: [CubeTensor<CudaRuntime>; 3],
+    ) -> Result<CubeTensor<CudaRuntime>, String> {
+        let x = contiguous(x);
+        let (weight, transposed) = weight_layout(weight);
+        let bias = self.has_bias.then(|| contiguous(bias));
+        let shape = x.shape();
+        let (m, k, n) = self
+            .dims(
+                &shape,
+                &weight.shape(),
+                &bias.as_ref().map_or(shape.clone(), |b| b.shape()),
+            )
+            .ok_or("operands the layer does not take")?;
+        let client = x.client.clone();
+        let output = empty_device_dtype(
+            client.clone(),
+            x.device.clone(),
+            output_shape(&shape, n),
+            x.dtype,
+        );
+        let workspace = client.empty(WORKSPACE_BYTES);
+        // The resources hold their buffers until the call is queued.
+        let resource = |handle: &Handle| {
+            client
+                .get_resource(handle.clone())
+                .map_err(|error| format!("buffer of a cuBLASLt operand: {error:?}"))
+        };
+        let x_buffer = resource(&x.handle)?;
+        let weight_buffer = resource(&weight.handle)?;
+        let output_buffer = resource(&output.handle)?;
+        let workspace_buffer = resource(&workspace)?;
+        let bias_buffer = bias.as_ref().map(|b| resource(&b.handle)).transpose()?;
+        let bias_ptr = bias_buffer.as_ref().map_or(0, |b| b.resource().ptr);
+        let call = GemmCall {
+            key: GemmKey {
+                device: x.device.index,
+                dtype: x.dtype,
+                m,
+                n,
+                k,
+                transposed,
+                has_bias: self.has_bias,
+                alignments: [
+                    weight_buffer.resource().ptr,
+                    x_buffer.resource().ptr,
+                    output_buffer.resource().ptr,
+                    bias_ptr,
+                ]
+                .map(alignment),
+            },
+            weight: weight_buffer.resource().ptr,
+            x: x_buffer.resource().ptr,
+            output: output_buffer.resource().ptr,
+            bias: bias_ptr,
+            workspace: workspace_buffer.resource().ptr,
+            stream: output_buffer.resource().stream as usize,
+        };
+        client
+            .exclusive(move || call.run())
+            .map_err(|error| format!("CubeCL device thread: {error:?}"))?
+            .map_err(|error| format!("cuBLASLt: {error}"))?;
+        Ok(output)
+    }
+}
+
+impl FusedKernel for Linear {
+    const NAME: &'static str = "faceclip_cublaslt_linear";
+
+    fn runs_on<R: CubeRuntime>() -> bool {
+        std::any::TypeId::of::<R>() == std::any::TypeId::of::<CudaRuntime>()
+    }
+
+    fn supports(&self, [x, weight, bias]: [&Shape; 3], dtypes: [DType; 3]) -> bool {
+        ENABLED.load(Ordering::Relaxed)
+            && available().is_ok()
+            && dtypes.iter().all(|d| *d == dtypes[0])
+            && data_type(dtypes[0]).is_some()
+            && self.dims(x, weight, bias).is_some()
+    }
+
+    fn output_shape(&self, [x, weight, _]: [&Shape; 3]) -> Shape {
+        output_shape(x, weight.as_slice().last().copied().unwrap_or(0))
+    }
+
+    fn launch<B, R>(&self, inputs: [CubeTensor<R>; 3]) -> CubeTensor<R>
+    where
+        B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+        R: CubeRuntime,
+    {
+        let failure = match retype::<_, [CubeTensor<CudaRuntime>; 3]>(inputs.clone()) {
+            Ok(cuda) => match self.run(cuda) {
+                Ok(output) => {
+                    LAUNCHED.fetch_add(1, Ordering::Relaxed);
+                    match retype::<_, CubeTensor<R>>(output) {
+                        Ok(output) => return output,
+                        Err(_) => unreachable!("R is CudaRuntime: the inputs retyped"),
+                    }
+                }
+                Err(error) => error,
+            },
+            Err(_) => "not on Burn's CUDA runtime".to_string(),
+        };
+        FALLBACKS.fetch_add(1, Ordering::Relaxed);
+        *lock(&LAST_FAILURE) = Some(failure);
+        burn_linear::<B>(inputs, self.has_bias)
+    }
+}
+
+/// `x`'s shape with the last axis `n` wide.
+fn output_shape(x: &Shape, n: usize) -> Shape {
+    let mut dims = x.as_slice().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    Shape::from(dims)
+}
+
+/// The layer with Burn's own operations, for calls cuBLASLt declined.
+fn burn_linear<B: Backend>(
+    [x, weight, bias]: [B::FloatTensorPrimitive; 3],
+    has_bias: bool,
+) -> B::FloatTensorPrimitive {
+    let shape = x.shape();
+    let k = shape.as_slice().last().copied().unwrap_or(1);
+    let n = weight.shape().as_slice().last().copied().unwrap_or(1);
+    let rows = shape.num_elements() / k.max(1);
+    let x = B::float_reshape(x, Shape::new([rows, k]));
+    let mut y = B::float_matmul(x, weight);
+    if has_bias {
+        y = B::float_add(y, bias);
+    }
+    B::float_reshape(y, output_shape(&shape, n))
+}
+
+fn contiguous(tensor: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+    if tensor.is_contiguous() {
+        tensor
+    } else {
+        into_contiguous(tensor)
+    }
+}
+
+/// The weight as cuBLASLt reads it: row-major `[k, n]`, or — `true` — a transposed view of a
+/// row-major `[n, k]` (the checkpoint's layout), read with `TRANSA`; anything else is copied.
+fn weight_layout(weight: CubeTensor<CudaRuntime>) -> (CubeTensor<CudaRuntime>, bool) {
+    if weight.is_contiguous() {
+        return (weight, false);
+    }
+    let shape = weight.shape();
+    let strides = weight.meta.strides();
+    if strides[0] == 1 && strides[1] == shape[0] {
+        (weight, true)
+    } else {
+        (into_contiguous(weight), false)
+    }
+}
+
+/// The largest power of two (up to 256 bytes) dividing `address`: cuBLASLt's alignment hint.
+fn alignment(address: u64) -> u32 {
+    1 << address.trailing_zeros().min(8)
+}
+
+fn data_type(dtype: DType) -> Option<sys::cudaDataType> {
+    match dtype {
+        DType::F32 => Some(sys::cudaDataType::CUDA_R_32F),
+        DType::F16 => Some(sys::cudaDataType::CUDA_R_16F),
+        DType::BF16 => Some(sys::cudaDataType::CUDA_R_16BF),
+        _ => None,
+    }
+}
+
+/// Whether linear layers on Burn's CUDA backend may take this path (on by default).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+static LAUNCHED: AtomicU64 = AtomicU64::new(0);
+static FALLBACKS: AtomicU64 = AtomicU64::new(0);
+static LAST_FAILURE: Mutex<Option<String>> = Mutex::new(None);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether cuBLASLt loads in this process, looked up once; the error lists the file names
+/// tried.
+pub fn available() -> Result<(), LibraryError> {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: loading the library runs its initialisers, which NVIDIA's libraries keep free
+    // of side effects beyond their own state.
+    if *PRESENT.get_or_init(|| unsafe { sys::is_culib_present() }) {
+        Ok(())
+    } else {
+        Err(LibraryError::NotFound {
+            library: "cuBLASLt",
+            tried: cudarc::get_lib_name_candidates("cublasLt").join(", "),
+        })
+    }
+}
+
+/// Turns the path on or off for later linear layers; turning it on fails with the reason when
+/// cuBLASLt does not load.
+pub fn set_enabled(enabled: bool) -> Result<(), LibraryError> {
+    if enabled {
+        available()?;
+    }
+    ENABLED.store(enabled, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The counters since the process started.
+pub fn stats() -> CublasLtStats {
+    CublasLtStats {
+        launched: LAUNCHED.load(Ordering::Relaxed),
+        fallbacks: FALLBACKS.load(Ordering::Relaxed),
+        last_failure: lock(&LAST_FAILURE).clone(),
+    }
+}
+
+/// What selects a cuBLASLt plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct GemmKey {
+    device: usize,
+    dtype: DType,
+    m: usize,
+    n: usize,
+    k: usize,
+    transposed: bool,
+    has_bias: bool,
+    /// Of the weight, `x`, the output and the bias.
+    alignments: [u32; 4],
+}
+
+/// One call's operands as device addresses, and the stream to queue it on.
+struct GemmCall {
+    key: GemmKey,
+    weight: u64,
+    x: u64,
+    output: u64,
+    bias: u64,
+    workspace: u64,
+    stream: usize,
+}
+
+impl GemmCall {
+    /// Plans (once per key) and queues the matmul; runs on the device thread.
+    fn run(self) -> Result<(), lt::CublasError> {
+        let mut session = lock(session());
+        if session.is_none() {
+            *session = Some(Session {
+                handle: LtHandle(lt::create_handle()?),
+                plans: HashMap::new(),
+            });
+        }
+        let Some(session) = session.as_mut() else {
+            unreachable!("created above")
+        };
+        let handle = session.handle.0;
+        let plan = match session.plans.entry(self.key) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(Plan::new(handle, &self.key, self.bias)?)
+            }
+        };
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        // SAFETY: the descriptors are live (owned by `plan`), the addresses are buffers the
+        // caller holds until this returns, with the shapes the plan was made for; the work is
+        // queued on the stream that orders those buffers.
+        unsafe {
+            if self.key.has_bias {
+                plan.set_bias(self.bias)?;
+            }
+            lt::matmul(
+                handle,
+                plan.desc,
+                (&alpha as *const f32).cast(),
+                (&beta as *const f32).cast(),
+                self.weight as *const c_void,
+                plan.weight,
+                self.x as *const c_void,
+                plan.x,
+                self.output as *const c_void,
+                plan.output,
+                self.output as *mut c_void,
+                plan.output,
+                &plan.algo,
+                self.workspace as *mut c_void,
+                plan.workspace,
+                self.stream as sys::cudaStream_t,
+            )
+        }
+    }
+}
+
+/// The cuBLASLt handle and the plans made so far.
+struct Session {
+    handle: LtHandle,
+    plans: HashMap<GemmKey, Plan>,
+}
+
+/// A cuBLASLt handle (a pointer the process keeps).
+struct LtHandle(sys::cublasLtHandle_t);
+
+// SAFETY: cuBLASLt handles and descriptors may be used from any thread; every use is
+// serialised by the session's mutex.
+unsafe impl Send for LtHandle {}
+// SAFETY: as above.
+unsafe impl Send for Plan {}
+
+fn session() -> &'static Mutex<Option<Session>> {
+    static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+    &SESSION
+}
+
+/// The descriptors and algorithm of one key. cuBLASLt is column-major, so the row-major
+/// `y[m, n] = x[m, k]·W[k, n]` is computed as `yᵀ[n, m] = Wᵀ[n, k]·xᵀ[k, m]`: `W` is the first
+/// operand, `x` the second, and the bias (one value per row of `yᵀ`) is added per output column.
+struct Plan {
+    desc: sys::cublasLtMatmulDesc_t,
+    weight: sys::cublasLtMatrixLayout_t,
+    x: sys::cublasLtMatrixLayout_t,
+    output: sys::cublasLtMatrixLayout_t,
+    algo: sys::cublasLtMatmulAlgo_t,
+    workspace: usize,
+}
+
+impl Plan {
+    fn new(
+        handle: sys::cublasLtHandle_t,
+        key: &GemmKey,
+        bias: u64,
+    ) -> Result<Self, lt::CublasError> {
+        let data = data_type(key.dtype).ok_or(lt::CublasError(
+            sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED,
+        ))?;
+        let compute = if key.dtype == DType::F32 {
+            // Burn's own f32 matmul on CUDA also runs on TF32 tensor cores.
+            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+        } else {
+            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F
+        };
+        let (m, n, k) = (key.m as u64, key.n as u64, key.k as u64);
+        // Each descriptor is owned by `plan` as soon as it exists, so an error drops it.
+        let mut plan = Plan {
+            desc: lt::create_matmul_desc(compute, sys::cudaDataType::CUDA_R_32F)?,
+            weight: std::ptr::null_mut(),
+            x: std::ptr::null_mut(),
+            output: std::ptr::null_mut(),
+            // SAFETY: a plain-data C struct, filled by the heuristic below before any use.
+            algo: unsafe { std::mem::zeroed() },
+            workspace: 0,
+        };
+        plan.weight = if key.transposed {
+            lt::create_matrix_layout(data, k, n, key.k as i64)?
+        } else {
+            lt::create_matrix_layout(data, n, k, key.n as i64)?
+        };
+        plan.x = lt::create_matrix_layout(data, k, m, key.k as i64)?;
+        plan.output = lt::create_matrix_layout(data, n, m, key.n as i64)?;
+        let epilogue = if key.has_bias {
+            sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS
+        } else {
+            sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT
+        };
+        // SAFETY: each attribute gets a value of the type cuBLASLt documents for it.
+        unsafe {
+            if key.transposed {
+                let transpose: i32 = 1; // CUBLAS_OP_T
+                set_desc(plan.desc, DescAttr::CUBLASLT_MATMUL_DESC_TRANSA, &transpose)?;
+            }
+            set_desc(
+                plan.desc,
+                DescAttr::CUBLASLT_MATMUL_DESC_EPILOGUE,
+                &epilogue,
+            )?;
+            if key.has_bias {
+                plan.set_bias(bias)?;
+            }
+        }
+        let preference = Preference(lt::create_matmul_pref()?);
+        let [weight_align, x_align, output_align, _] = key.alignments;
+        // SAFETY: as above; the heuristic reads live descriptors.
+        let heuristic = unsafe {
+            preference.set(
+                PrefAttr::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                &(WORKSPACE_BYTES as u64),
+            )?;
+            preference.set(
+                PrefAttr::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                &weight_align,
+            )?;
+            preference.set(
+                PrefAttr::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                &x_align,
+            )?;
+            preference.set(
+                PrefAttr::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                &output_align,
+            )?;
+            preference.set(
+                PrefAttr::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                &output_align,
+            )?;
+            lt::get_matmul_algo_heuristic(
+                handle,
+                plan.desc,
+                plan.weight,
+                plan.x,
+                plan.output,
+                plan.output,
+                preference.0,
+            )?
+        };
+        plan.algo = heuristic.algo;
+        plan.workspace = heuristic.workspaceSize;
+        Ok(plan)
+    }
+
+    /// Points the epilogue at this call's bias.
+    ///
+    /// # Safety
+    /// `bias` is the device address of `n` values of the plan's element type.
+    unsafe fn set_bias(&self, bias: u64) -> Result<(), lt::CublasError> {
+        set_desc(
+            self.desc,
+            DescAttr::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+            &bias,
+        )
+    }
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        // SAFETY: each non-null descriptor was created for this plan and is dropped once.
+        unsafe {
+            for layout in [self.weight, self.x, self.output] {
+                if !layout.is_null() {
+                    let _ = lt::destroy_matrix_layout(layout);
+                }
+            }
+            let _ = lt::destroy_matmul_desc(self.desc);
+        }
+    }
+}
+
+type DescAttr = sys::cublasLtMatmulDescAttributes_t;
+type PrefAttr = sys::cublasLtMatmulPreferenceAttributes_t;
+
+/// Sets a matmul-descriptor attribute to `value`.
+///
+/// # Safety
+/// `T` is the attribute's documented type and `desc` is live.
+unsafe fn set_desc<T>(
+    desc: sys::cublasLtMatmulDesc_t,
+    attribute: DescAttr,
+    value: &T,
+) -> Result<(), lt::CublasError> {
+    lt::set_matmul_desc_attribute(
+        desc,
+        attribute,
+        (value as *const T).cast(),
+        std::mem::size_of::<T>(),
+    )
+}
+
+/// A heuristic-preference descriptor, destroyed on drop.
+struct Preference(sys::cublasLtMatmulPreference_t);
+
+impl Preference {
+    /// Sets an attribute to `value`.
+    ///
+    /// # Safety
+    /// `T` is the attribute's documented type.
+    unsafe fn set<T>(&self, attribute: PrefAttr, value: &T) -> Result<(), lt::CublasError> {
+        lt::set_matmul_pref_attribute(
+            self.0,
+            attribute,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>(),
+        )
+    }
+}
+
+impl Drop for Preference {
+    fn drop(&mut self) {
+        // SAFETY: created by `create_matmul_pref` and dropped once.
+        let _ = unsafe { lt::destroy_matmul_pref(self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(
+        layer: &Linear,
+        x: &[usize],
+        weight: &[usize],
+        bias: &[usize],
+    ) -> Option<(usize, usize, usize)> {
+        let shape = |d: &[usize]| Shape::from(d.to_vec());
+        layer.dims(&shape(x), &shape(weight), &shape(bias))
+    }
+
+    #[test]
+    fn takes_rows_times_a_burn_layout_weight() {
+        let with_bias = Linear { has_bias: true };
+        assert_eq!(
+            dims(&with_bias, &[2, 3888, 640], &[640, 5120], &[1, 5120]),
+            Some((7776, 640, 5120))
+        );
+        assert_eq!(
+            dims(&with_bias, &[77, 768], &[768, 768], &[1, 768]),
+            Some((77, 768, 768))
+        );
+        assert_eq!(
+            dims(&with_bias, &[2, 3888, 640], &[320, 640], &[1, 640]),
+            None
+        );
+        assert_eq!(dims(&with_bias, &[2, 10, 64], &[64, 32], &[32]), None);
+        assert_eq!(dims(&with_bias, &[0, 64], &[64, 32], &[1, 32]), None);
+        // Without a bias the third operand is not read.
+        let plain = Linear { has_bias: false };
+        assert_eq!(dims(&plain, &[4, 64], &[64, 32], &[7]), Some((4, 64, 32)));
+        assert_eq!(
+            output_shape(&Shape::new([2, 3, 64]), 32),
+            Shape::new([2, 3, 32])
+        );
+    }
+
+    #[test]
+    fn alignment_is_the_largest_power_of_two_up_to_256() {
+        assert_eq!(alignment(0x7f00_0000_0000), 256);
+        assert_eq!(alignment(0x7f00_0000_0010), 16);
+        assert_eq!(alignment(0x7f00_0000_0006), 2);
+    }
+}

@@ -1,0 +1,98 @@
+//! `nn::Linear` against `torch.nn.Linear` (fixtures from `tools/parity/make_kernel_fixtures.py`)
+//! with the weight as the loader gives it (a transposed view of PyTorch's `[out, in]`) and stored
+//! `[in, out]`; on CUDA (f32 on TF32, and bf16) the layers run on cuBLASLt, which these tests
+//! also check is the path taken.
+
+use super::fixture;
+use crate::{open_weights, reference as tensor};
+use burn::module::Param;
+use burn::tensor::{backend::Backend, Tensor};
+use faceclip_core::backend::{fused_linear, NdArray};
+use faceclip_core::nn::{load_linear, Linear};
+use faceclip_core::parity::assert_close;
+use faceclip_core::weights::Checkpoint;
+
+/// Relative L2 on full-f32 backends (CUDA's TF32 and bf16 get the reduced-precision bound
+/// inside `assert_close`).
+const TOLERANCE: f64 = 1e-5;
+
+/// `layer` on case `name`'s rank-`D` input against PyTorch's output.
+fn check_case<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    io: &Checkpoint,
+    name: &str,
+    label: &str,
+) {
+    let device = layer.weight.device();
+    let x = tensor::<B, D>(io, &format!("{name}.x"), &device);
+    assert_close(label, layer.forward(x), io, &format!("{name}.y"), TOLERANCE);
+}
+
+fn check_linears<B: Backend>(device: &B::Device) {
+    let path = fixture("linear.safetensors");
+    let io = Checkpoint::open(&path).unwrap();
+    let weights = open_weights::<B>(&path, device);
+    // (name, input rank, d_in, d_out, bias)
+    for (name, rank, d_in, d_out, bias) in [
+        ("batched", 3, 128, 96, true),
+        ("no_bias", 2, 33, 17, false),
+        ("one_row", 2, 64, 256, true),
+    ] {
+        let loaded = load_linear(&weights.pp(name), d_in, d_out, bias).unwrap();
+        let stored = Linear {
+            weight: Param::from_tensor(tensor::<B, 2>(&io, &format!("{name}.weight_t"), device)),
+            bias: loaded.bias.clone(),
+        };
+        for (layout, layer) in [("loaded", &loaded), ("stored [in, out]", &stored)] {
+            let label = format!("linear on {}, weight {layout}", B::name(device));
+            match rank {
+                3 => check_case::<B, 3>(layer, &io, name, &label),
+                _ => check_case::<B, 2>(layer, &io, name, &label),
+            }
+        }
+    }
+}
+
+#[test]
+fn linears_match_torch_ndarray() {
+    let device = Default::default();
+    check_linears::<NdArray>(&device);
+    let x = Tensor::<NdArray, 2>::ones([2, 4], &device);
+    let weight = Tensor::<NdArray, 2>::ones([4, 3], &device);
+    assert!(
+        fused_linear(&x, &weight, None).is_none(),
+        "ndarray has no cuBLASLt path"
+    );
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn linears_match_torch_wgpu() {
+    check_linears::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+/// cuBLASLt must be installed on a CUDA test machine (the error names the files looked for);
+/// every layer of `check` must then have run on it.
+#[cfg(feature = "cuda")]
+fn on_cublaslt(check: impl FnOnce()) {
+    use faceclip_core::backend::{cublaslt_stats, use_cublaslt};
+    use_cublaslt(true).unwrap_or_else(|e| panic!("{e}"));
+    let before = cublaslt_stats();
+    check();
+    let after = cublaslt_stats();
+    println!("cuBLASLt: {before:?} -> {after:?}");
+    assert!(after.launched >= before.launched + 6, "{after:?}");
+    assert_eq!(after.fallbacks, before.fallbacks, "{after:?}");
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn linears_match_torch_cuda() {
+    on_cublaslt(|| check_linears::<faceclip_core::backend::Cuda>(&Default::default()));
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn linears_match_torch_cuda_bf16() {
+    on_cublaslt(|| check_linears::<faceclip_core::backend::CudaBf16>(&Default::default()));
+}
