@@ -7,7 +7,11 @@
 //! ```text
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
+//!     [--burn-gemm]
 //! ```
+//!
+//! On CUDA, linear layers run on cuBLASLt when it loads (`--burn-gemm`: Burn's matmul); the
+//! run ends with a line on stderr saying how many took that path.
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -24,7 +28,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
-use faceclip::core::nn::{group_norm_silu, sdpa, LayerNorm};
+use faceclip::core::backend::{cublaslt_stats, is_cuda, use_cublaslt};
+use faceclip::core::nn::{group_norm_silu, linear, sdpa, LayerNorm};
 use faceclip::core::schedule::{EulerDiscrete, NoiseSchedule};
 use faceclip::core::weights::Weights;
 use faceclip::dit::{image_ids, FluxConfig, FluxInput, FluxTransformer2DModel};
@@ -42,6 +47,8 @@ struct Options {
     iters: usize,
     warmup: usize,
     only: Option<Vec<String>>,
+    /// Linear layers on Burn's matmul even where cuBLASLt loads.
+    burn_gemm: bool,
 }
 
 impl Options {
@@ -52,6 +59,7 @@ impl Options {
             iters: 10,
             warmup: 2,
             only: None,
+            burn_gemm: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -59,6 +67,7 @@ impl Options {
             match arg.as_str() {
                 "--backend" => options.backend = value("--backend")?,
                 "--small" => options.small = true,
+                "--burn-gemm" => options.burn_gemm = true,
                 "--iters" => {
                     options.iters = value("--iters")?
                         .parse()
@@ -146,7 +155,8 @@ fn uniform<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) ->
     Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
 }
 
-/// The kernel table: matmul, attention, convolution, GroupNorm + SiLU at UNet shapes.
+/// The kernel table: matmul, the GEGLU projection, attention, convolution, GroupNorm + SiLU and
+/// LayerNorm at UNet shapes.
 fn kernels<B: Backend>(options: &Options, device: &B::Device) {
     let s = options.small;
     let n = if s { 256 } else { 8192 };
@@ -154,15 +164,46 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         uniform::<B, 2>([n, n], device),
         uniform::<B, 2>([n, n], device),
     );
+    // The models' entry (cuBLASLt on CUDA unless `--burn-gemm`), then Burn's matmul.
     time_case::<B, _>(
         options,
         device,
         "matmul",
         &format!("{n}x{n}x{n}"),
         2.0 * (n as f64).powi(3),
+        || linear(a.clone(), &b, None),
+    );
+    time_case::<B, _>(
+        options,
+        device,
+        "matmul_burn",
+        &format!("{n}x{n}x{n}"),
+        2.0 * (n as f64).powi(3),
         || a.clone().matmul(b.clone()),
     );
     drop((a, b));
+
+    // The UNet's widest linear layer (a 640-wide block's GEGLU projection), the weight a
+    // transposed view of PyTorch's `[out, in]` as the loader makes it.
+    let (rows, d_in, d_out) = if s {
+        (2 * 96, 64, 512)
+    } else {
+        (2 * 3888, 640, 5120)
+    };
+    let x = uniform::<B, 2>([rows, d_in], device);
+    let weight = uniform::<B, 2>([d_out, d_in], device)
+        .mul_scalar(0.05)
+        .transpose();
+    let bias = uniform::<B, 1>([d_out], device);
+    let flop = 2.0 * (rows * d_in * d_out) as f64;
+    let shape = format!("[{rows},{d_in}]x{d_out}");
+    time_case::<B, _>(options, device, "linear_geglu", &shape, flop, || {
+        linear(x.clone(), &weight, Some(&bias))
+    });
+    time_case::<B, _>(options, device, "linear_geglu_burn", &shape, flop, || {
+        burn::tensor::module::linear(x.clone(), weight.clone(), Some(bias.clone()))
+    });
+    drop((x, weight, bias));
 
     let attn_cases: [(&str, [usize; 4], usize); 3] = if s {
         [
@@ -496,8 +537,18 @@ fn unet_case<B: Backend>(
 
 fn run<B: Backend>(options: &Options, device: B::Device) {
     eprintln!("backend {} on {}", options.backend, B::name(&device));
+    if is_cuda::<B>(&device) {
+        match use_cublaslt(!options.burn_gemm) {
+            Ok(()) if options.burn_gemm => eprintln!("linear layers: Burn's matmul (--burn-gemm)"),
+            Ok(()) => eprintln!("linear layers: cuBLASLt"),
+            Err(e) => eprintln!("linear layers: Burn's matmul ({e})"),
+        }
+    }
     kernels::<B>(options, &device);
     stages::<B>(options, &device);
+    if is_cuda::<B>(&device) {
+        eprintln!("cuBLASLt: {:?}", cublaslt_stats());
+    }
 }
 
 fn main() {

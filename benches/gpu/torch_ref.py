@@ -165,6 +165,13 @@ def kernels(b):
         x, y = b.rand(n, n), b.rand(n, n)
         b.time("matmul", f"{n}x{n}x{n}", 2.0 * n**3, lambda: x @ y)
         del x, y
+    # The UNet's widest linear layer: the GEGLU projection of a 640-wide transformer block.
+    rows, d_in, d_out = (2 * 96, 64, 512) if s else (2 * 3888, 640, 5120)
+    if b.wants("linear_geglu"):
+        x, wt, bias = b.rand(rows, d_in), b.rand(d_out, d_in) * 0.05, b.rand(d_out)
+        b.time("linear_geglu", f"[{rows},{d_in}]x{d_out}", 2.0 * rows * d_in * d_out,
+               lambda: F.linear(x, wt, bias))
+        del x, wt, bias
     attn = (
         [("self_attention_64", (2, 2, 96, 16), 96), ("self_attention_32", (2, 4, 24, 16), 24),
          ("cross_attention_64", (2, 2, 96, 16), 7)]

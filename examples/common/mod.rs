@@ -48,7 +48,13 @@ pub trait Job {
 
 /// Runs `job` on the backend named by `--backend` (default ndarray).
 pub fn run_on_backend(flags: &Flags, job: &impl Job) -> Result<(), Box<dyn Error>> {
-    match flags.get_or("backend", "ndarray").as_str() {
+    let backend = flags.get_or("backend", "ndarray");
+    if backend.starts_with("cuda") {
+        if let Err(e) = faceclip::core::backend::use_cublaslt(true) {
+            eprintln!("note: linear layers use Burn's matmul: {e}");
+        }
+    }
+    match backend.as_str() {
         #[cfg(feature = "ndarray")]
         "ndarray" => job.run::<faceclip::backend::NdArray>(&Default::default()),
         #[cfg(feature = "wgpu")]

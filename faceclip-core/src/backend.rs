@@ -210,3 +210,17 @@ pub struct CublasLtStats {
     /// Why the latest fallback happened.
     pub last_failure: Option<String>,
 }
+
+#[cfg(all(test, not(feature = "cuda")))]
+mod tests {
+    use super::*;
+
+    /// Without the `cuda` feature cuBLASLt cannot be turned on, and says why.
+    #[test]
+    fn cublaslt_needs_the_cuda_feature() {
+        let error = use_cublaslt(true).expect_err("no cuda feature");
+        assert!(error.to_string().contains("`cuda` feature"), "{error}");
+        assert!(use_cublaslt(false).is_ok());
+        assert_eq!(cublaslt_stats(), CublasLtStats::default());
+    }
+}

@@ -4,7 +4,7 @@
 //! cuBLASLt is loaded at run time (`dlopen` of `libcublasLt.so*` through `cudarc`), never
 //! linked: [`available`] says whether it loads and, if not, which files were looked for. The
 //! call is made on the CubeCL server's device thread (where Burn's CUDA context is current) and
-//! queued on the stream that server executes on — which the vendored `cubecl-cuda` exposes —
+//! queued on the stream that server executes the caller's work on — which the vendored `cubecl-cuda` exposes —
 //! so it is ordered with Burn's own kernels without any host synchronisation. cuBLASLt's
 //! heuristic picks the algorithm once per shape, element type, transposition and pointer
 //! alignment; the plan is kept for the process.
@@ -55,8 +55,17 @@ impl Linear {
         (weight_k == k && m > 0 && k > 0 && n > 0 && bias_fits && fits_i32).then_some((m, k, n))
     }
 
-    /// cuBLASLt on CUDA tensors; the error names the failing step.
-    fn run(
+    /// cuBLASLt on CUDA tensors, on the server's device thread (one round trip: the server
+    /// calls made there run at once); the error names the failing step.
+    fn run(&self, inputs: [CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> {
+        let client = inputs[0].client.clone();
+        let layer = self.clone();
+        client
+            .exclusive(move || layer.run_on_device_thread(inputs))
+            .map_err(|error| format!("CubeCL device thread: {error:?}"))?
+    }
+
+    fn run_on_device_thread(
         &self,
         [x, weight, bias]: [CubeTensor<CudaRuntime>; 3],
     ) -> Result<CubeTensor<CudaRuntime>, String> {
@@ -115,10 +124,7 @@ impl Linear {
             workspace: workspace_buffer.resource().ptr,
             stream: output_buffer.resource().stream as usize,
         };
-        client
-            .exclusive(move || call.run())
-            .map_err(|error| format!("CubeCL device thread: {error:?}"))?
-            .map_err(|error| format!("cuBLASLt: {error}"))?;
+        call.run().map_err(|error| format!("cuBLASLt: {error}"))?;
         Ok(output)
     }
 }
@@ -585,6 +591,19 @@ mod tests {
             output_shape(&Shape::new([2, 3, 64]), 32),
             Shape::new([2, 3, 32])
         );
+    }
+
+    /// Where cuBLASLt is not installed (CI), the error says which files were looked for and
+    /// where to put them, and the path cannot be turned on.
+    #[test]
+    fn a_missing_library_is_named() {
+        if let Err(error) = available() {
+            let message = error.to_string();
+            assert!(message.contains("libcublasLt.so"), "{message}");
+            assert!(message.contains("LD_LIBRARY_PATH"), "{message}");
+            assert!(set_enabled(true).is_err());
+            assert!(set_enabled(false).is_ok());
+        }
     }
 
     #[test]
