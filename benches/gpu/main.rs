@@ -7,11 +7,12 @@
 //! ```text
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
-//!     [--burn-gemm]
+//!     [--burn-kernels]
 //! ```
 //!
-//! On CUDA, linear layers run on cuBLASLt when it loads (`--burn-gemm`: Burn's matmul); the
-//! run ends with a line on stderr saying how many took that path.
+//! On CUDA, linear layers run on cuBLASLt and convolutions on cuDNN when they load
+//! (`--burn-kernels`: Burn's own); the run ends with a line per library on stderr saying how
+//! many operations took that path.
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -22,14 +23,15 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use burn::nn::{GroupNormConfig, LayerNormConfig};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{GroupNormConfig, LayerNormConfig, PaddingConfig2d};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
-use faceclip::core::backend::{cublaslt_stats, is_cuda, use_cublaslt};
-use faceclip::core::nn::{group_norm_silu, linear, sdpa, LayerNorm};
+use faceclip::core::backend::{is_cuda, library_stats, use_library, NvidiaLibrary};
+use faceclip::core::nn::{conv_forward, group_norm_silu, linear, sdpa, LayerNorm};
 use faceclip::core::schedule::{EulerDiscrete, NoiseSchedule};
 use faceclip::core::weights::Weights;
 use faceclip::dit::{image_ids, FluxConfig, FluxInput, FluxTransformer2DModel};
@@ -47,8 +49,8 @@ struct Options {
     iters: usize,
     warmup: usize,
     only: Option<Vec<String>>,
-    /// Linear layers on Burn's matmul even where cuBLASLt loads.
-    burn_gemm: bool,
+    /// Linear layers and convolutions on Burn's kernels even where cuBLASLt and cuDNN load.
+    burn_kernels: bool,
 }
 
 impl Options {
@@ -59,7 +61,7 @@ impl Options {
             iters: 10,
             warmup: 2,
             only: None,
-            burn_gemm: false,
+            burn_kernels: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -67,7 +69,7 @@ impl Options {
             match arg.as_str() {
                 "--backend" => options.backend = value("--backend")?,
                 "--small" => options.small = true,
-                "--burn-gemm" => options.burn_gemm = true,
+                "--burn-kernels" => options.burn_kernels = true,
                 "--iters" => {
                     options.iters = value("--iters")?
                         .parse()
@@ -164,7 +166,7 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         uniform::<B, 2>([n, n], device),
         uniform::<B, 2>([n, n], device),
     );
-    // The models' entry (cuBLASLt on CUDA unless `--burn-gemm`), then Burn's matmul.
+    // The models' entry (cuBLASLt on CUDA unless `--burn-kernels`), then Burn's matmul.
     time_case::<B, _>(
         options,
         device,
@@ -260,23 +262,24 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
 
     let [bs, c, h, w] = if s { [2, 32, 12, 9] } else { [2, 640, 72, 54] };
     let x = uniform::<B, 4>([bs, c, h, w], device);
-    let weight = uniform::<B, 4>([c, c, 3, 3], device).mul_scalar(0.02);
-    let bias = uniform::<B, 1>([c], device);
-    time_case::<B, _>(
-        options,
-        device,
-        "conv3x3",
-        &format!("[{bs},{c},{h},{w}] {c}->{c}"),
-        2.0 * (bs * c * h * w * c * 9) as f64,
-        || {
-            conv2d(
-                x.clone(),
-                weight.clone(),
-                Some(bias.clone()),
-                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-            )
-        },
-    );
+    let conv = Conv2dConfig::new([c, c], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init::<B>(device);
+    let shape = format!("[{bs},{c},{h},{w}] {c}->{c}");
+    let flop = 2.0 * (bs * c * h * w * c * 9) as f64;
+    // The models' entry (cuDNN on CUDA unless `--burn-kernels`), then Burn's convolution.
+    time_case::<B, _>(options, device, "conv3x3", &shape, flop, || {
+        conv_forward(&conv, x.clone())
+    });
+    time_case::<B, _>(options, device, "conv3x3_burn", &shape, flop, || {
+        conv2d(
+            x.clone(),
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        )
+    });
+    drop((x, conv));
 
     let [bs, c, h, w] = if s {
         [2, 32, 24, 18]
@@ -538,16 +541,22 @@ fn unet_case<B: Backend>(
 fn run<B: Backend>(options: &Options, device: B::Device) {
     eprintln!("backend {} on {}", options.backend, B::name(&device));
     if is_cuda::<B>(&device) {
-        match use_cublaslt(!options.burn_gemm) {
-            Ok(()) if options.burn_gemm => eprintln!("linear layers: Burn's matmul (--burn-gemm)"),
-            Ok(()) => eprintln!("linear layers: cuBLASLt"),
-            Err(e) => eprintln!("linear layers: Burn's matmul ({e})"),
+        for library in [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn] {
+            match use_library(library, !options.burn_kernels) {
+                Ok(()) if options.burn_kernels => {
+                    eprintln!("{}: off (--burn-kernels)", library.name())
+                }
+                Ok(()) => eprintln!("{}: on", library.name()),
+                Err(e) => eprintln!("{}: off ({e})", library.name()),
+            }
         }
     }
     kernels::<B>(options, &device);
     stages::<B>(options, &device);
     if is_cuda::<B>(&device) {
-        eprintln!("cuBLASLt: {:?}", cublaslt_stats());
+        for library in [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn] {
+            eprintln!("{}: {:?}", library.name(), library_stats(library));
+        }
     }
 }
 

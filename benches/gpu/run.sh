@@ -48,19 +48,25 @@ log "environment"
 # Tools and libraries the binaries need at run time.
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 export LD_LIBRARY_PATH=$CUDA_PATH/lib64:${LD_LIBRARY_PATH:-}
-# cuBLASLt, which the linear layers load at run time: the toolkit's, else the one PyTorch's
-# `nvidia-cublas` wheel ships.
-if ! ls "$CUDA_PATH"/lib64/libcublasLt.so* >/dev/null 2>&1; then
-  CUBLASLT_DIR=$(python3 - <<'PY' 2>/dev/null
+# cuBLASLt and cuDNN, which the linear layers and convolutions load at run time: the toolkit's,
+# else those PyTorch's `nvidia-*` wheels ship.
+dir=
+for lib in cublasLt cudnn; do
+  if ! ls "$CUDA_PATH"/lib64/lib$lib.so* >/dev/null 2>&1; then
+    dir=$(LIB=$lib python3 - <<'PY' 2>/dev/null
 import glob, os, site
-hits = [p for d in site.getsitepackages()
-        for p in glob.glob(os.path.join(d, "nvidia", "**", "libcublasLt.so*"), recursive=True)]
+lib = os.environ["LIB"]
+hits = [p for d in site.getsitepackages() + [site.getusersitepackages()]
+        for p in glob.glob(os.path.join(d, "nvidia", "**", f"lib{lib}.so*"), recursive=True)]
 print(os.path.dirname(sorted(hits)[0]) if hits else "")
 PY
-  )
-  [ -n "$CUBLASLT_DIR" ] && export LD_LIBRARY_PATH=$CUBLASLT_DIR:$LD_LIBRARY_PATH
-fi
-echo "cuBLASLt: $(ls "$CUDA_PATH"/lib64/libcublasLt.so* ${CUBLASLT_DIR:+$CUBLASLT_DIR/libcublasLt.so*} 2>/dev/null | tr '\n' ' ')" | tee -a "$RUN_LOG"
+    )
+    [ -n "$dir" ] && export LD_LIBRARY_PATH=$dir:$LD_LIBRARY_PATH
+  fi
+  echo "$lib: $(find "$CUDA_PATH/lib64" ${dir:+"$dir"} -maxdepth 1 -name "lib$lib.so*" 2>/dev/null |
+    tr '\n' ' ')" | tee -a "$RUN_LOG"
+  dir=
+done
 # The binaries travel compressed (the working tree that travels is limited to 64 MiB).
 [ -f .gpu/bins.tar.xz ] && tar -xJf .gpu/bins.tar.xz -C .gpu
 for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -103,7 +109,7 @@ parity() { # time limit in seconds, then test-binary arguments (filters, --skip)
     echo "exit $?" >>"$OUT/parity.log"
   done
   cache_report "after parity $*"
-  grep -E "^--- |relative L2|PSNR|cuBLASLt|test result|FAILED|panicked|^exit" "$OUT/parity.log" | tail -40
+  grep -E "^--- |relative L2|PSNR|cuBLASLt|cuDNN|test result|FAILED|panicked|^exit" "$OUT/parity.log" | tail -40
 }
 
 MEM=/tmp/gpu-mem.txt
@@ -155,9 +161,9 @@ pack_cache() { # the cache into $OUT, replacing an earlier pack only once the ne
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
 # other stages, the attention kernels (plain and through `sdpa`'s padding to the flash
 # kernels' block), the group and layer norms (fused, and Burn's ops) and the GEMMs (cuBLASLt,
-# and Burn's matmul).
+# and Burn's matmul), the 3×3 convolution (cuDNN, and Burn's).
 WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross,groupnorm,layernorm
-  matmul,linear"
+  matmul,linear,conv"
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
   encoders_tests fusion_tests dit_tests"
@@ -194,7 +200,7 @@ warm() { # time limit in seconds: compile and autotune in parallel processes, on
   done >>"$OUT/parity.log"
   cache_report "after warm"
   peak_memory warm
-  grep -E "^--- |relative L2|PSNR|cuBLASLt|test result|FAILED|panicked" "$OUT/parity.log" | tail -40
+  grep -E "^--- |relative L2|PSNR|cuBLASLt|cuDNN|test result|FAILED|panicked" "$OUT/parity.log" | tail -40
 }
 touch "$RESULTS"
 : >"$MEM"
@@ -204,7 +210,7 @@ if [ "$SCOPE" = stages ]; then
   # CUDA parity and the warm-up of every stage, in parallel; then the timed runs.
   warm "${WARM_S:-300}"
   pack_cache # what the warm-up compiled comes back even if the session's limit cuts the rest
-  ONLY="--iters 5 --only matmul,linear,self,cross,groupnorm,layernorm,unet_step,vae_decode"
+  ONLY="--iters 5 --only matmul,linear,conv,self,cross,groupnorm,layernorm,unet_step,vae_decode"
   ONLY="$ONLY,faceclip_encoder"
   ONLY="$ONLY,unet_level,sdxl_image,flux_step"
   burn cuda-bf16 "${BURN_S:-180}"

@@ -50,8 +50,11 @@ pub trait Job {
 pub fn run_on_backend(flags: &Flags, job: &impl Job) -> Result<(), Box<dyn Error>> {
     let backend = flags.get_or("backend", "ndarray");
     if backend.starts_with("cuda") {
-        if let Err(e) = faceclip::core::backend::use_cublaslt(true) {
-            eprintln!("note: linear layers use Burn's matmul: {e}");
+        use faceclip::core::backend::{use_library, NvidiaLibrary};
+        for library in [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn] {
+            if let Err(e) = use_library(library, true) {
+                eprintln!("note: Burn's own kernels replace {}: {e}", library.name());
+            }
         }
     }
     match backend.as_str() {

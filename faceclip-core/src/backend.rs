@@ -4,8 +4,8 @@
 //! these aliases. Each exists only when its cargo feature (`ndarray`, `wgpu`, `cuda`) is on.
 //! [`is_cuda`] lets generic code ask at run time whether it runs on CUDA, and
 //! [`fused_group_norm`] and [`fused_row_norm`] route norms to the CubeCL kernels of these
-//! aliases, and [`fused_linear`] linear layers to cuBLASLt on the CUDA aliases
-//! ([`use_cublaslt`], [`cublaslt_stats`]).
+//! aliases; [`fused_linear`] and [`fused_conv2d`] route linear layers and convolutions to
+//! NVIDIA's cuBLASLt and cuDNN on the CUDA aliases ([`use_library`], [`library_stats`]).
 
 use burn::tensor::{backend::Backend, Tensor};
 
@@ -142,7 +142,7 @@ pub fn fused_row_norm<B: Backend, const D: usize, const A: usize>(
 
 /// `x·W (+ b)` over the last axis of `x` (`[…, k]`, `W` `[k, n]`, `b` `[n]`) computed by
 /// cuBLASLt (`kernels::cublaslt`, built with the `cuda` feature) when `B` is `Cuda` or
-/// `CudaBf16`, cuBLASLt loads and it is [enabled](use_cublaslt); `None` otherwise, for Burn's
+/// `CudaBf16`, cuBLASLt loads and it is [enabled](use_library); `None` otherwise, for Burn's
 /// matmul.
 pub fn fused_linear<B: Backend, const D: usize>(
     x: &Tensor<B, D>,
@@ -167,19 +167,78 @@ pub fn fused_linear<B: Backend, const D: usize>(
     }
 }
 
-/// Whether linear layers on the CUDA aliases use cuBLASLt (the default when it loads) or
-/// Burn's own matmul. Turning it on fails with the library file names tried when cuBLASLt is
-/// not installed, or when this build lacks the `cuda` feature.
-pub fn use_cublaslt(enabled: bool) -> Result<(), LibraryError> {
+/// A 2-D convolution of `x` `[n, c, h, w]` with `weight` `[o, c / groups, kh, kw]` (PyTorch's
+/// layout) and `bias` `[o]`, symmetric zero `padding`, computed by cuDNN (`kernels::cudnn`,
+/// built with the `cuda` feature) when `B` is `Cuda` or `CudaBf16`, cuDNN loads and it is
+/// [enabled](use_library); `None` otherwise, for Burn's convolution.
+pub fn fused_conv2d<B: Backend>(
+    x: &Tensor<B, 4>,
+    weight: &Tensor<B, 4>,
+    bias: Option<&Tensor<B, 1>>,
+    options: &burn::tensor::ops::ConvOptions<2>,
+) -> Option<Tensor<B, 4>> {
     #[cfg(feature = "cuda")]
     {
-        crate::kernels::cublaslt::set_enabled(enabled)
+        let kernel = crate::kernels::cudnn::Conv2d {
+            stride: options.stride,
+            padding: options.padding,
+            dilation: options.dilation,
+            groups: options.groups,
+            has_bias: bias.is_some(),
+        };
+        let bias = match bias {
+            Some(b) => b.clone().reshape([1, -1, 1, 1]),
+            None => weight.clone(),
+        };
+        fused(&kernel, x, weight, &bias)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, weight, bias, options);
+        None
+    }
+}
+
+/// An NVIDIA library the CUDA aliases can compute with (loaded at run time when installed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NvidiaLibrary {
+    /// cuBLASLt: linear layers ([`fused_linear`]).
+    CublasLt,
+    /// cuDNN: 2-D convolutions ([`fused_conv2d`]).
+    Cudnn,
+}
+
+impl NvidiaLibrary {
+    /// The library's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CublasLt => "cuBLASLt",
+            Self::Cudnn => "cuDNN",
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn path(self) -> &'static crate::kernels::nvidia::LibraryPath {
+        match self {
+            Self::CublasLt => &crate::kernels::cublaslt::CUBLASLT,
+            Self::Cudnn => &crate::kernels::cudnn::CUDNN,
+        }
+    }
+}
+
+/// Whether the CUDA aliases compute with `library` (the default when it loads) or with Burn's
+/// own kernels. Turning it on fails with the library file names tried when it is not
+/// installed, or when this build lacks the `cuda` feature.
+pub fn use_library(library: NvidiaLibrary, enabled: bool) -> Result<(), LibraryError> {
+    #[cfg(feature = "cuda")]
+    {
+        library.path().set_enabled(enabled)
     }
     #[cfg(not(feature = "cuda"))]
     {
         if enabled {
             return Err(LibraryError::NotBuilt {
-                library: "cuBLASLt",
+                library: library.name(),
                 feature: "cuda",
             });
         }
@@ -187,25 +246,27 @@ pub fn use_cublaslt(enabled: bool) -> Result<(), LibraryError> {
     }
 }
 
-/// Linear layers computed by cuBLASLt, and those it declined (computed by Burn's matmul, with
-/// the latest reason), since the process started; all zero without the `cuda` feature.
-pub fn cublaslt_stats() -> CublasLtStats {
+/// The operations `library` computed, and those routed to it that it declined (computed by
+/// Burn's kernels, with the latest reason), since the process started; all zero without the
+/// `cuda` feature.
+pub fn library_stats(library: NvidiaLibrary) -> LibraryStats {
     #[cfg(feature = "cuda")]
     {
-        crate::kernels::cublaslt::stats()
+        library.path().stats()
     }
     #[cfg(not(feature = "cuda"))]
     {
-        CublasLtStats::default()
+        let _ = library;
+        LibraryStats::default()
     }
 }
 
-/// What [`cublaslt_stats`] reports.
+/// What [`library_stats`] reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CublasLtStats {
-    /// Linear layers cuBLASLt computed.
+pub struct LibraryStats {
+    /// Operations the library computed.
     pub launched: u64,
-    /// Linear layers routed to cuBLASLt that Burn's matmul computed instead.
+    /// Operations routed to the library that Burn's kernels computed instead.
     pub fallbacks: u64,
     /// Why the latest fallback happened.
     pub last_failure: Option<String>,
@@ -215,12 +276,16 @@ pub struct CublasLtStats {
 mod tests {
     use super::*;
 
-    /// Without the `cuda` feature cuBLASLt cannot be turned on, and says why.
+    /// Without the `cuda` feature the NVIDIA libraries cannot be turned on, and say why.
     #[test]
-    fn cublaslt_needs_the_cuda_feature() {
-        let error = use_cublaslt(true).expect_err("no cuda feature");
-        assert!(error.to_string().contains("`cuda` feature"), "{error}");
-        assert!(use_cublaslt(false).is_ok());
-        assert_eq!(cublaslt_stats(), CublasLtStats::default());
+    fn nvidia_libraries_need_the_cuda_feature() {
+        for library in [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn] {
+            let error = use_library(library, true).expect_err("no cuda feature");
+            let message = error.to_string();
+            assert!(message.contains("`cuda` feature"), "{message}");
+            assert!(message.starts_with(library.name()), "{message}");
+            assert!(use_library(library, false).is_ok());
+            assert_eq!(library_stats(library), LibraryStats::default());
+        }
     }
 }

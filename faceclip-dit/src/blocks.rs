@@ -6,8 +6,7 @@ use burn::module::Module;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{gelu_tanh, load_linear, modulated_layer_norm, sdpa, RmsNorm};
+use faceclip_core::nn::{gelu_tanh, load_linear, modulated_layer_norm, sdpa, Linear, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 

@@ -3,8 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::load_linear;
-use faceclip_core::nn::Linear;
+use faceclip_core::nn::{load_linear, Linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 use faceclip_unet::unet::{embedding_tensor, sinusoidal_embedding, TimestepMlp};

@@ -10,9 +10,9 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::image::check_rgb_batch;
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::Linear;
 use faceclip_core::nn::{
-    load_conv2d, load_layer_norm, load_linear, resize_bilinear, sdpa, Activation, BatchNorm1dEval,
+    conv_forward, load_conv2d, load_layer_norm, load_linear, resize_bilinear, sdpa, Activation,
+    BatchNorm1dEval, Linear,
 };
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
@@ -232,9 +232,7 @@ impl<B: Backend> FaceVit<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Result<FaceVitOutput<B>, InputError> {
         check_rgb_batch(&images, "face image batch")?;
         let size = self.config.image_size;
-        let x = self
-            .patch_embed
-            .forward(resize_bilinear(images, size, size));
+        let x = conv_forward(&self.patch_embed, resize_bilinear(images, size, size));
         let x = x.flatten::<3>(2, 3).swap_dims(1, 2) + self.pos_embed.val();
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
         let patch_tokens = self.norm.forward(x);

@@ -7,8 +7,7 @@ use burn::module::{Module, Param};
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{gelu_tanh, load_linear, RmsNorm};
+use faceclip_core::nn::{gelu_tanh, load_linear, Linear, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 

@@ -7,8 +7,9 @@ use burn::module::{Module, Param};
 use burn::tensor::module::embedding;
 use burn::tensor::{backend::Backend, Bool, ElementConversion, Int, Tensor};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{load_layer_norm, load_linear, Activation, PackedMultiheadAttention};
+use faceclip_core::nn::{
+    load_layer_norm, load_linear, Activation, Linear, PackedMultiheadAttention,
+};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 

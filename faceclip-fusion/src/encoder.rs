@@ -10,8 +10,7 @@
 
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{load_linear, Activation};
+use faceclip_core::nn::{load_linear, Activation, Linear};
 use faceclip_core::weights::{KeyRemap, LoadOptions, LoadReport, Weights};
 use faceclip_core::{InputError, LoadError};
 use faceclip_encoders::{

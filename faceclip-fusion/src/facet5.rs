@@ -12,8 +12,7 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Int, Tensor};
-use faceclip_core::nn::load_linear;
-use faceclip_core::nn::Linear;
+use faceclip_core::nn::{load_linear, Linear};
 use faceclip_core::weights::{KeyRemap, LoadOptions, LoadReport, Weights};
 use faceclip_core::{InputError, LoadError};
 use faceclip_encoders::{

@@ -6,9 +6,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::Linear;
 use faceclip_core::nn::{
-    conv_forward, group_norm, group_norm_silu, load_conv2d, load_linear, sdpa,
+    conv_forward, group_norm, group_norm_silu, load_conv2d, load_linear, sdpa, Linear,
 };
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
@@ -121,12 +120,12 @@ impl<B: Backend> ResnetBlock2D<B> {
     /// Applies the block; `time` is `silu(temb)` `[batch, time_dim]`, used when the block has a
     /// time projection.
     pub fn forward_with_time(&self, x: Tensor<B, 4>, time: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self.conv1.forward(group_norm_silu(&self.norm1, x.clone()));
+        let mut h = conv_forward(&self.conv1, group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(time)) = (&self.time_emb_proj, time) {
             let [b, c] = [h.dims()[0], h.dims()[1]];
             h = h + proj.forward(time.clone()).reshape([b, c, 1, 1]);
         }
-        let h = self.conv2.forward(group_norm_silu(&self.norm2, h));
+        let h = conv_forward(&self.conv2, group_norm_silu(&self.norm2, h));
         let skip = match &self.shortcut {
             Some(conv) => conv_forward(conv, x),
             None => x,

@@ -248,15 +248,15 @@ impl<B: Backend> Encoder<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self.conv_in.forward(x);
+        let mut x = conv_forward(&self.conv_in, x);
         for level in &self.down {
             x = level.resnets.iter().fold(x, |x, r| r.forward(x));
             if let Some(conv) = &level.resample {
-                x = conv.forward(x);
+                x = conv_forward(conv, x);
             }
         }
         let x = self.mid.forward(x);
-        self.conv_out.forward(group_norm_silu(&self.norm_out, x))
+        conv_forward(&self.conv_out, group_norm_silu(&self.norm_out, x))
     }
 }
 
@@ -311,14 +311,14 @@ impl<B: Backend> Decoder<B> {
     }
 
     fn forward(&self, z: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self.mid.forward(self.conv_in.forward(z));
+        let mut x = self.mid.forward(conv_forward(&self.conv_in, z));
         for level in &self.up {
             x = level.resnets.iter().fold(x, |x, r| r.forward(x));
             if let Some(conv) = &level.resample {
-                x = conv.forward(upsample_nearest_2x(x));
+                x = conv_forward(conv, upsample_nearest_2x(x));
             }
         }
-        self.conv_out.forward(group_norm_silu(&self.norm_out, x))
+        conv_forward(&self.conv_out, group_norm_silu(&self.norm_out, x))
     }
 }
 

@@ -26,6 +26,11 @@ Linear layers (`nn::Linear`, cuBLASLt on CUDA): `linear.safetensors`. Reference:
 row. For each case `<name>.x`, `<name>.weight` (PyTorch's `[out, in]`, which the loader turns
 into a transposed view), `<name>.weight_t` (the same weight stored `[in, out]`, contiguous),
 `<name>.bias` when present, `<name>.y`.
+
+Convolutions (`nn::conv_forward`, cuDNN on CUDA): `conv.safetensors`. Reference:
+`torch.nn.Conv2d` in fp32. Cases: 3×3 with padding 1 (the UNet's and VAE's), a stride-2
+downsampler, 1×1 without bias, a grouped 3×3. For each case `<name>.x`, `<name>.weight`,
+`<name>.bias` when present, `<name>.y`, and `<name>.meta` = [stride, padding, groups].
 """
 
 import os
@@ -40,6 +45,7 @@ FIXTURES = os.path.join(ROOT, "faceclip-core", "tests", "fixtures")
 OUT = os.path.join(FIXTURES, "group_norm.safetensors")
 ROW_OUT = os.path.join(FIXTURES, "row_norm.safetensors")
 LINEAR_OUT = os.path.join(FIXTURES, "linear.safetensors")
+CONV_OUT = os.path.join(FIXTURES, "conv.safetensors")
 
 # name, input shape, groups, eps, input mean, input spread
 CASES = [
@@ -144,7 +150,31 @@ def linears() -> None:
     print("wrote", LINEAR_OUT)
 
 
+def convs() -> None:
+    torch.manual_seed(20261130)
+    tensors = {}
+    for name, shape, out_channels, kernel, stride, padding, groups, bias in [
+        ("same", (2, 16, 12, 10), 24, 3, 1, 1, 1, True),
+        ("down", (1, 8, 13, 11), 8, 3, 2, 1, 1, True),
+        ("pointwise", (2, 12, 7, 5), 20, 1, 1, 0, 1, False),
+        ("grouped", (1, 8, 9, 9), 12, 3, 1, 1, 4, True),
+    ]:
+        x = torch.randn(shape)
+        conv = nn.Conv2d(shape[1], out_channels, kernel, stride=stride, padding=padding,
+                         groups=groups, bias=bias)
+        with torch.no_grad():
+            tensors[f"{name}.y"] = conv(x).contiguous()
+        tensors[f"{name}.x"] = x.contiguous()
+        tensors[f"{name}.weight"] = conv.weight.detach().clone()
+        if bias:
+            tensors[f"{name}.bias"] = conv.bias.detach().clone()
+        tensors[f"{name}.meta"] = torch.tensor([float(stride), float(padding), float(groups)])
+    save_file(tensors, CONV_OUT)
+    print("wrote", CONV_OUT)
+
+
 if __name__ == "__main__":
     main()
     row_norms()
     linears()
+    convs()

@@ -1,34 +1,27 @@
 //! Linear layers through NVIDIA's cuBLASLt on Burn's CUDA buffers and stream: `y = x·W (+ b)`,
-//! with the bias added in cuBLASLt's epilogue.
-//!
-//! cuBLASLt is loaded at run time (`dlopen` of `libcublasLt.so*` through `cudarc`), never
-//! linked: [`available`] says whether it loads and, if not, which files were looked for. The
-//! call is made on the CubeCL server's device thread (where Burn's CUDA context is current) and
-//! queued on the stream that server executes the caller's work on — which the vendored `cubecl-cuda` exposes —
-//! so it is ordered with Burn's own kernels without any host synchronisation. cuBLASLt's
-//! heuristic picks the algorithm once per shape, element type, transposition and pointer
-//! alignment; the plan is kept for the process.
-//!
-//! When a call fails (no algorithm for the operands, a driver error), the layer is computed
-//! with Burn's matmul instead and the failure is counted in [`stats`]: the result is right
-//! either way, and the counters show which path ran.
+//! with the bias added in cuBLASLt's epilogue (loading, device thread, stream and fallback:
+//! [`super::nvidia`]). cuBLASLt's heuristic picks the algorithm once per shape, element type,
+//! transposition and pointer alignment; the plan is kept for the process.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::Mutex;
 
 use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
-use burn_cubecl::{
-    kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
-};
+use burn_cubecl::{ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime};
 use cubecl::cuda::CudaRuntime;
-use cubecl::server::Handle;
 use cudarc::cublaslt::{result as lt, sys};
 
-use super::{retype, FusedKernel};
-use crate::backend::CublasLtStats;
-use crate::error::LibraryError;
+use super::nvidia::{buffer, contiguous, lock, LibraryPath};
+use super::FusedKernel;
+
+/// cuBLASLt's loading, switch and counters.
+pub(crate) static CUBLASLT: LibraryPath = LibraryPath::new("cuBLASLt", "cublasLt", probe);
+
+fn probe() -> bool {
+    // SAFETY: only opens the library.
+    unsafe { sys::is_culib_present() }
+}
 
 /// The most workspace one call may use (NVIDIA recommends 32 MiB on Hopper).
 const WORKSPACE_BYTES: usize = 32 << 20;
@@ -55,17 +48,8 @@ impl Linear {
         (weight_k == k && m > 0 && k > 0 && n > 0 && bias_fits && fits_i32).then_some((m, k, n))
     }
 
-    /// cuBLASLt on CUDA tensors, on the server's device thread (one round trip: the server
-    /// calls made there run at once); the error names the failing step.
-    fn run(&self, inputs: [CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> {
-        let client = inputs[0].client.clone();
-        let layer = self.clone();
-        client
-            .exclusive(move || layer.run_on_device_thread(inputs))
-            .map_err(|error| format!("CubeCL device thread: {error:?}"))?
-    }
-
-    fn run_on_device_thread(
+    /// cuBLASLt on CUDA tensors; runs on the device thread.
+    fn run(
         &self,
         [x, weight, bias]: [CubeTensor<CudaRuntime>; 3],
     ) -> Result<CubeTensor<CudaRuntime>, String> {
@@ -88,18 +72,16 @@ impl Linear {
             x.dtype,
         );
         let workspace = client.empty(WORKSPACE_BYTES);
-        // The resources hold their buffers until the call is queued.
-        let resource = |handle: &Handle| {
-            client
-                .get_resource(handle.clone())
-                .map_err(|error| format!("buffer of a cuBLASLt operand: {error:?}"))
-        };
-        let x_buffer = resource(&x.handle)?;
-        let weight_buffer = resource(&weight.handle)?;
-        let output_buffer = resource(&output.handle)?;
-        let workspace_buffer = resource(&workspace)?;
-        let bias_buffer = bias.as_ref().map(|b| resource(&b.handle)).transpose()?;
-        let bias_ptr = bias_buffer.as_ref().map_or(0, |b| b.resource().ptr);
+        // The guards hold the buffers until the call is queued.
+        let (x_ptr, _, _x) = buffer(&client, &x.handle)?;
+        let (weight_ptr, _, _weight) = buffer(&client, &weight.handle)?;
+        let (output_ptr, stream, _output) = buffer(&client, &output.handle)?;
+        let (workspace_ptr, _, _workspace) = buffer(&client, &workspace)?;
+        let bias = bias
+            .as_ref()
+            .map(|b| buffer(&client, &b.handle))
+            .transpose()?;
+        let bias_ptr = bias.as_ref().map_or(0, |(ptr, ..)| *ptr);
         let call = GemmCall {
             key: GemmKey {
                 device: x.device.index,
@@ -109,22 +91,16 @@ impl Linear {
                 k,
                 transposed,
                 has_bias: self.has_bias,
-                alignments: [
-                    weight_buffer.resource().ptr,
-                    x_buffer.resource().ptr,
-                    output_buffer.resource().ptr,
-                    bias_ptr,
-                ]
-                .map(alignment),
+                alignments: [weight_ptr, x_ptr, output_ptr, bias_ptr].map(alignment),
             },
-            weight: weight_buffer.resource().ptr,
-            x: x_buffer.resource().ptr,
-            output: output_buffer.resource().ptr,
+            weight: weight_ptr,
+            x: x_ptr,
+            output: output_ptr,
             bias: bias_ptr,
-            workspace: workspace_buffer.resource().ptr,
-            stream: output_buffer.resource().stream as usize,
+            workspace: workspace_ptr,
+            stream,
         };
-        call.run().map_err(|error| format!("cuBLASLt: {error}"))?;
+        call.run().map_err(|error| error.to_string())?;
         Ok(output)
     }
 }
@@ -137,8 +113,7 @@ impl FusedKernel for Linear {
     }
 
     fn supports(&self, [x, weight, bias]: [&Shape; 3], dtypes: [DType; 3]) -> bool {
-        ENABLED.load(Ordering::Relaxed)
-            && available().is_ok()
+        CUBLASLT.usable()
             && dtypes.iter().all(|d| *d == dtypes[0])
             && data_type(dtypes[0]).is_some()
             && self.dims(x, weight, bias).is_some()
@@ -153,22 +128,12 @@ impl FusedKernel for Linear {
         B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
         R: CubeRuntime,
     {
-        let failure = match retype::<_, [CubeTensor<CudaRuntime>; 3]>(inputs.clone()) {
-            Ok(cuda) => match self.run(cuda) {
-                Ok(output) => {
-                    LAUNCHED.fetch_add(1, Ordering::Relaxed);
-                    match retype::<_, CubeTensor<R>>(output) {
-                        Ok(output) => return output,
-                        Err(_) => unreachable!("R is CudaRuntime: the inputs retyped"),
-                    }
-                }
-                Err(error) => error,
-            },
-            Err(_) => "not on Burn's CUDA runtime".to_string(),
-        };
-        FALLBACKS.fetch_add(1, Ordering::Relaxed);
-        *lock(&LAST_FAILURE) = Some(failure);
-        burn_linear::<B>(inputs, self.has_bias)
+        let layer = self.clone();
+        CUBLASLT.launch(
+            inputs,
+            move |cuda| layer.run(cuda),
+            |inputs| burn_linear::<B>(inputs, self.has_bias),
+        )
     }
 }
 
@@ -198,14 +163,6 @@ fn burn_linear<B: Backend>(
     B::float_reshape(y, output_shape(&shape, n))
 }
 
-fn contiguous(tensor: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
-    if tensor.is_contiguous() {
-        tensor
-    } else {
-        into_contiguous(tensor)
-    }
-}
-
 /// The weight as cuBLASLt reads it: row-major `[k, n]`, or — `true` — a transposed view of a
 /// row-major `[n, k]` (the checkpoint's layout), read with `TRANSA`; anything else is copied.
 fn weight_layout(weight: CubeTensor<CudaRuntime>) -> (CubeTensor<CudaRuntime>, bool) {
@@ -217,7 +174,7 @@ fn weight_layout(weight: CubeTensor<CudaRuntime>) -> (CubeTensor<CudaRuntime>, b
     if strides[0] == 1 && strides[1] == shape[0] {
         (weight, true)
     } else {
-        (into_contiguous(weight), false)
+        (contiguous(weight), false)
     }
 }
 
@@ -232,53 +189,6 @@ fn data_type(dtype: DType) -> Option<sys::cudaDataType> {
         DType::F16 => Some(sys::cudaDataType::CUDA_R_16F),
         DType::BF16 => Some(sys::cudaDataType::CUDA_R_16BF),
         _ => None,
-    }
-}
-
-/// Whether linear layers on Burn's CUDA backend may take this path (on by default).
-static ENABLED: AtomicBool = AtomicBool::new(true);
-static LAUNCHED: AtomicU64 = AtomicU64::new(0);
-static FALLBACKS: AtomicU64 = AtomicU64::new(0);
-static LAST_FAILURE: Mutex<Option<String>> = Mutex::new(None);
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Whether cuBLASLt loads in this process, looked up once; the error lists the file names
-/// tried.
-pub fn available() -> Result<(), LibraryError> {
-    static PRESENT: OnceLock<bool> = OnceLock::new();
-    // SAFETY: loading the library runs its initialisers, which NVIDIA's libraries keep free
-    // of side effects beyond their own state.
-    if *PRESENT.get_or_init(|| unsafe { sys::is_culib_present() }) {
-        Ok(())
-    } else {
-        Err(LibraryError::NotFound {
-            library: "cuBLASLt",
-            tried: cudarc::get_lib_name_candidates("cublasLt").join(", "),
-        })
-    }
-}
-
-/// Turns the path on or off for later linear layers; turning it on fails with the reason when
-/// cuBLASLt does not load.
-pub fn set_enabled(enabled: bool) -> Result<(), LibraryError> {
-    if enabled {
-        available()?;
-    }
-    ENABLED.store(enabled, Ordering::Relaxed);
-    Ok(())
-}
-
-/// The counters since the process started.
-pub fn stats() -> CublasLtStats {
-    CublasLtStats {
-        launched: LAUNCHED.load(Ordering::Relaxed),
-        fallbacks: FALLBACKS.load(Ordering::Relaxed),
-        last_failure: lock(&LAST_FAILURE).clone(),
     }
 }
 
@@ -597,12 +507,12 @@ mod tests {
     /// where to put them, and the path cannot be turned on.
     #[test]
     fn a_missing_library_is_named() {
-        if let Err(error) = available() {
+        if let Err(error) = CUBLASLT.available() {
             let message = error.to_string();
             assert!(message.contains("libcublasLt.so"), "{message}");
             assert!(message.contains("LD_LIBRARY_PATH"), "{message}");
-            assert!(set_enabled(true).is_err());
-            assert!(set_enabled(false).is_ok());
+            assert!(CUBLASLT.set_enabled(true).is_err());
+            assert!(!CUBLASLT.usable());
         }
     }
 

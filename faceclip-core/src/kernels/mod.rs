@@ -1,5 +1,5 @@
 //! Hand-written CubeCL kernels for Burn's CubeCL backends (wgpu, CUDA), and cuBLASLt GEMMs on
-//! CUDA (`cublaslt`, with the `cuda` feature), reached through Burn's fusion stream as custom
+//! CUDA (`cublaslt`, `cudnn`, with the `cuda` feature), reached through Burn's fusion stream as custom
 //! operations so they queue lazily like Burn's own.
 //!
 //! Everything here is generic over the CubeCL runtime; [`crate::backend`] decides which backend
@@ -9,7 +9,11 @@
 
 #[cfg(feature = "cuda")]
 pub mod cublaslt;
+#[cfg(feature = "cuda")]
+pub mod cudnn;
 pub mod group_norm;
+#[cfg(feature = "cuda")]
+pub(crate) mod nvidia;
 mod reduce;
 pub mod row_norm;
 

@@ -1,14 +1,15 @@
 //! Linear, LayerNorm, RMSNorm, Conv2d and eval-mode BatchNorm1d built from PyTorch-named weights.
 
-use crate::nn::Linear;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::norm::LayerNorm;
-use crate::backend::fused_row_norm;
+use crate::backend::{fused_conv2d, fused_row_norm};
 use crate::error::LoadError;
+use crate::nn::Linear;
 use crate::weights::Weights;
 
 /// A PyTorch `nn.Linear(d_in, d_out)`: keys `weight [d_out, d_in]` and optionally `bias [d_out]`.
@@ -64,14 +65,30 @@ pub fn load_conv2d<B: Backend>(
     })
 }
 
-/// Runs `conv`; a 1×1, stride-1, ungrouped convolution runs as a matrix product instead.
+/// Runs `conv`: on cuDNN where [`fused_conv2d`] takes it (Burn's CUDA backend, symmetric
+/// padding); otherwise a 1×1, stride-1, ungrouped convolution runs as a matrix product, and
+/// every other one as Burn's convolution. Model code runs every `Conv2d` through here.
 ///
-/// Besides being the natural form of a pointwise convolution, this avoids wrong results of
-/// Burn 0.21's wgpu convolution for 1×1 kernels on large feature maps (measured on lavapipe:
-/// relative error 0.8 at 256×256, 8 → 16 channels; exact at 32×24; upstream reports
-/// tracel-ai/burn#5626 and tracel-ai/cubek#519). Use it for every convolution whose kernel may
-/// be 1×1.
+/// Besides being the natural form of a pointwise convolution, the matrix product avoids wrong
+/// results of Burn 0.21's wgpu convolution for 1×1 kernels on large feature maps (measured on
+/// lavapipe: relative error 0.8 at 256×256, 8 → 16 channels; exact at 32×24; upstream reports
+/// tracel-ai/burn#5626 and tracel-ai/cubek#519).
 pub fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        // `Same` (sized from the input) and one-sided padding stay with Burn.
+        _ => None,
+    };
+    if let Some(padding) = padding {
+        let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        if let Some(y) = fused_conv2d(&x, &conv.weight.val(), bias.as_ref(), &options) {
+            return y;
+        }
+    }
     let pointwise = conv.kernel_size == [1, 1]
         && conv.stride == [1, 1]
         && conv.groups == 1

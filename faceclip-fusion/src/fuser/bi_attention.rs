@@ -6,8 +6,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{load_layer_norm, load_linear};
+use faceclip_core::nn::{load_layer_norm, load_linear, Linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 

@@ -10,8 +10,7 @@ use burn::module::Module;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{load_layer_norm, load_linear};
+use faceclip_core::nn::{load_layer_norm, load_linear, Linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 

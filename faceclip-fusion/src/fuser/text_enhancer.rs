@@ -5,8 +5,7 @@ use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{load_layer_norm, load_linear, PackedMultiheadAttention};
+use faceclip_core::nn::{load_layer_norm, load_linear, Linear, PackedMultiheadAttention};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 

@@ -4,8 +4,7 @@
 use burn::module::Module;
 use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
-use faceclip_core::nn::load_linear;
-use faceclip_core::nn::Linear;
+use faceclip_core::nn::{load_linear, Linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 

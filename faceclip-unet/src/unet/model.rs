@@ -8,7 +8,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::group_norm_silu;
+use faceclip_core::nn::{conv_forward, group_norm_silu};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -238,7 +238,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         // Every ResNet block applies `silu` to the embedding before its projection: do it once.
         let time = silu(emb);
 
-        let mut x = self.conv_in.forward(sample);
+        let mut x = conv_forward(&self.conv_in, sample);
         let mut skips = vec![x.clone()];
         for level in &self.down {
             for layer in &level.layers {
@@ -246,7 +246,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 skips.push(x.clone());
             }
             if let Some(conv) = &level.downsample {
-                x = conv.forward(x);
+                x = conv_forward(conv, x);
                 skips.push(x.clone());
             }
         }
@@ -264,12 +264,12 @@ impl<B: Backend> UNet2DConditionModel<B> {
             }
             if let Some(conv) = &level.upsample {
                 let target = skips.last().map(|s| [s.dims()[2], s.dims()[3]]);
-                x = conv.forward(upsample_to(x, target));
+                x = conv_forward(conv, upsample_to(x, target));
             }
         }
 
         let x = group_norm_silu(&self.conv_norm_out, x);
-        Ok(self.conv_out.forward(x))
+        Ok(conv_forward(&self.conv_out, x))
     }
 
     fn check_inputs(

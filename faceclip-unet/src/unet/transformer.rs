@@ -9,8 +9,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::Linear;
-use faceclip_core::nn::{conv_forward, group_norm, load_layer_norm, load_linear, sdpa};
+use faceclip_core::nn::{conv_forward, group_norm, load_layer_norm, load_linear, sdpa, Linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 

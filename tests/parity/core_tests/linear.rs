@@ -71,28 +71,20 @@ fn linears_match_torch_wgpu() {
     check_linears::<faceclip_core::backend::Wgpu>(&Default::default());
 }
 
-/// cuBLASLt must be installed on a CUDA test machine (the error names the files looked for);
-/// every layer of `check` must then have run on it.
-#[cfg(feature = "cuda")]
-fn on_cublaslt(check: impl FnOnce()) {
-    use faceclip_core::backend::{cublaslt_stats, use_cublaslt};
-    use_cublaslt(true).unwrap_or_else(|e| panic!("{e}"));
-    let before = cublaslt_stats();
-    check();
-    let after = cublaslt_stats();
-    println!("cuBLASLt: {before:?} -> {after:?}");
-    assert!(after.launched >= before.launched + 6, "{after:?}");
-    assert_eq!(after.fallbacks, before.fallbacks, "{after:?}");
-}
-
 #[cfg(feature = "cuda")]
 #[test]
 fn linears_match_torch_cuda() {
-    on_cublaslt(|| check_linears::<faceclip_core::backend::Cuda>(&Default::default()));
+    use faceclip_core::backend::{Cuda, NvidiaLibrary};
+    super::on_library(NvidiaLibrary::CublasLt, 6, || {
+        check_linears::<Cuda>(&Default::default())
+    });
 }
 
 #[cfg(feature = "cuda")]
 #[test]
 fn linears_match_torch_cuda_bf16() {
-    on_cublaslt(|| check_linears::<faceclip_core::backend::CudaBf16>(&Default::default()));
+    use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
+    super::on_library(NvidiaLibrary::CublasLt, 6, || {
+        check_linears::<CudaBf16>(&Default::default())
+    });
 }

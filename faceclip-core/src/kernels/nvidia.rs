@@ -1,0 +1,156 @@
+//! What the NVIDIA-library paths ([`super::cublaslt`], [`super::cudnn`]) share: loading the
+//! library at run time, the on/off switch and counters, the call on the CubeCL server's device
+//! thread, buffer addresses with the stream that orders them, and the fallback to Burn's ops.
+//!
+//! A library is never linked: `cudarc` opens it (`dlopen`) on first use. A call is made on the
+//! CubeCL server's device thread, where Burn's CUDA context is current and where the server
+//! calls the path makes (allocations, buffer look-ups) run at once, and is queued on the CUDA
+//! stream the server executes the caller's work on (exposed by the vendored `cubecl-cuda`), so
+//! it is ordered with Burn's own kernels without any host synchronisation.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
+use cubecl::client::ComputeClient;
+use cubecl::cuda::CudaRuntime;
+use cubecl::server::Handle;
+
+use super::retype;
+use crate::backend::LibraryStats;
+use crate::error::LibraryError;
+
+/// One library's path: whether it loads, whether it is on, and what it has done.
+pub(crate) struct LibraryPath {
+    /// The library's name in messages ("cuBLASLt").
+    name: &'static str,
+    /// Its file stem for the loader ("cublasLt" → `libcublasLt.so*`).
+    stem: &'static str,
+    /// `cudarc`'s check that the library opens.
+    probe: unsafe fn() -> bool,
+    present: OnceLock<bool>,
+    enabled: AtomicBool,
+    launched: AtomicU64,
+    fallbacks: AtomicU64,
+    last_failure: Mutex<Option<String>>,
+}
+
+/// `mutex`'s guard, also after a panic elsewhere poisoned it (the guarded data stays valid).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl LibraryPath {
+    /// A path, on by default, for the library `name` whose files start `lib{stem}`.
+    pub(crate) const fn new(
+        name: &'static str,
+        stem: &'static str,
+        probe: unsafe fn() -> bool,
+    ) -> Self {
+        Self {
+            name,
+            stem,
+            probe,
+            present: OnceLock::new(),
+            enabled: AtomicBool::new(true),
+            launched: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
+        }
+    }
+
+    /// Whether the library loads in this process, looked up once; the error lists the file
+    /// names tried.
+    pub(crate) fn available(&self) -> Result<(), LibraryError> {
+        // SAFETY: opening the library runs its initialisers, which NVIDIA's libraries keep free
+        // of side effects beyond their own state.
+        if *self.present.get_or_init(|| unsafe { (self.probe)() }) {
+            Ok(())
+        } else {
+            Err(LibraryError::NotFound {
+                library: self.name,
+                tried: cudarc::get_lib_name_candidates(self.stem).join(", "),
+            })
+        }
+    }
+
+    /// Turns the path on or off for later calls; turning it on fails with the reason when the
+    /// library does not load.
+    pub(crate) fn set_enabled(&self, enabled: bool) -> Result<(), LibraryError> {
+        if enabled {
+            self.available()?;
+        }
+        self.enabled.store(enabled, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether calls may take the path now.
+    pub(crate) fn usable(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed) && self.available().is_ok()
+    }
+
+    /// The counters since the process started.
+    pub(crate) fn stats(&self) -> LibraryStats {
+        LibraryStats {
+            launched: self.launched.load(Ordering::Relaxed),
+            fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            last_failure: lock(&self.last_failure).clone(),
+        }
+    }
+
+    /// `run` on the CUDA operands, on the device thread; when the operands are not CUDA
+    /// tensors or `run` fails, `fallback` (Burn's ops) computes the result and the failure is
+    /// counted.
+    pub(crate) fn launch<R: CubeRuntime>(
+        &self,
+        inputs: [CubeTensor<R>; 3],
+        run: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> + Send,
+        fallback: impl FnOnce([CubeTensor<R>; 3]) -> CubeTensor<R>,
+    ) -> CubeTensor<R> {
+        let failure = match retype::<_, [CubeTensor<CudaRuntime>; 3]>(inputs.clone()) {
+            Ok(cuda) => {
+                let client = cuda[0].client.clone();
+                match client.exclusive(move || run(cuda)) {
+                    Ok(Ok(output)) => {
+                        self.launched.fetch_add(1, Ordering::Relaxed);
+                        match retype::<_, CubeTensor<R>>(output) {
+                            Ok(output) => return output,
+                            Err(_) => unreachable!("R is CudaRuntime: the inputs retyped"),
+                        }
+                    }
+                    Ok(Err(error)) => format!("{}: {error}", self.name),
+                    Err(error) => format!("{}: CubeCL device thread: {error:?}", self.name),
+                }
+            }
+            Err(_) => format!("{}: not on Burn's CUDA runtime", self.name),
+        };
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_failure) = Some(failure);
+        fallback(inputs)
+    }
+}
+
+/// The device address of `handle`'s buffer, the stream the server executes this thread's work
+/// on, and a guard that keeps the buffer allocated while it lives (hold it until the call
+/// that uses the address is queued). Call on the device thread.
+pub(crate) fn buffer(
+    client: &ComputeClient<CudaRuntime>,
+    handle: &Handle,
+) -> Result<(u64, usize, impl Sized), String> {
+    let managed = client
+        .get_resource(handle.clone())
+        .map_err(|error| format!("buffer of an operand: {error:?}"))?;
+    let resource = managed.resource();
+    Ok((resource.ptr, resource.stream as usize, managed))
+}
+
+/// `tensor`, copied to a contiguous row-major layout if it is not one.
+pub(crate) fn contiguous(tensor: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+    if tensor.is_contiguous() {
+        tensor
+    } else {
+        burn_cubecl::kernel::into_contiguous(tensor)
+    }
+}
