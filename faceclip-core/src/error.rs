@@ -162,8 +162,8 @@ pub enum LibraryError {
     },
     /// The library is not installed where the dynamic loader looks.
     #[error(
-        "{library} is not installed: none of {tried} could be loaded. Install it (the CUDA \
-         toolkit, or the `nvidia-cublas` Python wheel that PyTorch ships) and add the directory \
+        "{library} is not installed: none of {tried} could be loaded. Install it (NVIDIA's \
+         package, or the `nvidia-*` Python wheel PyTorch ships with it) and add the directory \
          holding it to LD_LIBRARY_PATH"
     )]
     NotFound {
