@@ -3,16 +3,14 @@
 //! [`super::nvidia`]). cuBLASLt's heuristic picks the algorithm once per shape, element type,
 //! transposition and pointer alignment; the plan is kept for the process.
 
-use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::Mutex;
 
 use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
 use burn_cubecl::{ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime};
 use cubecl::cuda::CudaRuntime;
 use cudarc::cublaslt::{result as lt, sys};
 
-use super::nvidia::{buffer, contiguous, lock, LibraryPath};
+use super::nvidia::{buffers, contiguous, on_cuda, LibraryPath, Session};
 use super::FusedKernel;
 
 /// cuBLASLt's loading, switch and counters.
@@ -73,15 +71,12 @@ impl Linear {
         );
         let workspace = client.empty(WORKSPACE_BYTES);
         // The guards hold the buffers until the call is queued.
-        let (x_ptr, _, _x) = buffer(&client, &x.handle)?;
-        let (weight_ptr, _, _weight) = buffer(&client, &weight.handle)?;
-        let (output_ptr, stream, _output) = buffer(&client, &output.handle)?;
-        let (workspace_ptr, _, _workspace) = buffer(&client, &workspace)?;
-        let bias = bias
-            .as_ref()
-            .map(|b| buffer(&client, &b.handle))
-            .transpose()?;
-        let bias_ptr = bias.as_ref().map_or(0, |(ptr, ..)| *ptr);
+        let bias = bias.as_ref().map(|b| &b.handle);
+        let handles = [&x.handle, &weight.handle, &output.handle, &workspace].map(Some);
+        let ([x_ptr, weight_ptr, output_ptr, workspace_ptr, bias_ptr], stream, _guards) = buffers(
+            &client,
+            [handles[0], handles[1], handles[2], handles[3], bias],
+        )?;
         let call = GemmCall {
             key: GemmKey {
                 device: x.device.index,
@@ -100,7 +95,7 @@ impl Linear {
             workspace: workspace_ptr,
             stream,
         };
-        call.run().map_err(|error| error.to_string())?;
+        call.run()?;
         Ok(output)
     }
 }
@@ -109,14 +104,12 @@ impl FusedKernel for Linear {
     const NAME: &'static str = "faceclip_cublaslt_linear";
 
     fn runs_on<R: CubeRuntime>() -> bool {
-        std::any::TypeId::of::<R>() == std::any::TypeId::of::<CudaRuntime>()
+        on_cuda::<R>()
     }
 
     fn supports(&self, [x, weight, bias]: [&Shape; 3], dtypes: [DType; 3]) -> bool {
-        CUBLASLT.usable()
-            && dtypes.iter().all(|d| *d == dtypes[0])
-            && data_type(dtypes[0]).is_some()
-            && self.dims(x, weight, bias).is_some()
+        let fits = self.dims(x, weight, bias).is_some();
+        CUBLASLT.takes(dtypes, |d| data_type(d).is_some(), fits)
     }
 
     fn output_shape(&self, [x, weight, _]: [&Shape; 3]) -> Shape {
@@ -219,73 +212,51 @@ struct GemmCall {
 
 impl GemmCall {
     /// Plans (once per key) and queues the matmul; runs on the device thread.
-    fn run(self) -> Result<(), lt::CublasError> {
-        let mut session = lock(session());
-        if session.is_none() {
-            *session = Some(Session {
-                handle: LtHandle(lt::create_handle()?),
-                plans: HashMap::new(),
-            });
-        }
-        let Some(session) = session.as_mut() else {
-            unreachable!("created above")
-        };
-        let handle = session.handle.0;
-        let plan = match session.plans.entry(self.key) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(Plan::new(handle, &self.key, self.bias)?)
-            }
-        };
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        // SAFETY: the descriptors are live (owned by `plan`), the addresses are buffers the
-        // caller holds until this returns, with the shapes the plan was made for; the work is
-        // queued on the stream that orders those buffers.
-        unsafe {
-            if self.key.has_bias {
-                plan.set_bias(self.bias)?;
-            }
-            lt::matmul(
-                handle,
-                plan.desc,
-                (&alpha as *const f32).cast(),
-                (&beta as *const f32).cast(),
-                self.weight as *const c_void,
-                plan.weight,
-                self.x as *const c_void,
-                plan.x,
-                self.output as *const c_void,
-                plan.output,
-                self.output as *mut c_void,
-                plan.output,
-                &plan.algo,
-                self.workspace as *mut c_void,
-                plan.workspace,
-                self.stream as sys::cudaStream_t,
-            )
-        }
+    fn run(self) -> Result<(), String> {
+        let message = |error: lt::CublasError| error.to_string();
+        SESSION.run(
+            self.key,
+            || lt::create_handle().map_err(message),
+            |handle| Plan::new(handle, &self.key, self.bias).map_err(message),
+            |handle, plan| {
+                let (alpha, beta) = (1.0f32, 0.0f32);
+                // SAFETY: the descriptors are live (owned by `plan`), the addresses are
+                // buffers the caller holds until this returns, with the shapes the plan was
+                // made for; the work is queued on the stream that orders those buffers.
+                unsafe {
+                    if self.key.has_bias {
+                        plan.set_bias(self.bias).map_err(message)?;
+                    }
+                    lt::matmul(
+                        handle,
+                        plan.desc,
+                        (&alpha as *const f32).cast(),
+                        (&beta as *const f32).cast(),
+                        self.weight as *const c_void,
+                        plan.weight,
+                        self.x as *const c_void,
+                        plan.x,
+                        self.output as *const c_void,
+                        plan.output,
+                        self.output as *mut c_void,
+                        plan.output,
+                        &plan.algo,
+                        self.workspace as *mut c_void,
+                        plan.workspace,
+                        self.stream as sys::cudaStream_t,
+                    )
+                    .map_err(message)
+                }
+            },
+        )
     }
 }
 
 /// The cuBLASLt handle and the plans made so far.
-struct Session {
-    handle: LtHandle,
-    plans: HashMap<GemmKey, Plan>,
-}
+static SESSION: Session<sys::cublasLtHandle_t, GemmKey, Plan> = Session::new();
 
-/// A cuBLASLt handle (a pointer the process keeps).
-struct LtHandle(sys::cublasLtHandle_t);
-
-// SAFETY: cuBLASLt handles and descriptors may be used from any thread; every use is
-// serialised by the session's mutex.
-unsafe impl Send for LtHandle {}
-// SAFETY: as above.
+// SAFETY: cuBLASLt descriptors may be used from any thread, one at a time (the session's lock).
 unsafe impl Send for Plan {}
-
-fn session() -> &'static Mutex<Option<Session>> {
-    static SESSION: Mutex<Option<Session>> = Mutex::new(None);
-    &SESSION
-}
 
 /// The descriptors and algorithm of one key. cuBLASLt is column-major, so the row-major
 /// `y[m, n] = x[m, k]·W[k, n]` is computed as `yᵀ[n, m] = Wᵀ[n, k]·xᵀ[k, m]`: `W` is the first

@@ -5,9 +5,7 @@
 //! math mode (tensor cores for bf16/f16, TF32 allowed for f32) once per shape and element type;
 //! the plan is kept for the process.
 
-use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::Mutex;
 
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
@@ -15,7 +13,7 @@ use burn_cubecl::{ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRunt
 use cubecl::cuda::CudaRuntime;
 use cudarc::cudnn::{result as dnn, sys};
 
-use super::nvidia::{buffer, contiguous, lock, LibraryPath};
+use super::nvidia::{buffers, contiguous, on_cuda, LibraryPath, Session};
 use super::FusedKernel;
 
 /// cuDNN's loading, switch and counters.
@@ -113,69 +111,61 @@ impl Conv2d {
             dilation: self.dilation,
             groups: self.groups,
         };
-        let mut session = lock(session());
-        if session.is_none() {
-            *session = Some(Session {
-                handle: DnnHandle(dnn::create_handle().map_err(|e| e.to_string())?),
-                plans: HashMap::new(),
-            });
-        }
-        let Some(session) = session.as_mut() else {
-            unreachable!("created above")
-        };
-        let handle = session.handle.0;
-        let plan = match session.plans.entry(key) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(Plan::new(handle, &key).map_err(|e| e.to_string())?)
-            }
-        };
-        let workspace = client.empty(plan.workspace.max(1));
-        // The guards hold the buffers until the calls are queued.
-        let (x_ptr, _, _x) = buffer(&client, &x.handle)?;
-        let (weight_ptr, _, _weight) = buffer(&client, &weight.handle)?;
-        let (output_ptr, stream, _output) = buffer(&client, &output.handle)?;
-        let (workspace_ptr, _, _workspace) = buffer(&client, &workspace)?;
-        let bias = bias
-            .as_ref()
-            .map(|b| buffer(&client, &b.handle))
-            .transpose()?;
-        let (one, zero) = (1.0f32, 0.0f32);
-        // SAFETY: the descriptors are live (owned by `plan`) and describe these buffers, which
-        // the guards keep allocated until the work is queued on the stream that orders them;
-        // the scaling factors are `float`, as cuDNN wants for every data type but double.
-        unsafe {
-            dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(|e| e.to_string())?;
-            dnn::convolution_forward(
-                handle,
-                (&one as *const f32).cast(),
-                plan.x,
-                x_ptr as *const c_void,
-                plan.weight,
-                weight_ptr as *const c_void,
-                plan.conv,
-                plan.algo,
-                workspace_ptr as *mut c_void,
-                plan.workspace,
-                (&zero as *const f32).cast(),
-                plan.output,
-                output_ptr as *mut c_void,
-            )
-            .map_err(|e| e.to_string())?;
-            if let Some((bias_ptr, ..)) = bias {
-                sys::cudnnAddTensor(
-                    handle,
-                    (&one as *const f32).cast(),
-                    plan.bias,
-                    bias_ptr as *const c_void,
-                    (&one as *const f32).cast(),
-                    plan.output,
-                    output_ptr as *mut c_void,
-                )
-                .result()
-                .map_err(|e| e.to_string())?;
-            }
-        }
+        let message = |error: dnn::CudnnError| error.to_string();
+        SESSION.run(
+            key,
+            || dnn::create_handle().map_err(message),
+            |handle| Plan::new(handle, &key).map_err(message),
+            |handle, plan| {
+                let workspace = client.empty(plan.workspace.max(1));
+                // The guards hold the buffers until the calls are queued.
+                let bias = bias.as_ref().map(|b| &b.handle);
+                let handles = [&x.handle, &weight.handle, &output.handle, &workspace].map(Some);
+                let ([x_ptr, weight_ptr, output_ptr, workspace_ptr, bias_ptr], stream, _guards) =
+                    buffers(
+                        &client,
+                        [handles[0], handles[1], handles[2], handles[3], bias],
+                    )?;
+                let (one, zero) = (1.0f32, 0.0f32);
+                // SAFETY: the descriptors are live (owned by `plan`) and describe these
+                // buffers, which the guards keep allocated until the work is queued on the
+                // stream that orders them; the scaling factors are `float`, as cuDNN wants for
+                // every data type but double.
+                unsafe {
+                    dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(message)?;
+                    dnn::convolution_forward(
+                        handle,
+                        (&one as *const f32).cast(),
+                        plan.x,
+                        x_ptr as *const c_void,
+                        plan.weight,
+                        weight_ptr as *const c_void,
+                        plan.conv,
+                        plan.algo,
+                        workspace_ptr as *mut c_void,
+                        plan.workspace,
+                        (&zero as *const f32).cast(),
+                        plan.output,
+                        output_ptr as *mut c_void,
+                    )
+                    .map_err(message)?;
+                    if bias.is_some() {
+                        sys::cudnnAddTensor(
+                            handle,
+                            (&one as *const f32).cast(),
+                            plan.bias,
+                            bias_ptr as *const c_void,
+                            (&one as *const f32).cast(),
+                            plan.output,
+                            output_ptr as *mut c_void,
+                        )
+                        .result()
+                        .map_err(message)?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
         Ok(output)
     }
 }
@@ -184,14 +174,12 @@ impl FusedKernel for Conv2d {
     const NAME: &'static str = "faceclip_cudnn_conv2d";
 
     fn runs_on<R: CubeRuntime>() -> bool {
-        std::any::TypeId::of::<R>() == std::any::TypeId::of::<CudaRuntime>()
+        on_cuda::<R>()
     }
 
     fn supports(&self, [x, weight, bias]: [&Shape; 3], dtypes: [DType; 3]) -> bool {
-        CUDNN.usable()
-            && dtypes.iter().all(|d| *d == dtypes[0])
-            && data_type(dtypes[0]).is_some()
-            && self.dims(x, weight, bias).is_some()
+        let fits = self.dims(x, weight, bias).is_some();
+        CUDNN.takes(dtypes, |d| data_type(d).is_some(), fits)
     }
 
     fn output_shape(&self, [x, weight, bias]: [&Shape; 3]) -> Shape {
@@ -243,24 +231,10 @@ struct PlanKey {
 }
 
 /// The cuDNN handle and the plans made so far.
-struct Session {
-    handle: DnnHandle,
-    plans: HashMap<PlanKey, Plan>,
-}
+static SESSION: Session<sys::cudnnHandle_t, PlanKey, Plan> = Session::new();
 
-/// A cuDNN handle (a pointer the process keeps).
-struct DnnHandle(sys::cudnnHandle_t);
-
-// SAFETY: cuDNN handles and descriptors may be used from any thread; every use is serialised
-// by the session's mutex.
-unsafe impl Send for DnnHandle {}
-// SAFETY: as above.
+// SAFETY: cuDNN descriptors may be used from any thread, one at a time (the session's lock).
 unsafe impl Send for Plan {}
-
-fn session() -> &'static Mutex<Option<Session>> {
-    static SESSION: Mutex<Option<Session>> = Mutex::new(None);
-    &SESSION
-}
 
 /// The descriptors, algorithm and workspace size of one key.
 struct Plan {

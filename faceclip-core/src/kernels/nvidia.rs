@@ -8,9 +8,12 @@
 //! stream the server executes the caller's work on (exposed by the vendored `cubecl-cuda`), so
 //! it is ordered with Burn's own kernels without any host synchronisation.
 
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use burn::tensor::DType;
 use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
 use cubecl::client::ComputeClient;
 use cubecl::cuda::CudaRuntime;
@@ -36,7 +39,7 @@ pub(crate) struct LibraryPath {
 }
 
 /// `mutex`'s guard, also after a panic elsewhere poisoned it (the guarded data stays valid).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -91,6 +94,17 @@ impl LibraryPath {
         self.enabled.load(Ordering::Relaxed) && self.available().is_ok()
     }
 
+    /// Whether an operation on operands of these element types may take the path now: all
+    /// the same, one the library `handles`, and `fits` (the shapes).
+    pub(crate) fn takes(
+        &self,
+        dtypes: [DType; 3],
+        handles: impl Fn(DType) -> bool,
+        fits: bool,
+    ) -> bool {
+        fits && dtypes.iter().all(|d| *d == dtypes[0]) && handles(dtypes[0]) && self.usable()
+    }
+
     /// The counters since the process started.
     pub(crate) fn stats(&self) -> LibraryStats {
         LibraryStats {
@@ -132,18 +146,31 @@ impl LibraryPath {
     }
 }
 
-/// The device address of `handle`'s buffer, the stream the server executes this thread's work
-/// on, and a guard that keeps the buffer allocated while it lives (hold it until the call
-/// that uses the address is queued). Call on the device thread.
-pub(crate) fn buffer(
+/// The device addresses of the operands' buffers (0 for an absent one), the stream the server
+/// executes this thread's work on, and guards that keep the buffers allocated while they live
+/// (hold them until the call that uses the addresses is queued). Call on the device thread.
+pub(crate) fn buffers<const N: usize>(
     client: &ComputeClient<CudaRuntime>,
-    handle: &Handle,
-) -> Result<(u64, usize, impl Sized), String> {
-    let managed = client
-        .get_resource(handle.clone())
-        .map_err(|error| format!("buffer of an operand: {error:?}"))?;
-    let resource = managed.resource();
-    Ok((resource.ptr, resource.stream as usize, managed))
+    handles: [Option<&Handle>; N],
+) -> Result<([u64; N], usize, Vec<impl Sized>), String> {
+    let mut addresses = [0; N];
+    let mut stream = 0;
+    let mut guards = Vec::with_capacity(N);
+    for (address, handle) in addresses.iter_mut().zip(handles) {
+        let Some(handle) = handle else { continue };
+        let managed = client
+            .get_resource(handle.clone())
+            .map_err(|error| format!("buffer of an operand: {error:?}"))?;
+        *address = managed.resource().ptr;
+        stream = managed.resource().stream as usize;
+        guards.push(managed);
+    }
+    Ok((addresses, stream, guards))
+}
+
+/// Whether CubeCL runtime `R` is CUDA's (where the NVIDIA libraries run).
+pub(crate) fn on_cuda<R: CubeRuntime>() -> bool {
+    std::any::TypeId::of::<R>() == std::any::TypeId::of::<CudaRuntime>()
 }
 
 /// `tensor`, copied to a contiguous row-major layout if it is not one.
@@ -152,5 +179,57 @@ pub(crate) fn contiguous(tensor: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRunt
         tensor
     } else {
         burn_cubecl::kernel::into_contiguous(tensor)
+    }
+}
+
+/// A library handle `H`, created on first use, and the plans `P` (descriptors, algorithm) made
+/// with it per key `K`, kept for the process and used under one lock.
+pub(crate) struct Session<H, K, P> {
+    state: Mutex<Option<SessionState<H, K, P>>>,
+}
+
+/// A session's handle and plans, once the handle exists.
+struct SessionState<H, K, P> {
+    handle: LibraryHandle<H>,
+    plans: HashMap<K, P>,
+}
+
+/// A handle a library hands out (a pointer).
+struct LibraryHandle<H>(H);
+
+// SAFETY: NVIDIA's library handles may be used from any thread, one thread at a time: every
+// use goes through the session's lock.
+unsafe impl<H> Send for LibraryHandle<H> {}
+
+impl<H: Copy, K: Copy + Eq + Hash, P> Session<H, K, P> {
+    /// A session with no handle yet.
+    pub(crate) const fn new() -> Self {
+        Self {
+            state: Mutex::new(None),
+        }
+    }
+
+    /// `call` with the handle and `key`'s plan, made by `create` and `plan` on first use.
+    pub(crate) fn run<T>(
+        &self,
+        key: K,
+        create: impl FnOnce() -> Result<H, String>,
+        plan: impl FnOnce(H) -> Result<P, String>,
+        call: impl FnOnce(H, &mut P) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut state = lock(&self.state);
+        let state = match &mut *state {
+            Some(state) => state,
+            empty => empty.insert(SessionState {
+                handle: LibraryHandle(create()?),
+                plans: HashMap::new(),
+            }),
+        };
+        let handle = state.handle.0;
+        let plan = match state.plans.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(plan(handle)?),
+        };
+        call(handle, plan)
     }
 }
