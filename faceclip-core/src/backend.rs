@@ -8,10 +8,10 @@
 //! NVIDIA's cuBLASLt and cuDNN on the CUDA aliases ([`use_library`], [`library_stats`]).
 
 use burn::tensor::{backend::Backend, Tensor};
-
-use crate::error::LibraryError;
 #[cfg(feature = "cube-kernels")]
 use burn::tensor::{ops::FloatTensor, TensorPrimitive};
+
+use crate::error::LibraryError;
 
 /// CPU backend (ndarray, multi-threaded, SIMD), `f32`.
 #[cfg(feature = "ndarray")]
