@@ -7,12 +7,13 @@
 //! ```text
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
-//!     [--burn-kernels]
+//!     [--burn-kernels] [--attention flash|cublaslt]
 //! ```
 //!
 //! On CUDA, linear layers run on cuBLASLt and convolutions on cuDNN when they load
 //! (`--burn-kernels`: Burn's own); the run ends with a line per library on stderr saying how
-//! many operations took that path.
+//! many operations took that path. `--attention cublaslt` makes the models' attention on CUDA
+//! two batched cuBLASLt GEMMs around a softmax instead of Burn's (padded) flash kernels.
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -30,8 +31,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
-use faceclip::core::backend::{is_cuda, library_stats, use_library, NvidiaLibrary};
-use faceclip::core::nn::{conv_forward, group_norm_silu, linear, sdpa, LayerNorm};
+use faceclip::core::backend::{
+    is_cuda, library_stats, set_cuda_attention, use_library, CudaAttention, NvidiaLibrary,
+};
+use faceclip::core::nn::{
+    attention_unfused, conv_forward, group_norm_silu, linear, sdpa, LayerNorm,
+};
 use faceclip::core::schedule::{EulerDiscrete, NoiseSchedule};
 use faceclip::core::weights::Weights;
 use faceclip::dit::{image_ids, FluxConfig, FluxInput, FluxTransformer2DModel};
@@ -51,6 +56,8 @@ struct Options {
     only: Option<Vec<String>>,
     /// Linear layers and convolutions on Burn's kernels even where cuBLASLt and cuDNN load.
     burn_kernels: bool,
+    /// The models' attention on CUDA: Burn's flash kernels, or cuBLASLt unfused.
+    attention: CudaAttention,
 }
 
 impl Options {
@@ -62,6 +69,7 @@ impl Options {
             warmup: 2,
             only: None,
             burn_kernels: false,
+            attention: CudaAttention::Flash,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -70,6 +78,13 @@ impl Options {
                 "--backend" => options.backend = value("--backend")?,
                 "--small" => options.small = true,
                 "--burn-kernels" => options.burn_kernels = true,
+                "--attention" => {
+                    options.attention = match value("--attention")?.as_str() {
+                        "flash" => CudaAttention::Flash,
+                        "cublaslt" => CudaAttention::CublasLt,
+                        other => return Err(format!("--attention {other}: flash or cublaslt")),
+                    }
+                }
                 "--iters" => {
                     options.iters = value("--iters")?
                         .parse()
@@ -240,6 +255,16 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
                     AttentionModuleOptions::default(),
                 )
             },
+        );
+        // Two strided batched GEMMs (cuBLASLt on CUDA) around Burn's softmax, what
+        // `set_cuda_attention(CudaAttention::CublasLt)` makes the models use.
+        time_case::<B, _>(
+            options,
+            device,
+            &format!("{name}_unfused"),
+            &format!("q[{bs},{h},{lq},{d}] kv {lk}"),
+            4.0 * (bs * h * lq * lk * d) as f64,
+            || attention_unfused(q.clone(), k.clone(), v.clone(), None),
         );
         // The models' entry point: queries padded to a multiple of 128 on CUDA, where only
         // such lengths reach Burn's flash-attention kernels.
@@ -541,6 +566,8 @@ fn unet_case<B: Backend>(
 fn run<B: Backend>(options: &Options, device: B::Device) {
     eprintln!("backend {} on {}", options.backend, B::name(&device));
     if is_cuda::<B>(&device) {
+        set_cuda_attention(options.attention);
+        eprintln!("attention: {:?}", options.attention);
         for library in [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn] {
             match use_library(library, !options.burn_kernels) {
                 Ok(()) if options.burn_kernels => {

@@ -42,8 +42,9 @@ def main(paths):
         for burn_backend, torch_backend in PAIRS:
             b = by.get(("burn", burn_backend, case))
             # `X_sdpa` is Burn's model entry point for the op PyTorch times as `X`; `X_burn` is
-            # Burn's own ops where the models take a fused kernel.
-            base = case.removesuffix("_sdpa").removesuffix("_burn")
+            # Burn's own ops where the models take a fused kernel or an NVIDIA library;
+            # `X_unfused` is attention as two cuBLASLt GEMMs around a softmax.
+            base = case.removesuffix("_sdpa").removesuffix("_burn").removesuffix("_unfused")
             t = by.get(("torch", torch_backend, base))
             if b is None and t is None:
                 continue

@@ -4,8 +4,10 @@
 //! these aliases. Each exists only when its cargo feature (`ndarray`, `wgpu`, `cuda`) is on.
 //! [`is_cuda`] lets generic code ask at run time whether it runs on CUDA, and
 //! [`fused_group_norm`] and [`fused_row_norm`] route norms to the CubeCL kernels of these
-//! aliases; [`fused_linear`] and [`fused_conv2d`] route linear layers and convolutions to
-//! NVIDIA's cuBLASLt and cuDNN on the CUDA aliases ([`use_library`], [`library_stats`]).
+//! aliases; [`fused_linear`], [`fused_batched_matmul`] and [`fused_conv2d`] route linear
+//! layers, batched products and convolutions to NVIDIA's cuBLASLt and cuDNN on the CUDA aliases
+//! ([`use_library`], [`library_stats`]), and [`set_cuda_attention`] picks attention's kernels
+//! there.
 
 use burn::tensor::{backend::Backend, Tensor};
 #[cfg(feature = "cube-kernels")]
@@ -167,6 +169,58 @@ pub fn fused_linear<B: Backend, const D: usize>(
     }
 }
 
+/// `scale · lhs·rhs` for `lhs` `[batch, m, k]` and `rhs` `[batch, k, n]` as one strided
+/// batched cuBLASLt GEMM (`kernels::cublaslt`, built with the `cuda` feature; a transposed
+/// view such as `k.swap_dims(1, 2)` is read in place) when `B` is `Cuda` or `CudaBf16`,
+/// cuBLASLt loads and it is [enabled](use_library); `None` otherwise, for Burn's matmul.
+pub fn fused_batched_matmul<B: Backend>(
+    lhs: &Tensor<B, 3>,
+    rhs: &Tensor<B, 3>,
+    scale: f32,
+) -> Option<Tensor<B, 3>> {
+    #[cfg(feature = "cuda")]
+    {
+        let kernel = crate::kernels::cublaslt::BatchedMatmul { scale };
+        fused(&kernel, lhs, rhs, rhs)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (lhs, rhs, scale);
+        None
+    }
+}
+
+/// How attention runs on Burn's CUDA backend ([`set_cuda_attention`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CudaAttention {
+    /// Burn's attention, queries padded so its flash kernels take them (the default).
+    Flash,
+    /// Two strided batched cuBLASLt GEMMs around Burn's softmax, the scores materialised
+    /// ([`crate::nn::attention_unfused`]); Burn's attention where cuBLASLt does not load.
+    CublasLt,
+}
+
+static CUDA_ATTENTION_UNFUSED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses how [`sdpa`](crate::nn::sdpa) computes attention on Burn's CUDA backend from now
+/// on (other backends always use Burn's attention).
+pub fn set_cuda_attention(kind: CudaAttention) {
+    CUDA_ATTENTION_UNFUSED.store(
+        kind == CudaAttention::CublasLt,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The current [`set_cuda_attention`] choice.
+pub fn cuda_attention() -> CudaAttention {
+    if CUDA_ATTENTION_UNFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+        CudaAttention::CublasLt
+    } else {
+        CudaAttention::Flash
+    }
+}
+
 /// A 2-D convolution of `x` `[n, c, h, w]` with `weight` `[o, c / groups, kh, kw]` (PyTorch's
 /// layout) and `bias` `[o]`, symmetric zero `padding`, computed by cuDNN (`kernels::cudnn`,
 /// built with the `cuda` feature) when `B` is `Cuda` or `CudaBf16`, cuDNN loads and it is
@@ -202,7 +256,8 @@ pub fn fused_conv2d<B: Backend>(
 /// An NVIDIA library the CUDA aliases can compute with (loaded at run time when installed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NvidiaLibrary {
-    /// cuBLASLt: linear layers ([`fused_linear`]).
+    /// cuBLASLt: linear layers ([`fused_linear`]) and batched products
+    /// ([`fused_batched_matmul`]).
     CublasLt,
     /// cuDNN: 2-D convolutions ([`fused_conv2d`]).
     Cudnn,

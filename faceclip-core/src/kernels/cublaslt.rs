@@ -52,7 +52,7 @@ impl Linear {
         [x, weight, bias]: [CubeTensor<CudaRuntime>; 3],
     ) -> Result<CubeTensor<CudaRuntime>, String> {
         let x = contiguous(x);
-        let (weight, transposed) = weight_layout(weight);
+        let (weight, transposed) = rhs_layout(weight);
         let bias = self.has_bias.then(|| contiguous(bias));
         let shape = x.shape();
         let (m, k, n) = self
@@ -69,33 +69,15 @@ impl Linear {
             output_shape(&shape, n),
             x.dtype,
         );
-        let workspace = client.empty(WORKSPACE_BYTES);
-        // The guards hold the buffers until the call is queued.
-        let bias = bias.as_ref().map(|b| &b.handle);
-        let handles = [&x.handle, &weight.handle, &output.handle, &workspace].map(Some);
-        let ([x_ptr, weight_ptr, output_ptr, workspace_ptr, bias_ptr], stream, _guards) = buffers(
-            &client,
-            [handles[0], handles[1], handles[2], handles[3], bias],
+        let sizes = GemmSizes { batch: 1, m, n, k };
+        gemm(
+            &x,
+            (&weight, transposed),
+            bias.as_ref(),
+            &output,
+            sizes,
+            1.0,
         )?;
-        let call = GemmCall {
-            key: GemmKey {
-                device: x.device.index,
-                dtype: x.dtype,
-                m,
-                n,
-                k,
-                transposed,
-                has_bias: self.has_bias,
-                alignments: [weight_ptr, x_ptr, output_ptr, bias_ptr].map(alignment),
-            },
-            weight: weight_ptr,
-            x: x_ptr,
-            output: output_ptr,
-            bias: bias_ptr,
-            workspace: workspace_ptr,
-            stream,
-        };
-        call.run()?;
         Ok(output)
     }
 }
@@ -130,6 +112,134 @@ impl FusedKernel for Linear {
     }
 }
 
+/// `batch`, `m`, `n`, `k` of a GEMM.
+#[derive(Clone, Copy, Debug)]
+struct GemmSizes {
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+/// Queues `output = alpha · lhs·rhs (+ bias)` on the device thread: `lhs` contiguous
+/// `[batch, m, k]`, `rhs` contiguous `[batch, k, n]` or (`true`) a transposed view of a
+/// contiguous `[batch, n, k]`, `bias` `[1, n]`, `output` contiguous `[batch, m, n]`.
+fn gemm(
+    lhs: &CubeTensor<CudaRuntime>,
+    (rhs, transposed): (&CubeTensor<CudaRuntime>, bool),
+    bias: Option<&CubeTensor<CudaRuntime>>,
+    output: &CubeTensor<CudaRuntime>,
+    sizes: GemmSizes,
+    alpha: f32,
+) -> Result<(), String> {
+    let client = &lhs.client;
+    let workspace = client.empty(WORKSPACE_BYTES);
+    // The guards hold the buffers until the call is queued.
+    let handles = [&lhs.handle, &rhs.handle, &output.handle, &workspace].map(Some);
+    let bias_handle = bias.map(|b| &b.handle);
+    let ([lhs_ptr, rhs_ptr, output_ptr, workspace_ptr, bias_ptr], stream, _guards) = buffers(
+        client,
+        [handles[0], handles[1], handles[2], handles[3], bias_handle],
+    )?;
+    GemmCall {
+        key: GemmKey {
+            device: lhs.device.index,
+            dtype: lhs.dtype,
+            batch: sizes.batch,
+            m: sizes.m,
+            n: sizes.n,
+            k: sizes.k,
+            transposed,
+            has_bias: bias.is_some(),
+            alignments: [rhs_ptr, lhs_ptr, output_ptr, bias_ptr].map(alignment),
+        },
+        rhs: rhs_ptr,
+        lhs: lhs_ptr,
+        output: output_ptr,
+        bias: bias_ptr,
+        workspace: workspace_ptr,
+        alpha,
+        stream,
+    }
+    .run()
+}
+
+/// `scale · lhs·rhs` for `lhs` `[batch, m, k]` and `rhs` `[batch, k, n]` (contiguous, or a
+/// transposed view of a contiguous `[batch, n, k]`, such as attention's `kᵀ`), as one strided
+/// batched cuBLASLt GEMM; the third operand is not read.
+#[derive(Clone, Debug)]
+pub struct BatchedMatmul {
+    /// The factor applied to every product (cuBLASLt's `alpha`).
+    pub scale: f32,
+}
+
+impl BatchedMatmul {
+    /// `[batch, m, n, k]` when the operands fit.
+    fn sizes(lhs: &Shape, rhs: &Shape) -> Option<GemmSizes> {
+        let (&[batch, m, k], &[rhs_batch, rhs_k, n]) = (lhs.as_slice(), rhs.as_slice()) else {
+            return None;
+        };
+        let fits = [batch * m * k, batch * k * n, batch * m * n]
+            .iter()
+            .all(|d| i32::try_from(*d).is_ok());
+        (batch == rhs_batch && k == rhs_k && batch * m * n * k > 0 && fits).then_some(GemmSizes {
+            batch,
+            m,
+            n,
+            k,
+        })
+    }
+
+    /// cuBLASLt on CUDA tensors; runs on the device thread.
+    fn run(
+        &self,
+        [lhs, rhs, _]: [CubeTensor<CudaRuntime>; 3],
+    ) -> Result<CubeTensor<CudaRuntime>, String> {
+        let lhs = contiguous(lhs);
+        let (rhs, transposed) = rhs_layout(rhs);
+        let sizes = Self::sizes(&lhs.shape(), &rhs.shape())
+            .ok_or("operands the batched matmul does not take")?;
+        let output = empty_device_dtype(
+            lhs.client.clone(),
+            lhs.device.clone(),
+            Shape::new([sizes.batch, sizes.m, sizes.n]),
+            lhs.dtype,
+        );
+        gemm(&lhs, (&rhs, transposed), None, &output, sizes, self.scale)?;
+        Ok(output)
+    }
+}
+
+impl FusedKernel for BatchedMatmul {
+    const NAME: &'static str = "faceclip_cublaslt_batched_matmul";
+
+    fn runs_on<R: CubeRuntime>() -> bool {
+        on_cuda::<R>()
+    }
+
+    fn supports(&self, [lhs, rhs, _]: [&Shape; 3], dtypes: [DType; 3]) -> bool {
+        let fits = Self::sizes(lhs, rhs).is_some();
+        CUBLASLT.takes(dtypes, |d| data_type(d).is_some(), fits)
+    }
+
+    fn output_shape(&self, [lhs, rhs, _]: [&Shape; 3]) -> Shape {
+        Self::sizes(lhs, rhs).map_or_else(|| lhs.clone(), |s| Shape::new([s.batch, s.m, s.n]))
+    }
+
+    fn launch<B, R>(&self, inputs: [CubeTensor<R>; 3]) -> CubeTensor<R>
+    where
+        B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+        R: CubeRuntime,
+    {
+        let layer = self.clone();
+        CUBLASLT.launch(
+            inputs,
+            move |cuda| layer.run(cuda),
+            |[lhs, rhs, _]| B::float_mul_scalar(B::float_matmul(lhs, rhs), self.scale.into()),
+        )
+    }
+}
+
 /// `x`'s shape with the last axis `n` wide.
 fn output_shape(x: &Shape, n: usize) -> Shape {
     let mut dims = x.as_slice().to_vec();
@@ -156,18 +266,22 @@ fn burn_linear<B: Backend>(
     B::float_reshape(y, output_shape(&shape, n))
 }
 
-/// The weight as cuBLASLt reads it: row-major `[k, n]`, or — `true` — a transposed view of a
-/// row-major `[n, k]` (the checkpoint's layout), read with `TRANSA`; anything else is copied.
-fn weight_layout(weight: CubeTensor<CudaRuntime>) -> (CubeTensor<CudaRuntime>, bool) {
-    if weight.is_contiguous() {
-        return (weight, false);
+/// The right operand (`[…, k, n]`) as cuBLASLt reads it: row-major, or — `true` — a
+/// transposed view of a row-major `[…, n, k]` (a checkpoint weight `[out, in]`, attention's
+/// `kᵀ`), read with `TRANSA`; anything else is copied.
+fn rhs_layout(rhs: CubeTensor<CudaRuntime>) -> (CubeTensor<CudaRuntime>, bool) {
+    if rhs.is_contiguous() {
+        return (rhs, false);
     }
-    let shape = weight.shape();
-    let strides = weight.meta.strides();
-    if strides[0] == 1 && strides[1] == shape[0] {
-        (weight, true)
+    let shape = rhs.shape();
+    let strides = rhs.meta.strides();
+    let rank = shape.num_dims();
+    let (k, n) = (shape[rank - 2], shape[rank - 1]);
+    let batch_packed = rank == 2 || (rank == 3 && strides[0] == n * k);
+    if batch_packed && strides[rank - 2] == 1 && strides[rank - 1] == k {
+        (rhs, true)
     } else {
-        (contiguous(weight), false)
+        (contiguous(rhs), false)
     }
 }
 
@@ -185,28 +299,31 @@ fn data_type(dtype: DType) -> Option<sys::cudaDataType> {
     }
 }
 
-/// What selects a cuBLASLt plan.
+/// What selects a cuBLASLt plan: `batch` products `lhs[m, k]·rhs[k, n]` of contiguous
+/// row-major matrices (`rhs` a transposed view of a row-major `[n, k]` when `transposed`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct GemmKey {
     device: usize,
     dtype: DType,
+    batch: usize,
     m: usize,
     n: usize,
     k: usize,
     transposed: bool,
     has_bias: bool,
-    /// Of the weight, `x`, the output and the bias.
+    /// Of `rhs`, `lhs`, the output and the bias.
     alignments: [u32; 4],
 }
 
-/// One call's operands as device addresses, and the stream to queue it on.
+/// One call's operands as device addresses, its scale, and the stream to queue it on.
 struct GemmCall {
     key: GemmKey,
-    weight: u64,
-    x: u64,
+    rhs: u64,
+    lhs: u64,
     output: u64,
     bias: u64,
     workspace: u64,
+    alpha: f32,
     stream: usize,
 }
 
@@ -219,7 +336,7 @@ impl GemmCall {
             || lt::create_handle().map_err(message),
             |handle| Plan::new(handle, &self.key, self.bias).map_err(message),
             |handle, plan| {
-                let (alpha, beta) = (1.0f32, 0.0f32);
+                let (alpha, beta) = (self.alpha, 0.0f32);
                 // SAFETY: the descriptors are live (owned by `plan`), the addresses are
                 // buffers the caller holds until this returns, with the shapes the plan was
                 // made for; the work is queued on the stream that orders those buffers.
@@ -232,10 +349,10 @@ impl GemmCall {
                         plan.desc,
                         (&alpha as *const f32).cast(),
                         (&beta as *const f32).cast(),
-                        self.weight as *const c_void,
-                        plan.weight,
-                        self.x as *const c_void,
-                        plan.x,
+                        self.rhs as *const c_void,
+                        plan.rhs,
+                        self.lhs as *const c_void,
+                        plan.lhs,
                         self.output as *const c_void,
                         plan.output,
                         self.output as *mut c_void,
@@ -263,8 +380,8 @@ unsafe impl Send for Plan {}
 /// operand, `x` the second, and the bias (one value per row of `yᵀ`) is added per output column.
 struct Plan {
     desc: sys::cublasLtMatmulDesc_t,
-    weight: sys::cublasLtMatrixLayout_t,
-    x: sys::cublasLtMatrixLayout_t,
+    rhs: sys::cublasLtMatrixLayout_t,
+    lhs: sys::cublasLtMatrixLayout_t,
     output: sys::cublasLtMatrixLayout_t,
     algo: sys::cublasLtMatmulAlgo_t,
     workspace: usize,
@@ -289,20 +406,39 @@ impl Plan {
         // Each descriptor is owned by `plan` as soon as it exists, so an error drops it.
         let mut plan = Plan {
             desc: lt::create_matmul_desc(compute, sys::cudaDataType::CUDA_R_32F)?,
-            weight: std::ptr::null_mut(),
-            x: std::ptr::null_mut(),
+            rhs: std::ptr::null_mut(),
+            lhs: std::ptr::null_mut(),
             output: std::ptr::null_mut(),
             // SAFETY: a plain-data C struct, filled by the heuristic below before any use.
             algo: unsafe { std::mem::zeroed() },
             workspace: 0,
         };
-        plan.weight = if key.transposed {
+        plan.rhs = if key.transposed {
             lt::create_matrix_layout(data, k, n, key.k as i64)?
         } else {
             lt::create_matrix_layout(data, n, k, key.n as i64)?
         };
-        plan.x = lt::create_matrix_layout(data, k, m, key.k as i64)?;
+        plan.lhs = lt::create_matrix_layout(data, k, m, key.k as i64)?;
         plan.output = lt::create_matrix_layout(data, n, m, key.n as i64)?;
+        if key.batch > 1 {
+            let count = key.batch as i32;
+            for (layout, size) in [(plan.rhs, n * k), (plan.lhs, k * m), (plan.output, n * m)] {
+                // SAFETY: the layout is live; the values have the documented types (int32,
+                // int64).
+                unsafe {
+                    set_layout(
+                        layout,
+                        LayoutAttr::CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                        &count,
+                    )?;
+                    set_layout(
+                        layout,
+                        LayoutAttr::CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                        &(size as i64),
+                    )?;
+                }
+            }
+        }
         let epilogue = if key.has_bias {
             sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS
         } else {
@@ -324,7 +460,7 @@ impl Plan {
             }
         }
         let preference = Preference(lt::create_matmul_pref()?);
-        let [weight_align, x_align, output_align, _] = key.alignments;
+        let [rhs_align, lhs_align, output_align, _] = key.alignments;
         // SAFETY: as above; the heuristic reads live descriptors.
         let heuristic = unsafe {
             preference.set(
@@ -333,11 +469,11 @@ impl Plan {
             )?;
             preference.set(
                 PrefAttr::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                &weight_align,
+                &rhs_align,
             )?;
             preference.set(
                 PrefAttr::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                &x_align,
+                &lhs_align,
             )?;
             preference.set(
                 PrefAttr::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
@@ -350,8 +486,8 @@ impl Plan {
             lt::get_matmul_algo_heuristic(
                 handle,
                 plan.desc,
-                plan.weight,
-                plan.x,
+                plan.rhs,
+                plan.lhs,
                 plan.output,
                 plan.output,
                 preference.0,
@@ -379,7 +515,7 @@ impl Drop for Plan {
     fn drop(&mut self) {
         // SAFETY: each non-null descriptor was created for this plan and is dropped once.
         unsafe {
-            for layout in [self.weight, self.x, self.output] {
+            for layout in [self.rhs, self.lhs, self.output] {
                 if !layout.is_null() {
                     let _ = lt::destroy_matrix_layout(layout);
                 }
@@ -390,6 +526,7 @@ impl Drop for Plan {
 }
 
 type DescAttr = sys::cublasLtMatmulDescAttributes_t;
+type LayoutAttr = sys::cublasLtMatrixLayoutAttribute_t;
 type PrefAttr = sys::cublasLtMatmulPreferenceAttributes_t;
 
 /// Sets a matmul-descriptor attribute to `value`.
@@ -403,6 +540,23 @@ unsafe fn set_desc<T>(
 ) -> Result<(), lt::CublasError> {
     lt::set_matmul_desc_attribute(
         desc,
+        attribute,
+        (value as *const T).cast(),
+        std::mem::size_of::<T>(),
+    )
+}
+
+/// Sets a matrix-layout attribute to `value`.
+///
+/// # Safety
+/// `T` is the attribute's documented type and `layout` is live.
+unsafe fn set_layout<T>(
+    layout: sys::cublasLtMatrixLayout_t,
+    attribute: LayoutAttr,
+    value: &T,
+) -> Result<(), lt::CublasError> {
+    lt::set_matrix_layout_attribute(
+        layout,
         attribute,
         (value as *const T).cast(),
         std::mem::size_of::<T>(),
@@ -472,6 +626,29 @@ mod tests {
             output_shape(&Shape::new([2, 3, 64]), 32),
             Shape::new([2, 3, 32])
         );
+    }
+
+    #[test]
+    fn batched_products_need_matching_batches_and_inner_sizes() {
+        let sizes = |lhs: &[usize], rhs: &[usize]| {
+            BatchedMatmul::sizes(&Shape::from(lhs.to_vec()), &Shape::from(rhs.to_vec()))
+                .map(|s| [s.batch, s.m, s.n, s.k])
+        };
+        // SDXL's attention scores: 20 (batch × heads) products of 3888 × 64 by 64 × 3888.
+        assert_eq!(
+            sizes(&[20, 3888, 64], &[20, 64, 3888]),
+            Some([20, 3888, 3888, 64])
+        );
+        assert_eq!(
+            sizes(&[20, 3888, 3888], &[20, 3888, 64]),
+            Some([20, 3888, 64, 3888])
+        );
+        assert_eq!(sizes(&[2, 4, 8], &[3, 8, 5]), None);
+        assert_eq!(sizes(&[2, 4, 8], &[2, 7, 5]), None);
+        assert_eq!(sizes(&[2, 0, 8], &[2, 8, 5]), None);
+        assert_eq!(sizes(&[4, 8], &[8, 5]), None);
+        // Past `int` elements in one operand.
+        assert_eq!(sizes(&[40, 8192, 8192], &[40, 8192, 64]), None);
     }
 
     /// Where cuBLASLt is not installed (CI), the error says which files were looked for and

@@ -2,12 +2,15 @@
 
 use crate::nn::Linear;
 use burn::module::{Module, Param};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::{linear, load_linear};
-use crate::backend::is_cuda;
+#[cfg(doc)]
+use crate::backend::set_cuda_attention;
+use crate::backend::{cuda_attention, fused_batched_matmul, is_cuda, CudaAttention};
 use crate::error::LoadError;
 use crate::weights::Weights;
 
@@ -23,6 +26,9 @@ pub const FLASH_QUERY_BLOCK: usize = 128;
 /// kernels. Other backends, causal attention and lengths already aligned go straight to
 /// [`attention`]. The padded query rows are zeros and are cut from the output, so the result
 /// does not change: each query row is independent.
+///
+/// With [`set_cuda_attention`]`(CudaAttention::CublasLt)`, non-causal attention on CUDA runs as
+/// [`attention_unfused`] instead.
 pub fn sdpa<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -32,7 +38,49 @@ pub fn sdpa<B: Backend>(
     if !is_cuda::<B>(&q.device()) {
         return attention(q, k, v, None, None, options);
     }
+    if cuda_attention() == CudaAttention::CublasLt && !options.is_causal {
+        return attention_unfused(q, k, v, options.scale);
+    }
     attention_padded_queries(q, k, v, options, FLASH_QUERY_BLOCK)
+}
+
+/// `softmax(q kᵀ · scale) v` over `[batch, heads, tokens, head_dim]` (no mask, not causal;
+/// `scale` defaults to `head_dim^-½`) as two [`batched_matmul`]s around a softmax, the scores
+/// materialised: on CUDA the products are strided batched cuBLASLt GEMMs, `kᵀ` read in place.
+/// PyTorch's "math" attention, with its memory cost (`batch · heads · tokens²` scores).
+pub fn attention_unfused<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    scale: Option<f64>,
+) -> Tensor<B, 4> {
+    let [batch, heads, tokens, head_dim] = q.dims();
+    let [_, _, keys, value_dim] = v.dims();
+    let scale = scale.unwrap_or(1.0 / (head_dim as f64).sqrt()) as f32;
+    let rows = batch * heads;
+    let q = q.reshape([rows, tokens, head_dim]);
+    let k = k.reshape([rows, keys, head_dim]).swap_dims(1, 2);
+    let v = v.reshape([rows, keys, value_dim]);
+    let scores = batched_matmul(q, k, scale);
+    batched_matmul(softmax(scores, 2), v, 1.0).reshape([batch, heads, tokens, value_dim])
+}
+
+/// `scale · lhs·rhs` for `[batch, m, k]` and `[batch, k, n]`: one strided batched cuBLASLt
+/// GEMM where [`fused_batched_matmul`] takes it, Burn's matmul elsewhere.
+pub fn batched_matmul<B: Backend>(
+    lhs: Tensor<B, 3>,
+    rhs: Tensor<B, 3>,
+    scale: f32,
+) -> Tensor<B, 3> {
+    if let Some(product) = fused_batched_matmul(&lhs, &rhs, scale) {
+        return product;
+    }
+    let product = lhs.matmul(rhs);
+    if scale == 1.0 {
+        product
+    } else {
+        product.mul_scalar(scale)
+    }
 }
 
 /// [`sdpa`]'s padding on any backend: the query length is rounded up to a multiple of `block`
@@ -179,7 +227,7 @@ impl<B: Backend> PackedMultiheadAttention<B> {
 
 #[cfg(all(test, feature = "ndarray"))]
 mod tests {
-    use super::{attention_padded_queries, sdpa};
+    use super::{attention_padded_queries, attention_unfused, batched_matmul, sdpa};
     use crate::backend::NdArray;
     use crate::parity::{relative_l2, to_vec};
     use burn::tensor::module::attention;
@@ -212,6 +260,33 @@ mod tests {
         // Off CUDA, sdpa is Burn's attention itself.
         let err = relative_l2(&to_vec(sdpa(q, k, v, options)), &to_vec(plain));
         assert_eq!(err, 0.0);
+    }
+
+    /// The unfused form (two batched products around a softmax) is attention; the products
+    /// take a transposed right operand and a scale.
+    #[test]
+    fn unfused_attention_is_attention() {
+        let (q, k, v) = (
+            random([2, 3, 37, 8]),
+            random([2, 3, 21, 8]),
+            random([2, 3, 21, 6]),
+        );
+        for scale in [None, Some(0.3)] {
+            let options = AttentionModuleOptions {
+                scale,
+                ..Default::default()
+            };
+            let fused = attention(q.clone(), k.clone(), v.clone(), None, None, options);
+            let unfused = attention_unfused(q.clone(), k.clone(), v.clone(), scale);
+            let err = relative_l2(&to_vec(unfused), &to_vec(fused));
+            assert!(err < 1e-5, "scale {scale:?}: relative L2 {err:e}");
+        }
+        let lhs =
+            Tensor::<NdArray, 3>::from_floats([[[1.0, 2.0]], [[3.0, 4.0]]], &Default::default());
+        let rhs =
+            Tensor::<NdArray, 3>::from_floats([[[1.0, 0.0]], [[0.0, 1.0]]], &Default::default());
+        let product = batched_matmul(lhs, rhs.swap_dims(1, 2), 2.0);
+        assert_eq!(to_vec(product), [2.0, 8.0]);
     }
 
     /// Causal attention is never padded (the padding would move the causal diagonal).

@@ -10,7 +10,10 @@ mod norm;
 mod resize;
 
 pub use activation::{gelu_tanh, quick_gelu, relu6, Activation};
-pub use attention::{attention_padded_queries, sdpa, PackedMultiheadAttention, FLASH_QUERY_BLOCK};
+pub use attention::{
+    attention_padded_queries, attention_unfused, batched_matmul, sdpa, PackedMultiheadAttention,
+    FLASH_QUERY_BLOCK,
+};
 pub use layers::{
     conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,
 };

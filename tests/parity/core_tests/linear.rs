@@ -88,3 +88,63 @@ fn linears_match_torch_cuda_bf16() {
         check_linears::<CudaBf16>(&Default::default())
     });
 }
+
+/// `nn::attention_unfused` (two strided batched cuBLASLt GEMMs around a softmax on CUDA)
+/// against Burn's attention on ndarray (which `packed_attention_matches_torch` ties to
+/// PyTorch) on the same random operands, `kᵀ` read as a transposed view.
+#[cfg(feature = "cuda")]
+fn check_unfused_attention<B: Backend>(device: &B::Device) {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Distribution, TensorData};
+    use faceclip_core::nn::attention_unfused;
+    use faceclip_core::parity::{relative_l2, to_vec, tolerance_on};
+
+    let host = Default::default();
+    let random = |shape: [usize; 4]| {
+        Tensor::<NdArray, 4>::random(shape, Distribution::Normal(0.0, 1.0), &host)
+    };
+    let (q, k, v) = (
+        random([2, 3, 40, 16]),
+        random([2, 3, 24, 16]),
+        random([2, 3, 24, 16]),
+    );
+    let expected = attention(
+        q.clone(),
+        k.clone(),
+        v.clone(),
+        None,
+        None,
+        AttentionModuleOptions::default(),
+    );
+    let on_device = |t: Tensor<NdArray, 4>| {
+        let data: TensorData = t.into_data();
+        Tensor::<B, 4>::from_data(data.convert::<f32>(), device)
+    };
+    let actual = attention_unfused(on_device(q), on_device(k), on_device(v), None);
+    let err = relative_l2(&to_vec(actual), &to_vec(expected));
+    let tolerance = tolerance_on::<B>(device, TOLERANCE);
+    println!(
+        "unfused attention on {}: relative L2 {err:.3e}",
+        B::name(device)
+    );
+    assert!(err <= tolerance, "relative L2 {err:.3e} > {tolerance:e}");
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn unfused_attention_matches_burn_cuda() {
+    use faceclip_core::backend::{Cuda, NvidiaLibrary};
+    super::on_library(NvidiaLibrary::CublasLt, 2, || {
+        check_unfused_attention::<Cuda>(&Default::default())
+    });
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn unfused_attention_matches_burn_cuda_bf16() {
+    use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
+    super::on_library(NvidiaLibrary::CublasLt, 2, || {
+        check_unfused_attention::<CudaBf16>(&Default::default())
+    });
+}
