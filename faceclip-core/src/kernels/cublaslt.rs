@@ -1,6 +1,6 @@
 //! Linear layers through NVIDIA's cuBLASLt on Burn's CUDA buffers and stream: `y = x·W (+ b)`,
 //! with the bias added in cuBLASLt's epilogue (loading, device thread, stream and fallback:
-//! [`super::nvidia`]). cuBLASLt's heuristic picks the algorithm once per shape, element type,
+//! `kernels::nvidia`). cuBLASLt's heuristic picks the algorithm once per shape, element type,
 //! transposition and pointer alignment; the plan is kept for the process.
 
 use std::ffi::c_void;

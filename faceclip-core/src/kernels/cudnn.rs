@@ -1,5 +1,5 @@
 //! 2-D convolutions through NVIDIA's cuDNN on Burn's CUDA buffers and stream (loading, device
-//! thread, stream and fallback: [`super::nvidia`]): `cudnnConvolutionForward` on NCHW tensors
+//! thread, stream and fallback: `kernels::nvidia`): `cudnnConvolutionForward` on NCHW tensors
 //! with PyTorch's `[out, in / groups, kh, kw]` weights, then the bias with `cudnnAddTensor`.
 //! cuDNN's heuristic (`cudnnGetConvolutionForwardAlgorithm_v7`) picks the algorithm and its
 //! math mode (tensor cores for bf16/f16, TF32 allowed for f32) once per shape and element type;
