@@ -1,6 +1,6 @@
-//! Hand-written CubeCL kernels for Burn's CubeCL backends (wgpu, CUDA), and cuBLASLt GEMMs on
-//! CUDA (`cublaslt`, `cudnn`, with the `cuda` feature), reached through Burn's fusion stream as custom
-//! operations so they queue lazily like Burn's own.
+//! Hand-written CubeCL kernels for Burn's CubeCL backends (wgpu, CUDA), and NVIDIA's cuBLASLt
+//! and cuDNN on CUDA (`cublaslt`, `cudnn`, with the `cuda` feature), reached through Burn's
+//! fusion stream as custom operations so they queue lazily like Burn's own.
 //!
 //! Everything here is generic over the CubeCL runtime; [`crate::backend`] decides which backend
 //! types take these paths, and model code calls the portable entry points in [`crate::nn`]

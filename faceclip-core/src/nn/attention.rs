@@ -1,13 +1,12 @@
 //! PyTorch `nn.MultiheadAttention` with its packed `in_proj_weight` layout (batch-first).
 
-use crate::nn::Linear;
 use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{linear, load_linear};
+use super::{linear, load_linear, Linear};
 #[cfg(doc)]
 use crate::backend::set_cuda_attention;
 use crate::backend::{cuda_attention, fused_batched_matmul, is_cuda, CudaAttention};
