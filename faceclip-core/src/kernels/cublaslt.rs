@@ -21,7 +21,7 @@ fn probe() -> bool {
     unsafe { sys::is_culib_present() }
 }
 
-/// The most workspace one call may use (NVIDIA recommends 32 MiB on Hopper).
+/// The most workspace an algorithm may ask for (NVIDIA recommends 32 MiB on Hopper).
 const WORKSPACE_BYTES: usize = 32 << 20;
 
 /// `y = x·W (+ b)` over the last axis of `x` (`[…, k]`) with `W` `[k, n]` (Burn's linear
@@ -62,9 +62,8 @@ impl Linear {
                 &bias.as_ref().map_or(shape.clone(), |b| b.shape()),
             )
             .ok_or("operands the layer does not take")?;
-        let client = x.client.clone();
         let output = empty_device_dtype(
-            client.clone(),
+            x.client.clone(),
             x.device.clone(),
             output_shape(&shape, n),
             x.dtype,
@@ -123,7 +122,8 @@ struct GemmSizes {
 
 /// Queues `output = alpha · lhs·rhs (+ bias)` on the device thread: `lhs` contiguous
 /// `[batch, m, k]`, `rhs` contiguous `[batch, k, n]` or (`true`) a transposed view of a
-/// contiguous `[batch, n, k]`, `bias` `[1, n]`, `output` contiguous `[batch, m, n]`.
+/// contiguous `[batch, n, k]`, `bias` `[1, n]`, `output` contiguous `[batch, m, n]`. The plan
+/// (made once per key) says how much workspace its algorithm needs; that much is allocated.
 fn gemm(
     lhs: &CubeTensor<CudaRuntime>,
     (rhs, transposed): (&CubeTensor<CudaRuntime>, bool),
@@ -133,35 +133,66 @@ fn gemm(
     alpha: f32,
 ) -> Result<(), String> {
     let client = &lhs.client;
-    let workspace = client.empty(WORKSPACE_BYTES);
     // The guards hold the buffers until the call is queued.
-    let handles = [&lhs.handle, &rhs.handle, &output.handle, &workspace].map(Some);
-    let bias_handle = bias.map(|b| &b.handle);
-    let ([lhs_ptr, rhs_ptr, output_ptr, workspace_ptr, bias_ptr], stream, _guards) = buffers(
+    let operands = [&lhs.handle, &rhs.handle, &output.handle].map(Some);
+    let ([lhs_ptr, rhs_ptr, output_ptr, bias_ptr], stream, _guards) = buffers(
         client,
-        [handles[0], handles[1], handles[2], handles[3], bias_handle],
+        [
+            operands[0],
+            operands[1],
+            operands[2],
+            bias.map(|b| &b.handle),
+        ],
     )?;
-    GemmCall {
-        key: GemmKey {
-            device: lhs.device.index,
-            dtype: lhs.dtype,
-            batch: sizes.batch,
-            m: sizes.m,
-            n: sizes.n,
-            k: sizes.k,
-            transposed,
-            has_bias: bias.is_some(),
-            alignments: [rhs_ptr, lhs_ptr, output_ptr, bias_ptr].map(alignment),
+    let key = GemmKey {
+        device: lhs.device.index,
+        dtype: lhs.dtype,
+        batch: sizes.batch,
+        m: sizes.m,
+        n: sizes.n,
+        k: sizes.k,
+        transposed,
+        has_bias: bias.is_some(),
+        alignments: [rhs_ptr, lhs_ptr, output_ptr, bias_ptr].map(alignment),
+    };
+    let message = |error: lt::CublasError| error.to_string();
+    SESSION.run(
+        key,
+        || lt::create_handle().map_err(message),
+        |handle| Plan::new(handle, &key, bias_ptr).map_err(message),
+        |handle, plan| {
+            let workspace = client.empty(plan.workspace.max(1));
+            let ([workspace_ptr], _, _workspace_guard) = buffers(client, [Some(&workspace)])?;
+            let beta = 0.0f32;
+            // SAFETY: the descriptors are live (owned by `plan`), the addresses are buffers
+            // the guards hold until this returns, with the shapes the plan was made for; the
+            // work is queued on the stream that orders those buffers.
+            unsafe {
+                if key.has_bias {
+                    plan.set_bias(bias_ptr).map_err(message)?;
+                }
+                lt::matmul(
+                    handle,
+                    plan.desc,
+                    (&alpha as *const f32).cast(),
+                    (&beta as *const f32).cast(),
+                    rhs_ptr as *const c_void,
+                    plan.rhs,
+                    lhs_ptr as *const c_void,
+                    plan.lhs,
+                    output_ptr as *const c_void,
+                    plan.output,
+                    output_ptr as *mut c_void,
+                    plan.output,
+                    &plan.algo,
+                    workspace_ptr as *mut c_void,
+                    plan.workspace,
+                    stream as sys::cudaStream_t,
+                )
+                .map_err(message)
+            }
         },
-        rhs: rhs_ptr,
-        lhs: lhs_ptr,
-        output: output_ptr,
-        bias: bias_ptr,
-        workspace: workspace_ptr,
-        alpha,
-        stream,
-    }
-    .run()
+    )
 }
 
 /// `scale · lhs·rhs` for `lhs` `[batch, m, k]` and `rhs` `[batch, k, n]` (contiguous, or a
@@ -313,60 +344,6 @@ struct GemmKey {
     has_bias: bool,
     /// Of `rhs`, `lhs`, the output and the bias.
     alignments: [u32; 4],
-}
-
-/// One call's operands as device addresses, its scale, and the stream to queue it on.
-struct GemmCall {
-    key: GemmKey,
-    rhs: u64,
-    lhs: u64,
-    output: u64,
-    bias: u64,
-    workspace: u64,
-    alpha: f32,
-    stream: usize,
-}
-
-impl GemmCall {
-    /// Plans (once per key) and queues the matmul; runs on the device thread.
-    fn run(self) -> Result<(), String> {
-        let message = |error: lt::CublasError| error.to_string();
-        SESSION.run(
-            self.key,
-            || lt::create_handle().map_err(message),
-            |handle| Plan::new(handle, &self.key, self.bias).map_err(message),
-            |handle, plan| {
-                let (alpha, beta) = (self.alpha, 0.0f32);
-                // SAFETY: the descriptors are live (owned by `plan`), the addresses are
-                // buffers the caller holds until this returns, with the shapes the plan was
-                // made for; the work is queued on the stream that orders those buffers.
-                unsafe {
-                    if self.key.has_bias {
-                        plan.set_bias(self.bias).map_err(message)?;
-                    }
-                    lt::matmul(
-                        handle,
-                        plan.desc,
-                        (&alpha as *const f32).cast(),
-                        (&beta as *const f32).cast(),
-                        self.rhs as *const c_void,
-                        plan.rhs,
-                        self.lhs as *const c_void,
-                        plan.lhs,
-                        self.output as *const c_void,
-                        plan.output,
-                        self.output as *mut c_void,
-                        plan.output,
-                        &plan.algo,
-                        self.workspace as *mut c_void,
-                        plan.workspace,
-                        self.stream as sys::cudaStream_t,
-                    )
-                    .map_err(message)
-                }
-            },
-        )
-    }
 }
 
 /// The cuBLASLt handle and the plans made so far.
