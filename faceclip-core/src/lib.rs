@@ -24,3 +24,11 @@ pub mod schedule;
 pub mod weights;
 
 pub use error::{InputError, LibraryError, LoadError};
+
+/// `mutex`'s guard, also after a panic elsewhere poisoned it: what this crate keeps behind its
+/// locks (load reports, library sessions and counters) stays valid after any panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

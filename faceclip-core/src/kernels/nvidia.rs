@@ -11,7 +11,7 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use burn::tensor::DType;
 use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
@@ -22,6 +22,7 @@ use cubecl::server::Handle;
 use super::retype;
 use crate::backend::LibraryStats;
 use crate::error::LibraryError;
+use crate::lock;
 
 /// One library's path: whether it loads, whether it is on, and what it has done.
 pub(crate) struct LibraryPath {
@@ -36,13 +37,6 @@ pub(crate) struct LibraryPath {
     launched: AtomicU64,
     fallbacks: AtomicU64,
     last_failure: Mutex<Option<String>>,
-}
-
-/// `mutex`'s guard, also after a panic elsewhere poisoned it (the guarded data stays valid).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl LibraryPath {

@@ -16,6 +16,7 @@ use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 
 use super::{Checkpoint, CheckpointSet, KeyRemap};
 use crate::error::LoadError;
+use crate::lock;
 
 /// Key components a strict load tolerates being left unused.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -385,10 +386,6 @@ impl<B: Backend> Weights<B> {
         }
         Ok(report)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Range of the uniform random initialisation, chosen from the parameter's role so random
