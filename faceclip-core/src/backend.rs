@@ -6,8 +6,8 @@
 //! [`fused_group_norm`] and [`fused_row_norm`] route norms to the CubeCL kernels of these
 //! aliases; [`fused_linear`], [`fused_batched_matmul`] and [`fused_conv2d`] route linear
 //! layers, batched products and convolutions to NVIDIA's cuBLASLt and cuDNN on the CUDA aliases
-//! ([`use_library`], [`library_stats`]), and [`set_cuda_attention`] picks attention's kernels
-//! there.
+//! ([`use_library`], [`library_stats`]), [`fused_attention`] attention to cuDNN's fused kernel,
+//! and [`set_cuda_attention`] picks attention's kernels there.
 
 use burn::tensor::{backend::Backend, Tensor};
 #[cfg(feature = "cube-kernels")]
@@ -190,34 +190,65 @@ pub fn fused_batched_matmul<B: Backend>(
     }
 }
 
+/// `softmax(q·kᵀ·scale)·v` for `q` `[batch, heads, s_q, d]`, `k` `[batch, heads, s_kv, d]`,
+/// `v` `[batch, heads, s_kv, d_v]` (no mask, not causal; `scale` defaults to `d^-½`) as
+/// cuDNN's fused flash attention (`kernels::cudnn::attention`, built with the `cuda` feature)
+/// when `B` is `CudaBf16`, cuDNN 9 loads and is [enabled](use_library), and the head sizes
+/// are multiples of 8 up to 256; `None` otherwise, for Burn's attention. Strided views (heads
+/// split from a `[batch, tokens, heads·d]` buffer) are read in place.
+pub fn fused_attention<B: Backend>(
+    q: &Tensor<B, 4>,
+    k: &Tensor<B, 4>,
+    v: &Tensor<B, 4>,
+    scale: Option<f64>,
+) -> Option<Tensor<B, 4>> {
+    #[cfg(feature = "cuda")]
+    {
+        let head_dim = q.dims()[3].max(1) as f64;
+        let scale = scale.unwrap_or(1.0 / head_dim.sqrt()) as f32;
+        fused(
+            &crate::kernels::cudnn::attention::Attention { scale },
+            q,
+            k,
+            v,
+        )
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (q, k, v, scale);
+        None
+    }
+}
+
 /// How attention runs on Burn's CUDA backend ([`set_cuda_attention`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CudaAttention {
-    /// Burn's attention, queries padded so its flash kernels take them (the default).
+    /// cuDNN's fused flash attention ([`fused_attention`]) where it takes the operands (bf16
+    /// or f16, cuDNN 9 installed), else [`Flash`](Self::Flash) (the default).
+    Cudnn,
+    /// Burn's attention, queries padded so its flash kernels take them.
     Flash,
     /// Two strided batched cuBLASLt GEMMs around Burn's softmax, the scores materialised
     /// ([`crate::nn::attention_unfused`]); Burn's attention where cuBLASLt does not load.
     CublasLt,
 }
 
-static CUDA_ATTENTION_UNFUSED: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+/// The current [`CudaAttention`], as its discriminant.
+static CUDA_ATTENTION: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(CudaAttention::Cudnn as u8);
 
 /// Chooses how [`sdpa`](crate::nn::sdpa) computes attention on Burn's CUDA backend from now
 /// on (other backends always use Burn's attention).
 pub fn set_cuda_attention(kind: CudaAttention) {
-    CUDA_ATTENTION_UNFUSED.store(
-        kind == CudaAttention::CublasLt,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    CUDA_ATTENTION.store(kind as u8, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The current [`set_cuda_attention`] choice.
 pub fn cuda_attention() -> CudaAttention {
-    if CUDA_ATTENTION_UNFUSED.load(std::sync::atomic::Ordering::Relaxed) {
-        CudaAttention::CublasLt
-    } else {
-        CudaAttention::Flash
+    match CUDA_ATTENTION.load(std::sync::atomic::Ordering::Relaxed) {
+        x if x == CudaAttention::Flash as u8 => CudaAttention::Flash,
+        x if x == CudaAttention::CublasLt as u8 => CudaAttention::CublasLt,
+        _ => CudaAttention::Cudnn,
     }
 }
 
@@ -259,7 +290,7 @@ pub enum NvidiaLibrary {
     /// cuBLASLt: linear layers ([`fused_linear`]) and batched products
     /// ([`fused_batched_matmul`]).
     CublasLt,
-    /// cuDNN: 2-D convolutions ([`fused_conv2d`]).
+    /// cuDNN: 2-D convolutions ([`fused_conv2d`]) and fused attention ([`fused_attention`]).
     Cudnn,
 }
 

@@ -31,6 +31,15 @@ Convolutions (`nn::conv_forward`, cuDNN on CUDA): `conv.safetensors`. Reference:
 `torch.nn.Conv2d` in fp32. Cases: 3×3 with padding 1 (the UNet's and VAE's), a stride-2
 downsampler, 1×1 without bias, a grouped 3×3. For each case `<name>.x`, `<name>.weight`,
 `<name>.bias` when present, `<name>.y`, and `<name>.meta` = [stride, padding, groups].
+
+Attention (`nn::sdpa`, cuDNN's fused attention on CUDA in bf16): `sdpa.safetensors`.
+Reference: `torch.nn.functional.scaled_dot_product_attention` in fp32 on the CPU. Cases:
+self-attention and cross-attention (77 keys) with head size 64 whose operands are stored
+`[batch, tokens, heads, head_dim]` (as the models split heads from a projection, read through a
+transposed view), and a contiguous `[batch, heads, tokens, head_dim]` case with its own value
+size and scale. For each case `<name>.q`, `<name>.k`, `<name>.v` (as stored), `<name>.y`
+(`[batch, heads, tokens, value_dim]`) and `<name>.meta` = [scale (0: head_dim^-0.5),
+heads-second storage (0) or tokens-second (1)].
 """
 
 import os
@@ -46,6 +55,7 @@ OUT = os.path.join(FIXTURES, "group_norm.safetensors")
 ROW_OUT = os.path.join(FIXTURES, "row_norm.safetensors")
 LINEAR_OUT = os.path.join(FIXTURES, "linear.safetensors")
 CONV_OUT = os.path.join(FIXTURES, "conv.safetensors")
+SDPA_OUT = os.path.join(FIXTURES, "sdpa.safetensors")
 
 # name, input shape, groups, eps, input mean, input spread
 CASES = [
@@ -173,8 +183,32 @@ def convs() -> None:
     print("wrote", CONV_OUT)
 
 
+def attentions() -> None:
+    torch.manual_seed(20261131)
+    tensors = {}
+    # name, q shape, k shape, v shape (as stored), scale (None: default), tokens second
+    for name, q_shape, k_shape, v_shape, scale, tokens_second in [
+        ("self", (2, 40, 2, 64), (2, 40, 2, 64), (2, 40, 2, 64), None, True),
+        ("cross", (2, 40, 2, 64), (2, 77, 2, 64), (2, 77, 2, 64), None, True),
+        ("scaled", (1, 3, 33, 16), (1, 3, 20, 16), (1, 3, 20, 32), 0.3, False),
+    ]:
+        q, k, v = torch.randn(q_shape), torch.randn(k_shape), torch.randn(v_shape)
+        heads_second = (lambda t: t.transpose(1, 2)) if tokens_second else (lambda t: t)
+        y = F.scaled_dot_product_attention(
+            heads_second(q), heads_second(k), heads_second(v), scale=scale
+        )
+        tensors[f"{name}.q"] = q.contiguous()
+        tensors[f"{name}.k"] = k.contiguous()
+        tensors[f"{name}.v"] = v.contiguous()
+        tensors[f"{name}.y"] = y.contiguous()
+        tensors[f"{name}.meta"] = torch.tensor([scale or 0.0, float(tokens_second)])
+    save_file(tensors, SDPA_OUT)
+    print("wrote", SDPA_OUT)
+
+
 if __name__ == "__main__":
     main()
     row_norms()
     linears()
     convs()
+    attentions()

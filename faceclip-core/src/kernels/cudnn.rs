@@ -3,7 +3,8 @@
 //! with PyTorch's `[out, in / groups, kh, kw]` weights, then the bias with `cudnnAddTensor`.
 //! cuDNN's heuristic (`cudnnGetConvolutionForwardAlgorithm_v7`) picks the algorithm and its
 //! math mode (tensor cores for bf16/f16, TF32 allowed for f32) once per shape and element type;
-//! the plan is kept for the process.
+//! the plan is kept for the process. [`attention`] is cuDNN's fused attention, through its
+//! graph API.
 
 use std::ffi::c_void;
 
@@ -15,6 +16,9 @@ use cudarc::cudnn::{result as dnn, sys};
 
 use super::nvidia::{buffers, contiguous, on_cuda, LibraryPath, Session};
 use super::FusedKernel;
+
+pub mod attention;
+mod graph;
 
 /// cuDNN's loading, switch and counters.
 pub(crate) static CUDNN: LibraryPath = LibraryPath::new("cuDNN", "cudnn", probe);

@@ -9,7 +9,9 @@ use burn::tensor::{backend::Backend, Tensor};
 use super::{linear, load_linear, Linear};
 #[cfg(doc)]
 use crate::backend::set_cuda_attention;
-use crate::backend::{cuda_attention, fused_batched_matmul, is_cuda, CudaAttention};
+use crate::backend::{
+    cuda_attention, fused_attention, fused_batched_matmul, is_cuda, CudaAttention,
+};
 use crate::error::LoadError;
 use crate::weights::Weights;
 
@@ -20,14 +22,13 @@ use crate::weights::Weights;
 pub const FLASH_QUERY_BLOCK: usize = 128;
 
 /// Softmax attention `softmax(q kᵀ · scale) v` over `[batch, heads, tokens, head_dim]` without
-/// mask or bias, as [`attention`], with the query length padded to a multiple of
-/// [`FLASH_QUERY_BLOCK`] on Burn's CUDA backend, where only padded lengths reach the flash
-/// kernels. Other backends, causal attention and lengths already aligned go straight to
-/// [`attention`]. The padded query rows are zeros and are cut from the output, so the result
-/// does not change: each query row is independent.
-///
-/// With [`set_cuda_attention`]`(CudaAttention::CublasLt)`, non-causal attention on CUDA runs as
-/// [`attention_unfused`] instead.
+/// mask or bias, as [`attention`]. On Burn's CUDA backend, non-causal attention without soft
+/// capping takes the path [`set_cuda_attention`] chose: by default cuDNN's fused attention
+/// ([`fused_attention`]: bf16/f16 operands, cuDNN 9 installed), else Burn's attention with the
+/// query length padded to a multiple of [`FLASH_QUERY_BLOCK`], where only padded lengths reach
+/// its flash kernels (the padded query rows are zeros and are cut from the output, so the
+/// result does not change: each query row is independent); or [`attention_unfused`]. Other
+/// backends go straight to [`attention`].
 pub fn sdpa<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -37,8 +38,16 @@ pub fn sdpa<B: Backend>(
     if !is_cuda::<B>(&q.device()) {
         return attention(q, k, v, None, None, options);
     }
-    if cuda_attention() == CudaAttention::CublasLt && !options.is_causal {
-        return attention_unfused(q, k, v, options.scale);
+    if !options.is_causal && options.softcap.is_none() {
+        match cuda_attention() {
+            CudaAttention::CublasLt => return attention_unfused(q, k, v, options.scale),
+            CudaAttention::Cudnn => {
+                if let Some(out) = fused_attention(&q, &k, &v, options.scale) {
+                    return out;
+                }
+            }
+            CudaAttention::Flash => {}
+        }
     }
     attention_padded_queries(q, k, v, options, FLASH_QUERY_BLOCK)
 }

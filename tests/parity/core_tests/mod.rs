@@ -8,6 +8,7 @@ mod linear;
 mod nn;
 mod row_norm;
 mod schedule;
+mod sdpa;
 
 /// Path of a committed fixture (written by `tools/parity/make_fixtures.py`).
 pub fn fixture(name: &str) -> String {

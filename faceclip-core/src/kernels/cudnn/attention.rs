@@ -1,0 +1,525 @@
+//! Fused (flash) attention through cuDNN's graph API on Burn's CUDA buffers and stream:
+//! `softmax(q·kᵀ·scale)·v` for bf16/f16 operands `[batch, heads, tokens, head_dim]` as one
+//! cuDNN kernel that never writes the scores, the engine PyTorch's SDPA also reaches on NVIDIA
+//! GPUs. The graph is the one cuDNN's flash-attention engines recognise (as NVIDIA's
+//! cudnn-frontend describes it for cuDNN 9 before 9.21): `q·kᵀ` → `×scale` → row max → subtract
+//! → `exp` → row sum → (`log` + max: the softmax statistics, kept virtual) → divide → `·v`.
+//! The operands are read with their strides (a `[batch, tokens, heads, head_dim]` buffer seen
+//! as `[batch, heads, tokens, head_dim]` needs no copy; `kᵀ` is `k` with its last two strides
+//! swapped). One plan (graph, engine, workspace size) per layout is kept for the process; a
+//! layout cuDNN declines is remembered and computed by Burn's attention, counted as a fallback.
+
+use std::ffi::c_void;
+
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{backend::Backend, DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn_cubecl::{ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime};
+use cubecl::cuda::CudaRuntime;
+use cudarc::cudnn::{result as dnn, sys};
+use sys::cudnnBackendAttributeName_t as Name;
+use sys::cudnnBackendAttributeType_t as Type;
+use sys::cudnnBackendDescriptorType_t as Kind;
+use sys::cudnnPointwiseMode_t as Pointwise;
+use sys::cudnnReduceTensorOp_t as Reduce;
+
+use super::graph::{self, check, Descriptor, TensorRole};
+use super::{data_type, CUDNN};
+use crate::kernels::nvidia::{buffers, on_cuda, Session};
+use crate::kernels::FusedKernel;
+use crate::nn::{attention_padded_queries, FLASH_QUERY_BLOCK};
+
+/// The largest head size cuDNN's flash-attention engines take (on Hopper; 128 on Ampere,
+/// where a larger one is declined at plan time and falls back).
+const MAX_HEAD_DIM: usize = 256;
+/// The oldest cuDNN whose graph API runs this attention graph and explains its errors.
+const MIN_VERSION: usize = 90000;
+/// How many of the heuristic's engine configurations are tried, best first.
+const CONFIGS_TRIED: usize = 8;
+
+/// `softmax(q·kᵀ·scale)·v` of `q` `[b, h, s_q, d]`, `k` `[b, h, s_kv, d]`, `v`
+/// `[b, h, s_kv, d_v]` (no mask, not causal), the output contiguous `[b, h, s_q, d_v]`.
+#[derive(Clone, Debug)]
+pub struct Attention {
+    /// The factor on `q·kᵀ` (usually `d^-½`).
+    pub scale: f32,
+}
+
+/// The sizes of the three operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sizes {
+    q: [usize; 4],
+    k: [usize; 4],
+    v: [usize; 4],
+}
+
+impl Sizes {
+    /// The sizes, when the operands are attention's and cuDNN's engines may take them.
+    fn of(q: &Shape, k: &Shape, v: &Shape) -> Option<Self> {
+        let dims = |s: &Shape| <[usize; 4]>::try_from(s.as_slice()).ok();
+        let (q, k, v) = (dims(q)?, dims(k)?, dims(v)?);
+        let head_fits = |d: usize| d > 0 && d % 8 == 0 && d <= MAX_HEAD_DIM;
+        let fits = q[..2] == k[..2]
+            && k[..3] == v[..3]
+            && q[3] == k[3]
+            && head_fits(q[3])
+            && head_fits(v[3])
+            && [q, k, v].iter().all(|d| d.iter().all(|s| *s > 0));
+        fits.then_some(Self { q, k, v })
+    }
+
+    fn output(&self) -> [usize; 4] {
+        [self.q[0], self.q[1], self.q[2], self.v[3]]
+    }
+}
+
+/// One operand as cuDNN sees it: sizes and strides in elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Layout {
+    dims: [i64; 4],
+    strides: [i64; 4],
+}
+
+impl Layout {
+    /// `tensor`'s layout when its innermost stride is 1 (what cuDNN needs), else `None`.
+    fn of(tensor: &CubeTensor<CudaRuntime>) -> Option<Self> {
+        let dims = <[usize; 4]>::try_from(tensor.shape().as_slice()).ok()?;
+        let strides: &[usize] = tensor.meta.strides();
+        let strides = <[usize; 4]>::try_from(strides).ok()?;
+        (strides[3] == 1).then(|| Self {
+            dims: dims.map(|d| d as i64),
+            strides: strides.map(|s| s as i64),
+        })
+    }
+
+    /// Row-major strides of `dims`.
+    fn packed(dims: [i64; 4]) -> Self {
+        Self {
+            dims,
+            strides: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1],
+        }
+    }
+
+    /// This `[b, h, s, d]` operand read as its transpose `[b, h, d, s]`.
+    fn transposed(self) -> Self {
+        let [b, h, s, d] = self.dims;
+        let [sb, sh, ss, sd] = self.strides;
+        Self {
+            dims: [b, h, d, s],
+            strides: [sb, sh, sd, ss],
+        }
+    }
+}
+
+/// What selects a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PlanKey {
+    device: usize,
+    dtype: DType,
+    q: Layout,
+    k: Layout,
+    v: Layout,
+}
+
+/// `tensor` as-is when cuDNN can read it (rank 4, innermost stride 1), else a contiguous
+/// copy, with its layout.
+fn readable(tensor: CubeTensor<CudaRuntime>) -> Option<(CubeTensor<CudaRuntime>, Layout)> {
+    match Layout::of(&tensor) {
+        Some(layout) => Some((tensor, layout)),
+        None => {
+            let tensor = burn_cubecl::kernel::into_contiguous(tensor);
+            Layout::of(&tensor).map(|layout| (tensor, layout))
+        }
+    }
+}
+
+/// Tensor ids in the graph and its variant pack.
+mod uid {
+    pub const Q: i64 = 1;
+    pub const K_T: i64 = 2;
+    pub const V: i64 = 3;
+    pub const O: i64 = 4;
+    pub const SCALE: i64 = 5;
+    /// The first id of the virtual intermediates.
+    pub const VIRTUAL: i64 = 100;
+}
+
+/// The execution plan of one key and what it refers to.
+struct Plan {
+    plan: Descriptor,
+    workspace: usize,
+    /// The graph's tensors, operations and their parts, alive as long as the plan.
+    _parts: Vec<Descriptor>,
+}
+
+impl Plan {
+    /// Builds the graph for `key` and the first engine configuration cuDNN's heuristic
+    /// offers that makes a plan.
+    fn new(handle: sys::cudnnHandle_t, key: &PlanKey) -> Result<Self, String> {
+        // SAFETY: a plain query of the loaded library.
+        let version = unsafe { sys::cudnnGetVersion() };
+        if version < MIN_VERSION {
+            return Err(format!(
+                "fused attention needs cuDNN 9 or later; the loaded cuDNN is {version}"
+            ));
+        }
+        let mut parts = operations(key)?;
+        let ops: Vec<&Descriptor> = parts.ops.iter().collect();
+        let op_graph = Descriptor::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
+        op_graph.set(
+            Name::CUDNN_ATTR_OPERATIONGRAPH_HANDLE,
+            Type::CUDNN_TYPE_HANDLE,
+            &[handle],
+        )?;
+        op_graph.set_descriptors(Name::CUDNN_ATTR_OPERATIONGRAPH_OPS, &ops)?;
+        let op_graph = op_graph.finalize()?;
+
+        let heuristic = Descriptor::new(Kind::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
+        heuristic.set_descriptors(Name::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &[&op_graph])?;
+        heuristic.set(
+            Name::CUDNN_ATTR_ENGINEHEUR_MODE,
+            Type::CUDNN_TYPE_HEUR_MODE,
+            &[sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A],
+        )?;
+        let heuristic = heuristic.finalize()?;
+        let configs = heuristic.get_descriptors(
+            Name::CUDNN_ATTR_ENGINEHEUR_RESULTS,
+            Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
+            CONFIGS_TRIED,
+        )?;
+        let mut declined = Vec::new();
+        for config in configs {
+            let attempt =
+                Descriptor::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR).and_then(|plan| {
+                    plan.set(
+                        Name::CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+                        Type::CUDNN_TYPE_HANDLE,
+                        &[handle],
+                    )?;
+                    plan.set_descriptors(
+                        Name::CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                        &[&config],
+                    )?;
+                    plan.finalize()
+                });
+            match attempt {
+                Ok(plan) => {
+                    let workspace = plan.get_i64(Name::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
+                    parts.other.extend([op_graph, heuristic, config]);
+                    parts.other.append(&mut parts.ops);
+                    return Ok(Self {
+                        plan,
+                        workspace: usize::try_from(workspace).unwrap_or(0),
+                        _parts: parts.other,
+                    });
+                }
+                Err(error) => declined.push(error),
+            }
+        }
+        Err(if declined.is_empty() {
+            "cuDNN's heuristic offers no engine for this attention".to_owned()
+        } else {
+            format!("no engine makes a plan: {}", declined.join("; "))
+        })
+    }
+}
+
+/// A graph's operations, in order, and the descriptors they refer to.
+struct Operations {
+    ops: Vec<Descriptor>,
+    other: Vec<Descriptor>,
+}
+
+/// The attention graph's tensors and operations for `key` (no handle needed).
+fn operations(key: &PlanKey) -> Result<Operations, String> {
+    use TensorRole::{Buffer, ByValue, Virtual};
+    let io = data_type(key.dtype).ok_or_else(|| format!("no cuDNN type for {:?}", key.dtype))?;
+    let float = sys::cudnnDataType_t::CUDNN_DATA_FLOAT;
+    let [b, h, s_q, _] = key.q.dims;
+    let s_kv = key.k.dims[2];
+    let d_v = key.v.dims[3];
+    let scores = Layout::packed([b, h, s_q, s_kv]);
+    let rows = Layout {
+        dims: [b, h, s_q, 1],
+        strides: [h * s_q, s_q, 1, 1],
+    };
+    let output = Layout::packed([b, h, s_q, d_v]);
+    let buffer = |uid, layout: Layout| graph::tensor(uid, layout.dims, layout.strides, io, Buffer);
+    let q = buffer(uid::Q, key.q)?;
+    let k_t = buffer(uid::K_T, key.k.transposed())?;
+    let v = buffer(uid::V, key.v)?;
+    let o = buffer(uid::O, output)?;
+    let scale = graph::tensor(uid::SCALE, [1; 4], [1; 4], float, ByValue)?;
+    let mut next = uid::VIRTUAL;
+    let mut intermediate = |layout: Layout, data| {
+        next += 1;
+        graph::tensor(next, layout.dims, layout.strides, data, Virtual)
+    };
+    let raw = intermediate(scores, float)?;
+    let scaled = intermediate(scores, float)?;
+    let max = intermediate(rows, float)?;
+    let centred = intermediate(scores, float)?;
+    let exp = intermediate(scores, float)?;
+    let sum = intermediate(rows, float)?;
+    let log_sum = intermediate(rows, float)?;
+    let stats = intermediate(rows, float)?;
+    let probabilities = intermediate(scores, io)?;
+
+    let mut other = Vec::new();
+    let keep = &mut other;
+    let ops = vec![
+        graph::matmul(&q, &k_t, &raw, keep)?,
+        graph::pointwise(
+            Pointwise::CUDNN_POINTWISE_MUL,
+            &raw,
+            Some(&scale),
+            &scaled,
+            keep,
+        )?,
+        graph::reduction(Reduce::CUDNN_REDUCE_TENSOR_MAX, &scaled, &max, keep)?,
+        graph::pointwise(
+            Pointwise::CUDNN_POINTWISE_SUB,
+            &scaled,
+            Some(&max),
+            &centred,
+            keep,
+        )?,
+        graph::pointwise(Pointwise::CUDNN_POINTWISE_EXP, &centred, None, &exp, keep)?,
+        graph::reduction(Reduce::CUDNN_REDUCE_TENSOR_ADD, &exp, &sum, keep)?,
+        graph::pointwise(Pointwise::CUDNN_POINTWISE_LOG, &sum, None, &log_sum, keep)?,
+        graph::pointwise(
+            Pointwise::CUDNN_POINTWISE_ADD,
+            &max,
+            Some(&log_sum),
+            &stats,
+            keep,
+        )?,
+        graph::pointwise(
+            Pointwise::CUDNN_POINTWISE_DIV,
+            &exp,
+            Some(&sum),
+            &probabilities,
+            keep,
+        )?,
+        graph::matmul(&probabilities, &v, &o, keep)?,
+    ];
+    other.extend([
+        q,
+        k_t,
+        v,
+        o,
+        scale,
+        raw,
+        scaled,
+        max,
+        centred,
+        exp,
+        sum,
+        log_sum,
+        stats,
+        probabilities,
+    ]);
+    Ok(Operations { ops, other })
+}
+
+/// The cuDNN handle of the attention plans and the plans (or why a key has none).
+static SESSION: Session<sys::cudnnHandle_t, PlanKey, Result<Plan, String>> = Session::new();
+
+impl Attention {
+    /// cuDNN on CUDA tensors; runs on the device thread.
+    fn run(
+        &self,
+        [q, k, v]: [CubeTensor<CudaRuntime>; 3],
+    ) -> Result<CubeTensor<CudaRuntime>, String> {
+        let sizes = Sizes::of(&q.shape(), &k.shape(), &v.shape())
+            .ok_or("operands attention does not take")?;
+        let readable = |t| readable(t).ok_or("an operand of rank other than 4");
+        let ((q, q_layout), (k, k_layout), (v, v_layout)) =
+            (readable(q)?, readable(k)?, readable(v)?);
+        let client = q.client.clone();
+        let output = empty_device_dtype(
+            client.clone(),
+            q.device.clone(),
+            Shape::from(sizes.output().to_vec()),
+            q.dtype,
+        );
+        let key = PlanKey {
+            device: q.device.index,
+            dtype: q.dtype,
+            q: q_layout,
+            k: k_layout,
+            v: v_layout,
+        };
+        SESSION.run(
+            key,
+            || dnn::create_handle().map_err(|error| error.to_string()),
+            |handle| Ok(Plan::new(handle, &key)),
+            |handle, plan| {
+                let plan = plan.as_ref().map_err(Clone::clone)?;
+                let workspace = client.empty(plan.workspace.max(1));
+                // The guards hold the buffers until the call is queued.
+                let handles = [&q.handle, &k.handle, &v.handle, &output.handle, &workspace];
+                let ([q_ptr, k_ptr, v_ptr, o_ptr, workspace_ptr], stream, _guards) =
+                    buffers(&client, handles.map(Some))?;
+                if let Some(address) = [q_ptr, k_ptr, v_ptr, o_ptr].iter().find(|a| *a % 16 != 0) {
+                    return Err(format!("operand at {address:#x} is not 16-byte aligned"));
+                }
+                let scale = self.scale;
+                let pointers = [q_ptr, k_ptr, v_ptr, o_ptr]
+                    .map(|address| address as *mut c_void)
+                    .into_iter()
+                    .chain([(&scale as *const f32).cast_mut().cast::<c_void>()])
+                    .collect::<Vec<_>>();
+                let pack = Descriptor::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
+                pack.set(
+                    Name::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
+                    Type::CUDNN_TYPE_INT64,
+                    &[uid::Q, uid::K_T, uid::V, uid::O, uid::SCALE],
+                )?;
+                pack.set(
+                    Name::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
+                    Type::CUDNN_TYPE_VOID_PTR,
+                    &pointers,
+                )?;
+                pack.set(
+                    Name::CUDNN_ATTR_VARIANT_PACK_WORKSPACE,
+                    Type::CUDNN_TYPE_VOID_PTR,
+                    &[workspace_ptr as *mut c_void],
+                )?;
+                let pack = pack.finalize()?;
+                // SAFETY: the plan was made for these layouts; the pack's addresses are
+                // buffers the guards hold until the work is queued on the stream that orders
+                // them, and `scale` (read by value) outlives the call.
+                unsafe {
+                    dnn::set_stream(handle, stream as sys::cudaStream_t)
+                        .map_err(|error| error.to_string())?;
+                    check(
+                        sys::cudnnBackendExecute(handle, plan.plan.raw(), pack.raw()),
+                        "running fused attention",
+                    )
+                }
+            },
+        )?;
+        Ok(output)
+    }
+}
+
+impl FusedKernel for Attention {
+    const NAME: &'static str = "faceclip_cudnn_attention";
+
+    fn runs_on<R: CubeRuntime>() -> bool {
+        on_cuda::<R>()
+    }
+
+    fn supports(&self, [q, k, v]: [&Shape; 3], dtypes: [DType; 3]) -> bool {
+        let fits = Sizes::of(q, k, v).is_some();
+        CUDNN.takes(dtypes, |d| matches!(d, DType::BF16 | DType::F16), fits)
+    }
+
+    fn output_shape(&self, [q, k, v]: [&Shape; 3]) -> Shape {
+        Sizes::of(q, k, v).map_or_else(|| q.clone(), |s| Shape::from(s.output().to_vec()))
+    }
+
+    fn launch<B, R>(&self, inputs: [CubeTensor<R>; 3]) -> CubeTensor<R>
+    where
+        B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+        R: CubeRuntime,
+    {
+        let attention = self.clone();
+        CUDNN.launch(
+            inputs,
+            move |cuda| attention.run(cuda),
+            |[q, k, v]| {
+                let tensor = |t| Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(t));
+                let options = AttentionModuleOptions {
+                    scale: Some(f64::from(self.scale)),
+                    ..Default::default()
+                };
+                attention_padded_queries(
+                    tensor(q),
+                    tensor(k),
+                    tensor(v),
+                    options,
+                    FLASH_QUERY_BLOCK,
+                )
+                .into_primitive()
+                .tensor()
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> Option<[usize; 4]> {
+        let shape = |d: [usize; 4]| Shape::from(d.to_vec());
+        Sizes::of(&shape(q), &shape(k), &shape(v)).map(|s| s.output())
+    }
+
+    #[test]
+    fn takes_attention_shapes_cudnn_runs() {
+        // SDXL self- and cross-attention, FLUX's joint attention.
+        assert_eq!(
+            sizes([2, 10, 3888, 64], [2, 10, 3888, 64], [2, 10, 3888, 64]),
+            Some([2, 10, 3888, 64])
+        );
+        assert_eq!(
+            sizes([2, 10, 3888, 64], [2, 10, 77, 64], [2, 10, 77, 64]),
+            Some([2, 10, 3888, 64])
+        );
+        assert_eq!(
+            sizes([1, 24, 4608, 128], [1, 24, 4608, 128], [1, 24, 4608, 128]),
+            Some([1, 24, 4608, 128])
+        );
+        // A value size of its own.
+        assert_eq!(
+            sizes([1, 2, 5, 16], [1, 2, 7, 16], [1, 2, 7, 32]),
+            Some([1, 2, 5, 32])
+        );
+        // Head sizes cuDNN's engines refuse, mismatched operands, empty ones.
+        assert_eq!(sizes([1, 2, 5, 12], [1, 2, 7, 12], [1, 2, 7, 12]), None);
+        assert_eq!(sizes([1, 2, 5, 512], [1, 2, 7, 512], [1, 2, 7, 512]), None);
+        assert_eq!(sizes([1, 2, 5, 16], [1, 3, 7, 16], [1, 3, 7, 16]), None);
+        assert_eq!(sizes([1, 2, 5, 16], [1, 2, 7, 16], [1, 2, 8, 16]), None);
+        assert_eq!(sizes([1, 2, 5, 16], [1, 2, 7, 32], [1, 2, 7, 32]), None);
+        assert_eq!(sizes([1, 2, 0, 16], [1, 2, 7, 16], [1, 2, 7, 16]), None);
+    }
+
+    #[test]
+    fn transposed_layout_swaps_the_last_two_axes() {
+        // k as a [b, s, h, d] buffer seen as [b, h, s, d].
+        let k = Layout {
+            dims: [2, 10, 77, 64],
+            strides: [77 * 640, 64, 640, 1],
+        };
+        let k_t = k.transposed();
+        assert_eq!(k_t.dims, [2, 10, 64, 77]);
+        assert_eq!(k_t.strides, [77 * 640, 64, 1, 640]);
+        assert_eq!(Layout::packed([2, 3, 4, 5]).strides, [60, 20, 5, 1]);
+    }
+
+    /// Where cuDNN 9 loads (the GPU hosts; no GPU is needed for this part), every tensor and
+    /// operation of the graph passes cuDNN's own checks; elsewhere there is nothing to check.
+    #[test]
+    fn attention_graph_operations_finalize_where_cudnn_loads() {
+        if CUDNN.available().is_err() || unsafe { sys::cudnnGetVersion() } < MIN_VERSION {
+            return;
+        }
+        let key = PlanKey {
+            device: 0,
+            dtype: DType::BF16,
+            q: Layout {
+                dims: [2, 10, 3888, 64],
+                strides: [3888 * 640, 64, 640, 1],
+            },
+            k: Layout::packed([2, 10, 77, 64]),
+            v: Layout::packed([2, 10, 77, 64]),
+        };
+        let graph = operations(&key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(graph.ops.len(), 10);
+        // SAFETY: a plain query of the loaded library.
+        let version = unsafe { sys::cudnnGetVersion() };
+        println!("cuDNN {version}: the attention graph's operations finalise");
+    }
+}

@@ -1,0 +1,297 @@
+//! cuDNN's graph (backend descriptor) API, as small owned values: a [`Descriptor`] is created,
+//! given its attributes, finalised, and destroyed when dropped. The builders name the few
+//! tensor and operation kinds fused attention needs.
+
+use std::ffi::{c_char, c_void, CStr};
+
+use cudarc::cudnn::sys;
+use sys::cudnnBackendAttributeName_t as Name;
+use sys::cudnnBackendAttributeType_t as Type;
+use sys::cudnnBackendDescriptorType_t as Kind;
+
+/// `status` as a `Result`, the error naming `what` failed with cuDNN's status and, where cuDNN
+/// 9 keeps one, its own explanation of the latest error.
+pub(crate) fn check(status: sys::cudnnStatus_t, what: &str) -> Result<(), String> {
+    if status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
+        return Ok(());
+    }
+    let mut message = [0 as c_char; 512];
+    // SAFETY: cuDNN writes at most `len` bytes, NUL-terminated; the symbol exists from
+    // cuDNN 9 on, which the caller's version check guarantees.
+    let detail = unsafe {
+        sys::cudnnGetLastErrorString(message.as_mut_ptr(), message.len());
+        CStr::from_ptr(message.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    if detail.is_empty() {
+        Err(format!("{what}: {status:?}"))
+    } else {
+        Err(format!("{what}: {status:?} ({detail})"))
+    }
+}
+
+/// One backend descriptor, destroyed on drop.
+#[derive(Debug)]
+pub(crate) struct Descriptor {
+    raw: sys::cudnnBackendDescriptor_t,
+    kind: Kind,
+}
+
+// SAFETY: backend descriptors may be used from any thread, one at a time; their owners keep
+// them behind a lock.
+unsafe impl Send for Descriptor {}
+
+impl Descriptor {
+    /// A new descriptor of `kind`, not finalised.
+    pub(crate) fn new(kind: Kind) -> Result<Self, String> {
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: cuDNN writes the new descriptor into `raw`.
+        check(
+            unsafe { sys::cudnnBackendCreateDescriptor(kind, &mut raw) },
+            &format!("creating {kind:?}"),
+        )?;
+        Ok(Self { raw, kind })
+    }
+
+    /// The raw descriptor, for passing to cuDNN.
+    pub(crate) fn raw(&self) -> sys::cudnnBackendDescriptor_t {
+        self.raw
+    }
+
+    /// Sets attribute `name` to `values`, which must be of the C type cuDNN reads for `kind`
+    /// (`i64` for `INT64`, `bool` for `BOOLEAN`, 4-byte enums, pointers).
+    pub(crate) fn set<T: Copy>(&self, name: Name, kind: Type, values: &[T]) -> Result<(), String> {
+        // SAFETY: `values` holds `values.len()` elements of the type the caller names.
+        let status = unsafe {
+            sys::cudnnBackendSetAttribute(
+                self.raw,
+                name,
+                kind,
+                values.len() as i64,
+                values.as_ptr().cast::<c_void>(),
+            )
+        };
+        check(status, &format!("{:?}: setting {name:?}", self.kind))
+    }
+
+    /// Sets attribute `name` to other descriptors.
+    pub(crate) fn set_descriptors(&self, name: Name, values: &[&Descriptor]) -> Result<(), String> {
+        let raw: Vec<_> = values.iter().map(|d| d.raw).collect();
+        self.set(name, Type::CUDNN_TYPE_BACKEND_DESCRIPTOR, &raw)
+    }
+
+    /// Finalises the descriptor (cuDNN checks its attributes now).
+    pub(crate) fn finalize(self) -> Result<Self, String> {
+        // SAFETY: the descriptor is live.
+        check(
+            unsafe { sys::cudnnBackendFinalize(self.raw) },
+            &format!("finalising {:?}", self.kind),
+        )?;
+        Ok(self)
+    }
+
+    /// The `INT64` attribute `name` of a finalised descriptor.
+    pub(crate) fn get_i64(&self, name: Name) -> Result<i64, String> {
+        let mut value = 0i64;
+        let mut count = 0i64;
+        // SAFETY: room for one `i64`.
+        let status = unsafe {
+            sys::cudnnBackendGetAttribute(
+                self.raw,
+                name,
+                Type::CUDNN_TYPE_INT64,
+                1,
+                &mut count,
+                (&mut value as *mut i64).cast(),
+            )
+        };
+        check(status, &format!("{:?}: reading {name:?}", self.kind))?;
+        Ok(value)
+    }
+
+    /// Up to `most` descriptors of `kind` that attribute `name` lists.
+    pub(crate) fn get_descriptors(
+        &self,
+        name: Name,
+        kind: Kind,
+        most: usize,
+    ) -> Result<Vec<Descriptor>, String> {
+        // cuDNN fills descriptors the caller created.
+        let mut items = (0..most)
+            .map(|_| Descriptor::new(kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut raw: Vec<_> = items.iter().map(|d| d.raw).collect();
+        let mut count = 0i64;
+        // SAFETY: `raw` holds `most` live descriptors of the kind the attribute lists.
+        let status = unsafe {
+            sys::cudnnBackendGetAttribute(
+                self.raw,
+                name,
+                Type::CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                most as i64,
+                &mut count,
+                raw.as_mut_ptr().cast(),
+            )
+        };
+        check(status, &format!("{:?}: reading {name:?}", self.kind))?;
+        items.truncate(count.clamp(0, most as i64) as usize);
+        Ok(items)
+    }
+}
+
+impl Drop for Descriptor {
+    fn drop(&mut self) {
+        // SAFETY: created by `new`, destroyed once.
+        unsafe {
+            let _ = sys::cudnnBackendDestroyDescriptor(self.raw);
+        }
+    }
+}
+
+/// What a tensor of the graph is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TensorRole {
+    /// A buffer the caller passes (an operand or a result).
+    Buffer,
+    /// An intermediate the fused kernel keeps to itself.
+    Virtual,
+    /// A host scalar passed by value when the graph runs.
+    ByValue,
+}
+
+/// A finalised tensor descriptor: `dims` and `strides` in elements, 16-byte aligned buffers.
+pub(crate) fn tensor(
+    uid: i64,
+    dims: [i64; 4],
+    strides: [i64; 4],
+    data: sys::cudnnDataType_t,
+    role: TensorRole,
+) -> Result<Descriptor, String> {
+    let tensor = Descriptor::new(Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
+    tensor.set(
+        Name::CUDNN_ATTR_TENSOR_UNIQUE_ID,
+        Type::CUDNN_TYPE_INT64,
+        &[uid],
+    )?;
+    tensor.set(
+        Name::CUDNN_ATTR_TENSOR_DATA_TYPE,
+        Type::CUDNN_TYPE_DATA_TYPE,
+        &[data],
+    )?;
+    tensor.set(
+        Name::CUDNN_ATTR_TENSOR_DIMENSIONS,
+        Type::CUDNN_TYPE_INT64,
+        &dims,
+    )?;
+    tensor.set(
+        Name::CUDNN_ATTR_TENSOR_STRIDES,
+        Type::CUDNN_TYPE_INT64,
+        &strides,
+    )?;
+    tensor.set(
+        Name::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT,
+        Type::CUDNN_TYPE_INT64,
+        &[16i64],
+    )?;
+    tensor.set(
+        Name::CUDNN_ATTR_TENSOR_IS_VIRTUAL,
+        Type::CUDNN_TYPE_BOOLEAN,
+        &[role == TensorRole::Virtual],
+    )?;
+    if role == TensorRole::ByValue {
+        tensor.set(
+            Name::CUDNN_ATTR_TENSOR_IS_BY_VALUE,
+            Type::CUDNN_TYPE_BOOLEAN,
+            &[true],
+        )?;
+    }
+    tensor.finalize()
+}
+
+/// A finalised batched matrix product `c = a·b` computed in `f32`; the descriptors the
+/// operation refers to are pushed to `keep` (they must live as long as it).
+pub(crate) fn matmul(
+    a: &Descriptor,
+    b: &Descriptor,
+    c: &Descriptor,
+    keep: &mut Vec<Descriptor>,
+) -> Result<Descriptor, String> {
+    let product = Descriptor::new(Kind::CUDNN_BACKEND_MATMUL_DESCRIPTOR)?;
+    product.set(
+        Name::CUDNN_ATTR_MATMUL_COMP_TYPE,
+        Type::CUDNN_TYPE_DATA_TYPE,
+        &[sys::cudnnDataType_t::CUDNN_DATA_FLOAT],
+    )?;
+    let product = product.finalize()?;
+    let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR)?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_ADESC, &[a])?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_BDESC, &[b])?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_CDESC, &[c])?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_DESC, &[&product])?;
+    keep.push(product);
+    op.finalize()
+}
+
+/// A finalised element-wise operation `y = mode(x)` or `y = mode(x, b)` (broadcasting `b`),
+/// computed in `f32`; its function descriptor is pushed to `keep`.
+pub(crate) fn pointwise(
+    mode: sys::cudnnPointwiseMode_t,
+    x: &Descriptor,
+    b: Option<&Descriptor>,
+    y: &Descriptor,
+    keep: &mut Vec<Descriptor>,
+) -> Result<Descriptor, String> {
+    let function = Descriptor::new(Kind::CUDNN_BACKEND_POINTWISE_DESCRIPTOR)?;
+    function.set(
+        Name::CUDNN_ATTR_POINTWISE_MODE,
+        Type::CUDNN_TYPE_POINTWISE_MODE,
+        &[mode],
+    )?;
+    function.set(
+        Name::CUDNN_ATTR_POINTWISE_MATH_PREC,
+        Type::CUDNN_TYPE_DATA_TYPE,
+        &[sys::cudnnDataType_t::CUDNN_DATA_FLOAT],
+    )?;
+    let function = function.finalize()?;
+    let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR)?;
+    op.set_descriptors(
+        Name::CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
+        &[&function],
+    )?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_POINTWISE_XDESC, &[x])?;
+    if let Some(b) = b {
+        op.set_descriptors(Name::CUDNN_ATTR_OPERATION_POINTWISE_BDESC, &[b])?;
+    }
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_POINTWISE_YDESC, &[y])?;
+    keep.push(function);
+    op.finalize()
+}
+
+/// A finalised reduction of `x` to `y`'s shape (the axes where `y` has size 1) computed in
+/// `f32`; its function descriptor is pushed to `keep`.
+pub(crate) fn reduction(
+    operator: sys::cudnnReduceTensorOp_t,
+    x: &Descriptor,
+    y: &Descriptor,
+    keep: &mut Vec<Descriptor>,
+) -> Result<Descriptor, String> {
+    let function = Descriptor::new(Kind::CUDNN_BACKEND_REDUCTION_DESCRIPTOR)?;
+    function.set(
+        Name::CUDNN_ATTR_REDUCTION_OPERATOR,
+        Type::CUDNN_TYPE_REDUCTION_OPERATOR_TYPE,
+        &[operator],
+    )?;
+    function.set(
+        Name::CUDNN_ATTR_REDUCTION_COMP_TYPE,
+        Type::CUDNN_TYPE_DATA_TYPE,
+        &[sys::cudnnDataType_t::CUDNN_DATA_FLOAT],
+    )?;
+    let function = function.finalize()?;
+    let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR)?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_REDUCTION_XDESC, &[x])?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_REDUCTION_YDESC, &[y])?;
+    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_REDUCTION_DESC, &[&function])?;
+    keep.push(function);
+    op.finalize()
+}
