@@ -7,13 +7,14 @@
 //! ```text
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
-//!     [--burn-kernels] [--attention flash|cublaslt]
+//!     [--burn-kernels] [--attention cudnn|flash|cublaslt]
 //! ```
 //!
 //! On CUDA, linear layers run on cuBLASLt and convolutions on cuDNN when they load
 //! (`--burn-kernels`: Burn's own); the run ends with a line per library on stderr saying how
-//! many operations took that path. `--attention cublaslt` makes the models' attention on CUDA
-//! two batched cuBLASLt GEMMs around a softmax instead of Burn's (padded) flash kernels.
+//! many operations took that path. The models' attention on CUDA is cuDNN's fused kernel (bf16)
+//! by default; `--attention flash` makes it Burn's (padded) flash kernels, `--attention
+//! cublaslt` two batched cuBLASLt GEMMs around a softmax. The kernel table times all three.
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -35,7 +36,8 @@ use faceclip::core::backend::{
     is_cuda, library_stats, set_cuda_attention, use_library, CudaAttention, NvidiaLibrary,
 };
 use faceclip::core::nn::{
-    attention_unfused, conv_forward, group_norm_silu, linear, sdpa, LayerNorm,
+    attention_padded_queries, attention_unfused, conv_forward, group_norm_silu, linear, sdpa,
+    LayerNorm, FLASH_QUERY_BLOCK,
 };
 use faceclip::core::schedule::{EulerDiscrete, NoiseSchedule};
 use faceclip::core::weights::Weights;
@@ -56,7 +58,8 @@ struct Options {
     only: Option<Vec<String>>,
     /// Linear layers and convolutions on Burn's kernels even where cuBLASLt and cuDNN load.
     burn_kernels: bool,
-    /// The models' attention on CUDA: Burn's flash kernels, or cuBLASLt unfused.
+    /// The models' attention on CUDA: cuDNN's fused kernel, Burn's flash kernels, or cuBLASLt
+    /// unfused.
     attention: CudaAttention,
 }
 
@@ -69,7 +72,7 @@ impl Options {
             warmup: 2,
             only: None,
             burn_kernels: false,
-            attention: CudaAttention::Flash,
+            attention: CudaAttention::Cudnn,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -80,9 +83,12 @@ impl Options {
                 "--burn-kernels" => options.burn_kernels = true,
                 "--attention" => {
                     options.attention = match value("--attention")?.as_str() {
+                        "cudnn" => CudaAttention::Cudnn,
                         "flash" => CudaAttention::Flash,
                         "cublaslt" => CudaAttention::CublasLt,
-                        other => return Err(format!("--attention {other}: flash or cublaslt")),
+                        other => {
+                            return Err(format!("--attention {other}: cudnn, flash or cublaslt"))
+                        }
                     }
                 }
                 "--iters" => {
@@ -266,8 +272,26 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
             4.0 * (bs * h * lq * lk * d) as f64,
             || attention_unfused(q.clone(), k.clone(), v.clone(), None),
         );
-        // The models' entry point: queries padded to a multiple of 128 on CUDA, where only
-        // such lengths reach Burn's flash-attention kernels.
+        // Burn's attention with the queries padded to a multiple of 128 on CUDA, where only
+        // such lengths reach its flash-attention kernels.
+        time_case::<B, _>(
+            options,
+            device,
+            &format!("{name}_flash"),
+            &format!("q[{bs},{h},{lq},{d}] kv {lk}"),
+            4.0 * (bs * h * lq * lk * d) as f64,
+            || {
+                attention_padded_queries(
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    AttentionModuleOptions::default(),
+                    FLASH_QUERY_BLOCK,
+                )
+            },
+        );
+        // The models' entry point: on CUDA what `--attention` chose (by default cuDNN's fused
+        // kernel for bf16, else the padded flash kernels).
         time_case::<B, _>(
             options,
             device,

@@ -43,8 +43,11 @@ def main(paths):
             b = by.get(("burn", burn_backend, case))
             # `X_sdpa` is Burn's model entry point for the op PyTorch times as `X`; `X_burn` is
             # Burn's own ops where the models take a fused kernel or an NVIDIA library;
-            # `X_unfused` is attention as two cuBLASLt GEMMs around a softmax.
-            base = case.removesuffix("_sdpa").removesuffix("_burn").removesuffix("_unfused")
+            # `X_unfused` is attention as two cuBLASLt GEMMs around a softmax, `X_flash` Burn's
+            # attention with the queries padded for its flash kernels.
+            base = case
+            for suffix in ("_sdpa", "_burn", "_unfused", "_flash"):
+                base = base.removesuffix(suffix)
             t = by.get(("torch", torch_backend, base))
             if b is None and t is None:
                 continue

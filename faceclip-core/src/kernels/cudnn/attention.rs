@@ -57,7 +57,7 @@ impl Sizes {
     fn of(q: &Shape, k: &Shape, v: &Shape) -> Option<Self> {
         let dims = |s: &Shape| <[usize; 4]>::try_from(s.as_slice()).ok();
         let (q, k, v) = (dims(q)?, dims(k)?, dims(v)?);
-        let head_fits = |d: usize| d > 0 && d % 8 == 0 && d <= MAX_HEAD_DIM;
+        let head_fits = |d: usize| d > 0 && d.is_multiple_of(8) && d <= MAX_HEAD_DIM;
         let fits = q[..2] == k[..2]
             && k[..3] == v[..3]
             && q[3] == k[3]
