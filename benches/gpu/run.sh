@@ -48,10 +48,11 @@ log "environment"
 # Tools and libraries the binaries need at run time.
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 export LD_LIBRARY_PATH=$CUDA_PATH/lib64:${LD_LIBRARY_PATH:-}
-# cuBLASLt and cuDNN, which the linear layers and convolutions load at run time: the toolkit's,
+# cuBLASLt and cuDNN, which the linear layers, convolutions and attention load at run time, and
+# NVRTC, which cuDNN loads for its runtime-compiled (fused attention) engines: the toolkit's,
 # else those PyTorch's `nvidia-*` wheels ship.
 dir=
-for lib in cublasLt cudnn; do
+for lib in cublasLt cudnn nvrtc; do
   if ! ls "$CUDA_PATH"/lib64/lib$lib.so* >/dev/null 2>&1; then
     dir=$(LIB=$lib python3 - <<'PY' 2>/dev/null
 import glob, os, site
