@@ -191,31 +191,32 @@ pub fn fused_batched_matmul<B: Backend>(
 }
 
 /// `softmax(q·kᵀ·scale)·v` for `q` `[batch, heads, s_q, d]`, `k` `[batch, heads, s_kv, d]`,
-/// `v` `[batch, heads, s_kv, d_v]` (no mask, not causal; `scale` defaults to `d^-½`) as
+/// `v` `[batch, heads, s_kv, d_v]` with `options`' scale (default `d^-½`) and causal flag, as
 /// cuDNN's fused flash attention (`kernels::cudnn::attention`, built with the `cuda` feature)
-/// when `B` is `CudaBf16`, cuDNN 9 loads and is [enabled](use_library), and the head sizes
-/// are multiples of 8 up to 256; `None` otherwise, for Burn's attention. Strided views (heads
-/// split from a `[batch, tokens, heads·d]` buffer) are read in place.
+/// when `B` is `CudaBf16`, cuDNN 9 loads and is [enabled](use_library), the head sizes are
+/// multiples of 8 up to 256 and there is no soft cap; `None` otherwise, for Burn's attention.
+/// Strided views (heads split from a `[batch, tokens, heads·d]` buffer) are read in place.
 pub fn fused_attention<B: Backend>(
     q: &Tensor<B, 4>,
     k: &Tensor<B, 4>,
     v: &Tensor<B, 4>,
-    scale: Option<f64>,
+    options: burn::tensor::ops::AttentionModuleOptions,
 ) -> Option<Tensor<B, 4>> {
     #[cfg(feature = "cuda")]
     {
+        if options.softcap.is_some() {
+            return None;
+        }
         let head_dim = q.dims()[3].max(1) as f64;
-        let scale = scale.unwrap_or(1.0 / head_dim.sqrt()) as f32;
-        fused(
-            &crate::kernels::cudnn::attention::Attention { scale },
-            q,
-            k,
-            v,
-        )
+        let kernel = crate::kernels::cudnn::attention::Attention {
+            scale: options.scale.unwrap_or(1.0 / head_dim.sqrt()) as f32,
+            causal: options.is_causal,
+        };
+        fused(&kernel, q, k, v)
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (q, k, v, scale);
+        let _ = (q, k, v, options);
         None
     }
 }

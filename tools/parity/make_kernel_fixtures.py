@@ -36,10 +36,11 @@ Attention (`nn::sdpa`, cuDNN's fused attention on CUDA in bf16): `sdpa.safetenso
 Reference: `torch.nn.functional.scaled_dot_product_attention` in fp32 on the CPU. Cases:
 self-attention and cross-attention (77 keys) with head size 64 whose operands are stored
 `[batch, tokens, heads, head_dim]` (as the models split heads from a projection, read through a
-transposed view), and a contiguous `[batch, heads, tokens, head_dim]` case with its own value
-size and scale. For each case `<name>.q`, `<name>.k`, `<name>.v` (as stored), `<name>.y`
-(`[batch, heads, tokens, value_dim]`) and `<name>.meta` = [scale (0: head_dim^-0.5),
-heads-second storage (0) or tokens-second (1)].
+transposed view), a contiguous `[batch, heads, tokens, head_dim]` case with its own value
+size and scale, and causal self-attention over 77 tokens (the CLIP text encoders'). For each
+case `<name>.q`, `<name>.k`, `<name>.v` (as stored), `<name>.y` (`[batch, heads, tokens,
+value_dim]`) and `<name>.meta` = [scale (0: head_dim^-0.5), heads-second storage (0) or
+tokens-second (1), causal (1) or not (0)].
 """
 
 import os
@@ -186,22 +187,23 @@ def convs() -> None:
 def attentions() -> None:
     torch.manual_seed(20261131)
     tensors = {}
-    # name, q shape, k shape, v shape (as stored), scale (None: default), tokens second
-    for name, q_shape, k_shape, v_shape, scale, tokens_second in [
-        ("self", (2, 40, 2, 64), (2, 40, 2, 64), (2, 40, 2, 64), None, True),
-        ("cross", (2, 40, 2, 64), (2, 77, 2, 64), (2, 77, 2, 64), None, True),
-        ("scaled", (1, 3, 33, 16), (1, 3, 20, 16), (1, 3, 20, 32), 0.3, False),
+    # name, q shape, k shape, v shape (as stored), scale (None: default), tokens second, causal
+    for name, q_shape, k_shape, v_shape, scale, tokens_second, causal in [
+        ("self", (2, 40, 2, 64), (2, 40, 2, 64), (2, 40, 2, 64), None, True, False),
+        ("cross", (2, 40, 2, 64), (2, 77, 2, 64), (2, 77, 2, 64), None, True, False),
+        ("scaled", (1, 3, 33, 16), (1, 3, 20, 16), (1, 3, 20, 32), 0.3, False, False),
+        ("causal", (1, 77, 2, 64), (1, 77, 2, 64), (1, 77, 2, 64), None, True, True),
     ]:
         q, k, v = torch.randn(q_shape), torch.randn(k_shape), torch.randn(v_shape)
         heads_second = (lambda t: t.transpose(1, 2)) if tokens_second else (lambda t: t)
         y = F.scaled_dot_product_attention(
-            heads_second(q), heads_second(k), heads_second(v), scale=scale
+            heads_second(q), heads_second(k), heads_second(v), scale=scale, is_causal=causal
         )
         tensors[f"{name}.q"] = q.contiguous()
         tensors[f"{name}.k"] = k.contiguous()
         tensors[f"{name}.v"] = v.contiguous()
         tensors[f"{name}.y"] = y.contiguous()
-        tensors[f"{name}.meta"] = torch.tensor([scale or 0.0, float(tokens_second)])
+        tensors[f"{name}.meta"] = torch.tensor([scale or 0.0, float(tokens_second), float(causal)])
     save_file(tensors, SDPA_OUT)
     print("wrote", SDPA_OUT)
 

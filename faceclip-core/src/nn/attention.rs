@@ -22,13 +22,13 @@ use crate::weights::Weights;
 pub const FLASH_QUERY_BLOCK: usize = 128;
 
 /// Softmax attention `softmax(q kᵀ · scale) v` over `[batch, heads, tokens, head_dim]` without
-/// mask or bias, as [`attention`]. On Burn's CUDA backend, non-causal attention without soft
-/// capping takes the path [`set_cuda_attention`] chose: by default cuDNN's fused attention
-/// ([`fused_attention`]: bf16/f16 operands, cuDNN 9 installed), else Burn's attention with the
-/// query length padded to a multiple of [`FLASH_QUERY_BLOCK`], where only padded lengths reach
-/// its flash kernels (the padded query rows are zeros and are cut from the output, so the
-/// result does not change: each query row is independent); or [`attention_unfused`]. Other
-/// backends go straight to [`attention`].
+/// mask or bias, as [`attention`]. On Burn's CUDA backend it takes the path
+/// [`set_cuda_attention`] chose: by default cuDNN's fused attention ([`fused_attention`]:
+/// bf16/f16 operands, cuDNN 9 installed, causal or not), else Burn's attention with the query
+/// length padded to a multiple of [`FLASH_QUERY_BLOCK`] (not for causal attention), where only
+/// padded lengths reach its flash kernels (the padded query rows are zeros and are cut from the
+/// output, so the result does not change: each query row is independent); or, for non-causal
+/// attention, [`attention_unfused`]. Other backends go straight to [`attention`].
 pub fn sdpa<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
@@ -38,16 +38,16 @@ pub fn sdpa<B: Backend>(
     if !is_cuda::<B>(&q.device()) {
         return attention(q, k, v, None, None, options);
     }
-    if !options.is_causal && options.softcap.is_none() {
-        match cuda_attention() {
-            CudaAttention::CublasLt => return attention_unfused(q, k, v, options.scale),
-            CudaAttention::Cudnn => {
-                if let Some(out) = fused_attention(&q, &k, &v, options.scale) {
-                    return out;
-                }
-            }
-            CudaAttention::Flash => {}
+    match cuda_attention() {
+        CudaAttention::CublasLt if !options.is_causal && options.softcap.is_none() => {
+            return attention_unfused(q, k, v, options.scale)
         }
+        CudaAttention::Cudnn => {
+            if let Some(out) = fused_attention(&q, &k, &v, options) {
+                return out;
+            }
+        }
+        _ => {}
     }
     attention_padded_queries(q, k, v, options, FLASH_QUERY_BLOCK)
 }

@@ -1,7 +1,7 @@
 //! `nn::sdpa` against `torch.nn.functional.scaled_dot_product_attention` (fixtures from
 //! `tools/parity/make_kernel_fixtures.py`), with heads split from `[batch, tokens, heads, d]`
-//! buffers through transposed views as the models do; on CUDA in bf16 attention runs as cuDNN's
-//! fused kernel, which the bf16 test also checks is the path taken.
+//! buffers through transposed views as the models do, causal or not; on CUDA in bf16 attention
+//! runs as cuDNN's fused kernel, which the bf16 test also checks is the path taken.
 
 use super::fixture;
 use crate::reference as tensor;
@@ -17,7 +17,7 @@ use faceclip_core::weights::Checkpoint;
 const TOLERANCE: f64 = 1e-5;
 
 /// The fixture's cases.
-const CASES: [&str; 3] = ["self", "cross", "scaled"];
+const CASES: [&str; 4] = ["self", "cross", "scaled", "causal"];
 
 fn check_sdpa<B: Backend>(device: &B::Device) {
     let io = Checkpoint::open(fixture("sdpa.safetensors")).unwrap();
@@ -33,6 +33,7 @@ fn check_sdpa<B: Backend>(device: &B::Device) {
         };
         let options = AttentionModuleOptions {
             scale: (meta[0] != 0.0).then_some(f64::from(meta[0])),
+            is_causal: meta[2] == 1.0,
             ..Default::default()
         };
         let y = sdpa(operand("q"), operand("k"), operand("v"), options);

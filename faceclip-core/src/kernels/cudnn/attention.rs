@@ -2,8 +2,9 @@
 //! `softmax(q·kᵀ·scale)·v` for bf16/f16 operands `[batch, heads, tokens, head_dim]` as one
 //! cuDNN kernel that never writes the scores, the engine PyTorch's SDPA also reaches on NVIDIA
 //! GPUs. The graph is the one cuDNN's flash-attention engines recognise (as NVIDIA's
-//! cudnn-frontend describes it for cuDNN 9 before 9.21): `q·kᵀ` → `×scale` → row max → subtract
-//! → `exp` → row sum → (`log` + max: the softmax statistics, kept virtual) → divide → `·v`.
+//! cudnn-frontend describes it for cuDNN 9 before 9.21): `q·kᵀ` → `×scale` → (causal: keys
+//! after the query's row index set to the lowest float) → row max → subtract → `exp` → row sum
+//! → (`log` + max: the softmax statistics, kept virtual) → divide → `·v`.
 //! The operands are read with their strides (a `[batch, tokens, heads, head_dim]` buffer seen
 //! as `[batch, heads, tokens, head_dim]` needs no copy; `kᵀ` is `k` with its last two strides
 //! swapped). One plan (graph, engine, workspace size) per layout is kept for the process; a
@@ -37,11 +38,13 @@ const MIN_VERSION: usize = 90000;
 const CONFIGS_TRIED: usize = 8;
 
 /// `softmax(q·kᵀ·scale)·v` of `q` `[b, h, s_q, d]`, `k` `[b, h, s_kv, d]`, `v`
-/// `[b, h, s_kv, d_v]` (no mask, not causal), the output contiguous `[b, h, s_q, d_v]`.
+/// `[b, h, s_kv, d_v]` (no mask), the output contiguous `[b, h, s_q, d_v]`.
 #[derive(Clone, Debug)]
 pub struct Attention {
     /// The factor on `q·kᵀ` (usually `d^-½`).
     pub scale: f32,
+    /// Whether query `i` sees only keys `0..=i` (PyTorch's `is_causal`, top-left aligned).
+    pub causal: bool,
 }
 
 /// The sizes of the three operands.
@@ -115,6 +118,7 @@ impl Layout {
 struct PlanKey {
     device: usize,
     dtype: DType,
+    causal: bool,
     q: Layout,
     k: Layout,
     v: Layout,
@@ -139,6 +143,8 @@ mod uid {
     pub const V: i64 = 3;
     pub const O: i64 = 4;
     pub const SCALE: i64 = 5;
+    /// The value masked scores take (causal attention).
+    pub const MASKED: i64 = 6;
     /// The first id of the virtual intermediates.
     pub const VIRTUAL: i64 = 100;
 }
@@ -231,9 +237,9 @@ struct Operations {
 
 /// The attention graph's tensors and operations for `key` (no handle needed).
 fn operations(key: &PlanKey) -> Result<Operations, String> {
+    use sys::cudnnDataType_t::{CUDNN_DATA_BOOLEAN, CUDNN_DATA_FLOAT, CUDNN_DATA_INT32};
     use TensorRole::{Buffer, ByValue, Virtual};
     let io = data_type(key.dtype).ok_or_else(|| format!("no cuDNN type for {:?}", key.dtype))?;
-    let float = sys::cudnnDataType_t::CUDNN_DATA_FLOAT;
     let [b, h, s_q, _] = key.q.dims;
     let s_kv = key.k.dims[2];
     let d_v = key.v.dims[3];
@@ -242,82 +248,127 @@ fn operations(key: &PlanKey) -> Result<Operations, String> {
         dims: [b, h, s_q, 1],
         strides: [h * s_q, s_q, 1, 1],
     };
-    let output = Layout::packed([b, h, s_q, d_v]);
     let buffer = |uid, layout: Layout| graph::tensor(uid, layout.dims, layout.strides, io, Buffer);
-    let q = buffer(uid::Q, key.q)?;
-    let k_t = buffer(uid::K_T, key.k.transposed())?;
-    let v = buffer(uid::V, key.v)?;
-    let o = buffer(uid::O, output)?;
-    let scale = graph::tensor(uid::SCALE, [1; 4], [1; 4], float, ByValue)?;
-    let mut next = uid::VIRTUAL;
-    let mut intermediate = |layout: Layout, data| {
-        next += 1;
-        graph::tensor(next, layout.dims, layout.strides, data, Virtual)
+    let scalar = |uid| graph::tensor(uid, [1; 4], [1; 4], CUDNN_DATA_FLOAT, ByValue);
+    // Indices in `tensors` of the operands and the scale.
+    let (q, k_t, v, o, scale) = (0, 1, 2, 3, 4);
+    let mut tensors = vec![
+        buffer(uid::Q, key.q)?,
+        buffer(uid::K_T, key.k.transposed())?,
+        buffer(uid::V, key.v)?,
+        buffer(uid::O, Layout::packed([b, h, s_q, d_v]))?,
+        scalar(uid::SCALE)?,
+    ];
+    // Adds a virtual tensor and returns its index in `tensors`.
+    let mut next_uid = uid::VIRTUAL;
+    let mut intermediate = |tensors: &mut Vec<Descriptor>, layout: Layout, data| {
+        next_uid += 1;
+        let tensor = graph::tensor(next_uid, layout.dims, layout.strides, data, Virtual)?;
+        tensors.push(tensor);
+        Ok::<_, String>(tensors.len() - 1)
     };
-    let raw = intermediate(scores, float)?;
-    let scaled = intermediate(scores, float)?;
-    let max = intermediate(rows, float)?;
-    let centred = intermediate(scores, float)?;
-    let exp = intermediate(scores, float)?;
-    let sum = intermediate(rows, float)?;
-    let log_sum = intermediate(rows, float)?;
-    let stats = intermediate(rows, float)?;
-    let probabilities = intermediate(scores, io)?;
+    let float = |mode| graph::Function::float(mode);
+    // (function, input indices, output index) in graph order.
+    let mut steps = Vec::new();
+    let raw = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
+    let mut scaled = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
+    steps.push((
+        float(Pointwise::CUDNN_POINTWISE_MUL),
+        vec![raw, scale],
+        scaled,
+    ));
+    if key.causal {
+        let index = |axis| graph::Function {
+            mode: Pointwise::CUDNN_POINTWISE_GEN_INDEX,
+            precision: CUDNN_DATA_INT32,
+            axis: Some(axis),
+        };
+        let row = intermediate(&mut tensors, scores, CUDNN_DATA_INT32)?;
+        let column = intermediate(&mut tensors, scores, CUDNN_DATA_INT32)?;
+        let visible = intermediate(&mut tensors, scores, CUDNN_DATA_BOOLEAN)?;
+        tensors.push(scalar(uid::MASKED)?);
+        let masked_value = tensors.len() - 1;
+        let masked = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
+        let at_or_before = graph::Function {
+            mode: Pointwise::CUDNN_POINTWISE_CMP_GE,
+            precision: CUDNN_DATA_BOOLEAN,
+            axis: None,
+        };
+        steps.extend([
+            (index(2), vec![scaled], row),
+            (index(3), vec![scaled], column),
+            (at_or_before, vec![row, column], visible),
+            (
+                float(Pointwise::CUDNN_POINTWISE_BINARY_SELECT),
+                vec![scaled, masked_value, visible],
+                masked,
+            ),
+        ]);
+        scaled = masked;
+    }
+    let max = intermediate(&mut tensors, rows, CUDNN_DATA_FLOAT)?;
+    let centred = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
+    let exp = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
+    let sum = intermediate(&mut tensors, rows, CUDNN_DATA_FLOAT)?;
+    let log_sum = intermediate(&mut tensors, rows, CUDNN_DATA_FLOAT)?;
+    let stats = intermediate(&mut tensors, rows, CUDNN_DATA_FLOAT)?;
+    let probabilities = intermediate(&mut tensors, scores, io)?;
 
     let mut other = Vec::new();
     let keep = &mut other;
-    let ops = vec![
-        graph::matmul(&q, &k_t, &raw, keep)?,
-        graph::pointwise(
-            Pointwise::CUDNN_POINTWISE_MUL,
-            &raw,
-            Some(&scale),
-            &scaled,
-            keep,
-        )?,
-        graph::reduction(Reduce::CUDNN_REDUCE_TENSOR_MAX, &scaled, &max, keep)?,
-        graph::pointwise(
-            Pointwise::CUDNN_POINTWISE_SUB,
-            &scaled,
-            Some(&max),
-            &centred,
-            keep,
-        )?,
-        graph::pointwise(Pointwise::CUDNN_POINTWISE_EXP, &centred, None, &exp, keep)?,
-        graph::reduction(Reduce::CUDNN_REDUCE_TENSOR_ADD, &exp, &sum, keep)?,
-        graph::pointwise(Pointwise::CUDNN_POINTWISE_LOG, &sum, None, &log_sum, keep)?,
-        graph::pointwise(
-            Pointwise::CUDNN_POINTWISE_ADD,
-            &max,
-            Some(&log_sum),
-            &stats,
-            keep,
-        )?,
-        graph::pointwise(
-            Pointwise::CUDNN_POINTWISE_DIV,
-            &exp,
-            Some(&sum),
-            &probabilities,
-            keep,
-        )?,
-        graph::matmul(&probabilities, &v, &o, keep)?,
-    ];
-    other.extend([
-        q,
-        k_t,
-        v,
-        o,
-        scale,
-        raw,
-        scaled,
-        max,
+    let t = &tensors;
+    let mut ops = vec![graph::matmul(&t[q], &t[k_t], &t[raw], keep)?];
+    let apply = |f, inputs: Vec<usize>, output: usize, keep: &mut Vec<Descriptor>| {
+        let inputs: Vec<&Descriptor> = inputs.iter().map(|i| &t[*i]).collect();
+        graph::pointwise(f, &inputs, &t[output], keep)
+    };
+    for (f, inputs, output) in steps {
+        ops.push(apply(f, inputs, output, keep)?);
+    }
+    ops.push(graph::reduction(
+        Reduce::CUDNN_REDUCE_TENSOR_MAX,
+        &t[scaled],
+        &t[max],
+        keep,
+    )?);
+    ops.push(apply(
+        float(Pointwise::CUDNN_POINTWISE_SUB),
+        vec![scaled, max],
         centred,
+        keep,
+    )?);
+    ops.push(apply(
+        float(Pointwise::CUDNN_POINTWISE_EXP),
+        vec![centred],
         exp,
-        sum,
+        keep,
+    )?);
+    ops.push(graph::reduction(
+        Reduce::CUDNN_REDUCE_TENSOR_ADD,
+        &t[exp],
+        &t[sum],
+        keep,
+    )?);
+    ops.push(apply(
+        float(Pointwise::CUDNN_POINTWISE_LOG),
+        vec![sum],
         log_sum,
+        keep,
+    )?);
+    ops.push(apply(
+        float(Pointwise::CUDNN_POINTWISE_ADD),
+        vec![max, log_sum],
         stats,
+        keep,
+    )?);
+    ops.push(apply(
+        float(Pointwise::CUDNN_POINTWISE_DIV),
+        vec![exp, sum],
         probabilities,
-    ]);
+        keep,
+    )?);
+    ops.push(graph::matmul(&t[probabilities], &t[v], &t[o], keep)?);
+    other.extend(tensors);
     Ok(Operations { ops, other })
 }
 
@@ -345,6 +396,7 @@ impl Attention {
         let key = PlanKey {
             device: q.device.index,
             dtype: q.dtype,
+            causal: self.causal,
             q: q_layout,
             k: k_layout,
             v: v_layout,
@@ -363,17 +415,24 @@ impl Attention {
                 if let Some(address) = [q_ptr, k_ptr, v_ptr, o_ptr].iter().find(|a| *a % 16 != 0) {
                     return Err(format!("operand at {address:#x} is not 16-byte aligned"));
                 }
-                let scale = self.scale;
-                let pointers = [q_ptr, k_ptr, v_ptr, o_ptr]
-                    .map(|address| address as *mut c_void)
-                    .into_iter()
-                    .chain([(&scale as *const f32).cast_mut().cast::<c_void>()])
-                    .collect::<Vec<_>>();
+                // The by-value scalars, read from host memory when the call is queued.
+                let (scale, masked) = (self.scale, f32::MIN);
+                let scalar = |value: &f32| (value as *const f32).cast_mut().cast::<c_void>();
+                let mut ids = vec![uid::Q, uid::K_T, uid::V, uid::O, uid::SCALE];
+                let mut pointers: Vec<*mut c_void> = [q_ptr, k_ptr, v_ptr, o_ptr]
+                    .iter()
+                    .map(|address| *address as *mut c_void)
+                    .chain([scalar(&scale)])
+                    .collect();
+                if self.causal {
+                    ids.push(uid::MASKED);
+                    pointers.push(scalar(&masked));
+                }
                 let pack = Descriptor::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
                 pack.set(
                     Name::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
                     Type::CUDNN_TYPE_INT64,
-                    &[uid::Q, uid::K_T, uid::V, uid::O, uid::SCALE],
+                    &ids,
                 )?;
                 pack.set(
                     Name::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
@@ -388,7 +447,7 @@ impl Attention {
                 let pack = pack.finalize()?;
                 // SAFETY: the plan was made for these layouts; the pack's addresses are
                 // buffers the guards hold until the work is queued on the stream that orders
-                // them, and `scale` (read by value) outlives the call.
+                // them, and the scalars (read by value) outlive the call.
                 unsafe {
                     dnn::set_stream(handle, stream as sys::cudaStream_t)
                         .map_err(|error| error.to_string())?;
@@ -432,6 +491,7 @@ impl FusedKernel for Attention {
                 let tensor = |t| Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(t));
                 let options = AttentionModuleOptions {
                     scale: Some(f64::from(self.scale)),
+                    is_causal: self.causal,
                     ..Default::default()
                 };
                 attention_padded_queries(
@@ -499,16 +559,23 @@ mod tests {
         assert_eq!(Layout::packed([2, 3, 4, 5]).strides, [60, 20, 5, 1]);
     }
 
-    /// Where cuDNN 9 loads (the GPU hosts; no GPU is needed for this part), every tensor and
-    /// operation of the graph passes cuDNN's own checks; elsewhere there is nothing to check.
+    /// Whether cuDNN 9 loads here (the GPU hosts; the graph checks need no GPU).
+    fn cudnn_9_loads() -> bool {
+        // SAFETY: a plain query of the loaded library.
+        CUDNN.available().is_ok() && unsafe { sys::cudnnGetVersion() } >= MIN_VERSION
+    }
+
+    /// Where cuDNN 9 loads, every tensor and operation of the graph passes cuDNN's own checks
+    /// (sizes agree across products, arities, attributes); elsewhere there is nothing to check.
     #[test]
     fn attention_graph_operations_finalize_where_cudnn_loads() {
-        if CUDNN.available().is_err() || unsafe { sys::cudnnGetVersion() } < MIN_VERSION {
+        if !cudnn_9_loads() {
             return;
         }
-        let key = PlanKey {
+        let cross = PlanKey {
             device: 0,
             dtype: DType::BF16,
+            causal: false,
             q: Layout {
                 dims: [2, 10, 3888, 64],
                 strides: [3888 * 640, 64, 640, 1],
@@ -516,10 +583,46 @@ mod tests {
             k: Layout::packed([2, 10, 77, 64]),
             v: Layout::packed([2, 10, 77, 64]),
         };
-        let graph = operations(&key).unwrap_or_else(|e| panic!("{e}"));
+        let graph = operations(&cross).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(graph.ops.len(), 10);
+        let causal = PlanKey {
+            dtype: DType::F16,
+            causal: true,
+            q: Layout::packed([2, 20, 77, 64]),
+            k: Layout::packed([2, 20, 77, 64]),
+            v: Layout::packed([2, 20, 77, 64]),
+            ..cross
+        };
+        let graph = operations(&causal).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(graph.ops.len(), 14);
         // SAFETY: a plain query of the loaded library.
         let version = unsafe { sys::cudnnGetVersion() };
         println!("cuDNN {version}: the attention graph's operations finalise");
+    }
+
+    /// An operation cuDNN refuses fails with the descriptor kind and cuDNN's own reason.
+    #[test]
+    fn refused_operations_are_explained() {
+        if !cudnn_9_loads() {
+            return;
+        }
+        let io = sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16;
+        let tensor = |uid, dims: [i64; 4]| {
+            let layout = Layout::packed(dims);
+            graph::tensor(uid, dims, layout.strides, io, TensorRole::Buffer).unwrap()
+        };
+        // Inner sizes 64 and 32 disagree.
+        let (a, b, c) = (
+            tensor(1, [1, 2, 8, 64]),
+            tensor(2, [1, 2, 32, 16]),
+            tensor(3, [1, 2, 8, 16]),
+        );
+        let error = graph::matmul(&a, &b, &c, &mut Vec::new()).expect_err("mismatched product");
+        assert!(error.contains("OPERATION_MATMUL_DESCRIPTOR"), "{error}");
+        assert!(error.contains("BAD_PARAM"), "{error}");
+        // A selection needs its condition.
+        let select = graph::Function::float(Pointwise::CUDNN_POINTWISE_BINARY_SELECT);
+        let error = graph::pointwise(select, &[&a, &a], &a, &mut Vec::new()).expect_err("arity");
+        assert!(error.contains("OPERATION_POINTWISE_DESCRIPTOR"), "{error}");
     }
 }

@@ -233,12 +233,32 @@ pub(crate) fn matmul(
     op.finalize()
 }
 
-/// A finalised element-wise operation `y = mode(x)` or `y = mode(x, b)` (broadcasting `b`),
-/// computed in `f32`; its function descriptor is pushed to `keep`.
+/// An element-wise function: its mode, the precision it computes in, and for `GEN_INDEX` the
+/// axis whose index it generates.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Function {
+    pub mode: sys::cudnnPointwiseMode_t,
+    pub precision: sys::cudnnDataType_t,
+    pub axis: Option<i64>,
+}
+
+impl Function {
+    /// `mode` computed in `f32`.
+    pub(crate) fn float(mode: sys::cudnnPointwiseMode_t) -> Self {
+        Self {
+            mode,
+            precision: sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
+            axis: None,
+        }
+    }
+}
+
+/// A finalised element-wise operation `y = f(x)`, `f(x, b)` (broadcasting `b`) or, for
+/// `BINARY_SELECT`, `t ? x : b` — `inputs` are `[x]`, `[x, b]` or `[x, b, t]`; its function
+/// descriptor is pushed to `keep`.
 pub(crate) fn pointwise(
-    mode: sys::cudnnPointwiseMode_t,
-    x: &Descriptor,
-    b: Option<&Descriptor>,
+    f: Function,
+    inputs: &[&Descriptor],
     y: &Descriptor,
     keep: &mut Vec<Descriptor>,
 ) -> Result<Descriptor, String> {
@@ -246,22 +266,36 @@ pub(crate) fn pointwise(
     function.set(
         Name::CUDNN_ATTR_POINTWISE_MODE,
         Type::CUDNN_TYPE_POINTWISE_MODE,
-        &[mode],
+        &[f.mode],
     )?;
     function.set(
         Name::CUDNN_ATTR_POINTWISE_MATH_PREC,
         Type::CUDNN_TYPE_DATA_TYPE,
-        &[sys::cudnnDataType_t::CUDNN_DATA_FLOAT],
+        &[f.precision],
     )?;
+    if let Some(axis) = f.axis {
+        function.set(
+            Name::CUDNN_ATTR_POINTWISE_AXIS,
+            Type::CUDNN_TYPE_INT64,
+            &[axis],
+        )?;
+    }
     let function = function.finalize()?;
     let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR)?;
     op.set_descriptors(
         Name::CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
         &[&function],
     )?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_POINTWISE_XDESC, &[x])?;
-    if let Some(b) = b {
-        op.set_descriptors(Name::CUDNN_ATTR_OPERATION_POINTWISE_BDESC, &[b])?;
+    let slots = [
+        Name::CUDNN_ATTR_OPERATION_POINTWISE_XDESC,
+        Name::CUDNN_ATTR_OPERATION_POINTWISE_BDESC,
+        Name::CUDNN_ATTR_OPERATION_POINTWISE_TDESC,
+    ];
+    if inputs.is_empty() || inputs.len() > slots.len() {
+        return Err(format!("{:?} with {} inputs", f.mode, inputs.len()));
+    }
+    for (slot, input) in slots.into_iter().zip(inputs) {
+        op.set_descriptors(slot, &[input])?;
     }
     op.set_descriptors(Name::CUDNN_ATTR_OPERATION_POINTWISE_YDESC, &[y])?;
     keep.push(function);
