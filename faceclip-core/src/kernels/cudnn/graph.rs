@@ -237,8 +237,11 @@ pub(crate) fn matmul(
 /// axis whose index it generates.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Function {
+    /// What it computes.
     pub mode: sys::cudnnPointwiseMode_t,
+    /// The type it computes in.
     pub precision: sys::cudnnDataType_t,
+    /// The axis whose index `GEN_INDEX` generates.
     pub axis: Option<i64>,
 }
 
