@@ -179,54 +179,68 @@ impl Plan {
         op_graph.set_descriptors(Name::CUDNN_ATTR_OPERATIONGRAPH_OPS, &ops)?;
         let op_graph = op_graph.finalize()?;
 
-        let heuristic = Descriptor::new(Kind::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
-        heuristic.set_descriptors(Name::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &[&op_graph])?;
-        heuristic.set(
-            Name::CUDNN_ATTR_ENGINEHEUR_MODE,
-            Type::CUDNN_TYPE_HEUR_MODE,
-            &[sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A],
-        )?;
-        let heuristic = heuristic.finalize()?;
-        let configs = heuristic.get_descriptors(
-            Name::CUDNN_ATTR_ENGINEHEUR_RESULTS,
-            Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
-            CONFIGS_TRIED,
-        )?;
         let mut declined = Vec::new();
-        for config in configs {
-            let attempt =
-                Descriptor::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR).and_then(|plan| {
-                    plan.set(
-                        Name::CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
-                        Type::CUDNN_TYPE_HANDLE,
-                        &[handle],
-                    )?;
-                    plan.set_descriptors(
-                        Name::CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                        &[&config],
-                    )?;
-                    plan.finalize()
-                });
-            match attempt {
-                Ok(plan) => {
-                    let workspace = plan.get_i64(Name::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
-                    parts.other.extend([op_graph, heuristic, config]);
-                    parts.other.append(&mut parts.ops);
-                    return Ok(Self {
-                        plan,
-                        workspace: usize::try_from(workspace).unwrap_or(0),
-                        _parts: parts.other,
-                    });
+        // cuDNN's ranked heuristic first, then its fallback list (as cudnn-frontend does).
+        for mode in [
+            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A,
+            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_FALLBACK,
+        ] {
+            let heuristic = Descriptor::new(Kind::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
+            heuristic.set_descriptors(Name::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &[&op_graph])?;
+            heuristic.set(
+                Name::CUDNN_ATTR_ENGINEHEUR_MODE,
+                Type::CUDNN_TYPE_HEUR_MODE,
+                &[mode],
+            )?;
+            let configs = heuristic.finalize().and_then(|heuristic| {
+                heuristic.get_descriptors(
+                    Name::CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                    Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
+                    CONFIGS_TRIED,
+                )
+            });
+            let configs = match configs {
+                Ok(configs) => configs,
+                Err(error) => {
+                    declined.push(error);
+                    continue;
                 }
-                Err(error) => declined.push(error),
+            };
+            for config in configs {
+                match execution_plan(handle, &config) {
+                    Ok(plan) => {
+                        let workspace =
+                            plan.get_i64(Name::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
+                        parts.other.extend([op_graph, config]);
+                        parts.other.append(&mut parts.ops);
+                        return Ok(Self {
+                            plan,
+                            workspace: usize::try_from(workspace).unwrap_or(0),
+                            _parts: parts.other,
+                        });
+                    }
+                    Err(error) => declined.push(error),
+                }
             }
         }
         Err(if declined.is_empty() {
-            "cuDNN's heuristic offers no engine for this attention".to_owned()
+            "cuDNN's heuristics offer no engine for this attention".to_owned()
         } else {
             format!("no engine makes a plan: {}", declined.join("; "))
         })
     }
+}
+
+/// A finalised execution plan of engine configuration `config`.
+fn execution_plan(handle: sys::cudnnHandle_t, config: &Descriptor) -> Result<Descriptor, String> {
+    let plan = Descriptor::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)?;
+    plan.set(
+        Name::CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+        Type::CUDNN_TYPE_HANDLE,
+        &[handle],
+    )?;
+    plan.set_descriptors(Name::CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, &[config])?;
+    plan.finalize()
 }
 
 /// A graph's operations, in order, and the descriptors they refer to.
