@@ -224,12 +224,23 @@ pub(crate) fn matmul(
         &[sys::cudnnDataType_t::CUDNN_DATA_FLOAT],
     )?;
     let product = product.finalize()?;
-    let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR)?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_ADESC, &[a])?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_BDESC, &[b])?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_CDESC, &[c])?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_MATMUL_DESC, &[&product])?;
+    let slots = [
+        (Name::CUDNN_ATTR_OPERATION_MATMUL_ADESC, a),
+        (Name::CUDNN_ATTR_OPERATION_MATMUL_BDESC, b),
+        (Name::CUDNN_ATTR_OPERATION_MATMUL_CDESC, c),
+        (Name::CUDNN_ATTR_OPERATION_MATMUL_DESC, &product),
+    ];
+    let op = operation(Kind::CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &slots)?;
     keep.push(product);
+    Ok(op)
+}
+
+/// A finalised operation of `kind` whose descriptor-valued attributes are `slots`.
+fn operation(kind: Kind, slots: &[(Name, &Descriptor)]) -> Result<Descriptor, String> {
+    let op = Descriptor::new(kind)?;
+    for (name, value) in slots {
+        op.set_descriptors(*name, &[value])?;
+    }
     op.finalize()
 }
 
@@ -325,10 +336,12 @@ pub(crate) fn reduction(
         &[sys::cudnnDataType_t::CUDNN_DATA_FLOAT],
     )?;
     let function = function.finalize()?;
-    let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR)?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_REDUCTION_XDESC, &[x])?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_REDUCTION_YDESC, &[y])?;
-    op.set_descriptors(Name::CUDNN_ATTR_OPERATION_REDUCTION_DESC, &[&function])?;
+    let slots = [
+        (Name::CUDNN_ATTR_OPERATION_REDUCTION_XDESC, x),
+        (Name::CUDNN_ATTR_OPERATION_REDUCTION_YDESC, y),
+        (Name::CUDNN_ATTR_OPERATION_REDUCTION_DESC, &function),
+    ];
+    let op = operation(Kind::CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &slots)?;
     keep.push(function);
-    op.finalize()
+    Ok(op)
 }
