@@ -281,33 +281,38 @@ fn operations(key: &PlanKey) -> Result<Operations, String> {
         tensors.push(tensor);
         Ok::<_, String>(tensors.len() - 1)
     };
-    let float = |mode| graph::Function::float(mode);
-    // (function, input indices, output index) in graph order.
+    let float = |mode| Step::Pointwise(graph::Function::float(mode));
+    // (operation, input indices, output index) in graph order.
     let mut steps = Vec::new();
     let raw = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
     let mut scaled = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
-    steps.push((
-        float(Pointwise::CUDNN_POINTWISE_MUL),
-        vec![raw, scale],
-        scaled,
-    ));
+    steps.extend([
+        (Step::Matmul, vec![q, k_t], raw),
+        (
+            float(Pointwise::CUDNN_POINTWISE_MUL),
+            vec![raw, scale],
+            scaled,
+        ),
+    ]);
     if key.causal {
-        let index = |axis| graph::Function {
-            mode: Pointwise::CUDNN_POINTWISE_GEN_INDEX,
-            precision: CUDNN_DATA_INT32,
-            axis: Some(axis),
+        let index = |axis| {
+            Step::Pointwise(graph::Function {
+                mode: Pointwise::CUDNN_POINTWISE_GEN_INDEX,
+                precision: CUDNN_DATA_INT32,
+                axis: Some(axis),
+            })
         };
+        let at_or_before = Step::Pointwise(graph::Function {
+            mode: Pointwise::CUDNN_POINTWISE_CMP_GE,
+            precision: CUDNN_DATA_BOOLEAN,
+            axis: None,
+        });
         let row = intermediate(&mut tensors, scores, CUDNN_DATA_INT32)?;
         let column = intermediate(&mut tensors, scores, CUDNN_DATA_INT32)?;
         let visible = intermediate(&mut tensors, scores, CUDNN_DATA_BOOLEAN)?;
         tensors.push(scalar(uid::MASKED)?);
         let masked_value = tensors.len() - 1;
         let masked = intermediate(&mut tensors, scores, CUDNN_DATA_FLOAT)?;
-        let at_or_before = graph::Function {
-            mode: Pointwise::CUDNN_POINTWISE_CMP_GE,
-            precision: CUDNN_DATA_BOOLEAN,
-            axis: None,
-        };
         steps.extend([
             (index(2), vec![scaled], row),
             (index(3), vec![scaled], column),
@@ -327,63 +332,62 @@ fn operations(key: &PlanKey) -> Result<Operations, String> {
     let log_sum = intermediate(&mut tensors, rows, CUDNN_DATA_FLOAT)?;
     let stats = intermediate(&mut tensors, rows, CUDNN_DATA_FLOAT)?;
     let probabilities = intermediate(&mut tensors, scores, io)?;
+    steps.extend([
+        (
+            Step::Reduce(Reduce::CUDNN_REDUCE_TENSOR_MAX),
+            vec![scaled],
+            max,
+        ),
+        (
+            float(Pointwise::CUDNN_POINTWISE_SUB),
+            vec![scaled, max],
+            centred,
+        ),
+        (float(Pointwise::CUDNN_POINTWISE_EXP), vec![centred], exp),
+        (
+            Step::Reduce(Reduce::CUDNN_REDUCE_TENSOR_ADD),
+            vec![exp],
+            sum,
+        ),
+        (float(Pointwise::CUDNN_POINTWISE_LOG), vec![sum], log_sum),
+        (
+            float(Pointwise::CUDNN_POINTWISE_ADD),
+            vec![max, log_sum],
+            stats,
+        ),
+        (
+            float(Pointwise::CUDNN_POINTWISE_DIV),
+            vec![exp, sum],
+            probabilities,
+        ),
+        (Step::Matmul, vec![probabilities, v], o),
+    ]);
 
     let mut other = Vec::new();
-    let keep = &mut other;
-    let t = &tensors;
-    let mut ops = vec![graph::matmul(&t[q], &t[k_t], &t[raw], keep)?];
-    let apply = |f, inputs: Vec<usize>, output: usize, keep: &mut Vec<Descriptor>| {
-        let inputs: Vec<&Descriptor> = inputs.iter().map(|i| &t[*i]).collect();
-        graph::pointwise(f, &inputs, &t[output], keep)
-    };
-    for (f, inputs, output) in steps {
-        ops.push(apply(f, inputs, output, keep)?);
-    }
-    ops.push(graph::reduction(
-        Reduce::CUDNN_REDUCE_TENSOR_MAX,
-        &t[scaled],
-        &t[max],
-        keep,
-    )?);
-    ops.push(apply(
-        float(Pointwise::CUDNN_POINTWISE_SUB),
-        vec![scaled, max],
-        centred,
-        keep,
-    )?);
-    ops.push(apply(
-        float(Pointwise::CUDNN_POINTWISE_EXP),
-        vec![centred],
-        exp,
-        keep,
-    )?);
-    ops.push(graph::reduction(
-        Reduce::CUDNN_REDUCE_TENSOR_ADD,
-        &t[exp],
-        &t[sum],
-        keep,
-    )?);
-    ops.push(apply(
-        float(Pointwise::CUDNN_POINTWISE_LOG),
-        vec![sum],
-        log_sum,
-        keep,
-    )?);
-    ops.push(apply(
-        float(Pointwise::CUDNN_POINTWISE_ADD),
-        vec![max, log_sum],
-        stats,
-        keep,
-    )?);
-    ops.push(apply(
-        float(Pointwise::CUDNN_POINTWISE_DIV),
-        vec![exp, sum],
-        probabilities,
-        keep,
-    )?);
-    ops.push(graph::matmul(&t[probabilities], &t[v], &t[o], keep)?);
+    let ops = steps
+        .into_iter()
+        .map(|(step, inputs, output)| {
+            let inputs: Vec<&Descriptor> = inputs.iter().map(|i| &tensors[*i]).collect();
+            let (output, keep) = (&tensors[output], &mut other);
+            match step {
+                Step::Matmul => graph::matmul(inputs[0], inputs[1], output, keep),
+                Step::Pointwise(f) => graph::pointwise(f, &inputs, output, keep),
+                Step::Reduce(operator) => graph::reduction(operator, inputs[0], output, keep),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     other.extend(tensors);
     Ok(Operations { ops, other })
+}
+
+/// One operation of the attention graph.
+enum Step {
+    /// `c = a·b`.
+    Matmul,
+    /// An element-wise function.
+    Pointwise(graph::Function),
+    /// A reduction to the output's shape.
+    Reduce(Reduce),
 }
 
 /// The cuDNN handle of the attention plans and the plans (or why a key has none).
