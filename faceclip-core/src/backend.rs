@@ -224,10 +224,11 @@ pub fn fused_attention<B: Backend>(
 /// How attention runs on Burn's CUDA backend ([`set_cuda_attention`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CudaAttention {
-    /// cuDNN's fused flash attention ([`fused_attention`]) where it takes the operands (bf16
-    /// or f16, cuDNN 9 installed), else [`Flash`](Self::Flash) (the default).
+    /// The default: cuDNN's fused flash attention ([`fused_attention`]) where it takes the
+    /// operands (bf16 or f16, cuDNN 9 installed), else [`Flash`](Self::Flash).
     Cudnn,
-    /// Burn's attention, queries padded so its flash kernels take them.
+    /// Burn's attention, queries padded so its flash kernels take them (causal attention is
+    /// not padded).
     Flash,
     /// Two strided batched cuBLASLt GEMMs around Burn's softmax, the scores materialised
     /// ([`crate::nn::attention_unfused`]); Burn's attention where cuBLASLt does not load.

@@ -199,7 +199,10 @@ impl FusedKernel for Conv2d {
         let conv = self.clone();
         CUDNN.launch(
             inputs,
-            move |cuda| conv.run(cuda),
+            move |cuda| {
+                conv.run(cuda)
+                    .map_err(|error| format!("convolution: {error}"))
+            },
             |[x, weight, bias]| {
                 let bias = self.has_bias.then(|| {
                     let o = bias.shape().num_elements();

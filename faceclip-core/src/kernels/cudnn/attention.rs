@@ -34,6 +34,8 @@ use crate::nn::{attention_padded_queries, FLASH_QUERY_BLOCK};
 const MAX_HEAD_DIM: usize = 256;
 /// The oldest cuDNN whose graph API runs this attention graph and explains its errors.
 const MIN_VERSION: usize = 90000;
+/// cuDNN releases whose bf16/f16 fused attention NVIDIA's cudnn-frontend refuses for known bugs.
+const BROKEN_VERSIONS: [usize; 2] = [91000, 91001];
 /// How many of the heuristic's engine configurations are tried, best first.
 const CONFIGS_TRIED: usize = 8;
 
@@ -166,6 +168,11 @@ impl Plan {
         if version < MIN_VERSION {
             return Err(format!(
                 "fused attention needs cuDNN 9 or later; the loaded cuDNN is {version}"
+            ));
+        }
+        if BROKEN_VERSIONS.contains(&version) {
+            return Err(format!(
+                "cuDNN {version} has known bugs in fused bf16/f16 attention; use 9.10.2 or later"
             ));
         }
         let mut parts = operations(key)?;
@@ -504,7 +511,11 @@ impl FusedKernel for Attention {
         let attention = self.clone();
         CUDNN.launch(
             inputs,
-            move |cuda| attention.run(cuda),
+            move |cuda| {
+                attention
+                    .run(cuda)
+                    .map_err(|error| format!("attention: {error}"))
+            },
             |[q, k, v]| {
                 let tensor = |t| Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(t));
                 let options = AttentionModuleOptions {
