@@ -228,17 +228,20 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
     });
     drop((x, weight, bias));
 
-    let attn_cases: [(&str, [usize; 4], usize); 3] = if s {
+    let attn_cases: [(&str, [usize; 4], usize); 4] = if s {
         [
             ("self_attention_64", [2, 2, 96, 16], 96),
             ("self_attention_32", [2, 4, 24, 16], 24),
             ("cross_attention_64", [2, 2, 96, 16], 7),
+            ("self_attention_vae", [1, 1, 96, 32], 96),
         ]
     } else {
         [
             ("self_attention_64", [2, 10, 3888, 64], 3888),
             ("self_attention_32", [2, 20, 972, 64], 972),
             ("cross_attention_64", [2, 10, 3888, 64], 77),
+            // The VAE's mid-block attention at 1152×864: one 512-wide head.
+            ("self_attention_vae", [1, 1, 15552, 512], 15552),
         ]
     };
     for (name, [bs, h, lq, d], lk) in attn_cases {

@@ -174,11 +174,13 @@ def kernels(b):
         del x, wt, bias
     attn = (
         [("self_attention_64", (2, 2, 96, 16), 96), ("self_attention_32", (2, 4, 24, 16), 24),
-         ("cross_attention_64", (2, 2, 96, 16), 7)]
+         ("cross_attention_64", (2, 2, 96, 16), 7), ("self_attention_vae", (1, 1, 96, 32), 96)]
         if s
         else [("self_attention_64", (2, 10, 3888, 64), 3888),
               ("self_attention_32", (2, 20, 972, 64), 972),
-              ("cross_attention_64", (2, 10, 3888, 64), 77)]
+              ("cross_attention_64", (2, 10, 3888, 64), 77),
+              # The VAE's mid-block attention at 1152x864: one 512-wide head.
+              ("self_attention_vae", (1, 1, 15552, 512), 15552)]
     )
     for name, (bs, h, lq, d), lk in attn:
         if not b.wants(name):

@@ -190,11 +190,17 @@ pub fn fused_batched_matmul<B: Backend>(
     }
 }
 
+/// The widest head (`d` and `d_v`) [`fused_attention`] takes: cuDNN 9's fused attention
+/// engines stop at 256 (128 on Ampere before cuDNN 9.10, where wider heads fall back at run
+/// time).
+pub const FUSED_ATTENTION_MAX_HEAD_DIM: usize = 256;
+
 /// `softmax(q·kᵀ·scale)·v` for `q` `[batch, heads, s_q, d]`, `k` `[batch, heads, s_kv, d]`,
 /// `v` `[batch, heads, s_kv, d_v]` with `options`' scale (default `d^-½`) and causal flag, as
 /// cuDNN's fused flash attention (`kernels::cudnn::attention`, built with the `cuda` feature)
 /// when `B` is `CudaBf16`, cuDNN 9 loads and is [enabled](use_library), the head sizes are
-/// multiples of 8 up to 256 and there is no soft cap; `None` otherwise, for Burn's attention.
+/// multiples of 8 up to [`FUSED_ATTENTION_MAX_HEAD_DIM`] and there is no soft cap; `None`
+/// otherwise, for Burn's attention.
 /// Strided views (heads split from a `[batch, tokens, heads·d]` buffer) are read in place.
 pub fn fused_attention<B: Backend>(
     q: &Tensor<B, 4>,

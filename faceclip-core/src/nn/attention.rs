@@ -11,6 +11,7 @@ use super::{linear, load_linear, Linear};
 use crate::backend::set_cuda_attention;
 use crate::backend::{
     cuda_attention, fused_attention, fused_batched_matmul, is_cuda, CudaAttention,
+    FUSED_ATTENTION_MAX_HEAD_DIM,
 };
 use crate::error::LoadError;
 use crate::weights::Weights;
@@ -24,7 +25,8 @@ pub const FLASH_QUERY_BLOCK: usize = 128;
 /// Softmax attention `softmax(q kᵀ · scale) v` over `[batch, heads, tokens, head_dim]` without
 /// mask or bias, as [`attention`]. On Burn's CUDA backend it takes the path
 /// [`set_cuda_attention`] chose: by default cuDNN's fused attention ([`fused_attention`]:
-/// bf16/f16 operands, cuDNN 9 installed, causal or not), else Burn's attention with the query
+/// bf16/f16 operands, cuDNN 9 installed, causal or not), [`attention_unfused`] for heads wider
+/// than [`FUSED_ATTENTION_MAX_HEAD_DIM`] (not causal), else Burn's attention with the query
 /// length padded to a multiple of [`FLASH_QUERY_BLOCK`] (not for causal attention), where only
 /// padded lengths reach its flash kernels (the padded query rows are zeros and are cut from the
 /// output, so the result does not change: each query row is independent); or, for non-causal
@@ -46,31 +48,71 @@ pub fn sdpa<B: Backend>(
             if let Some(out) = fused_attention(&q, &k, &v, options) {
                 return out;
             }
+            // Heads wider than cuDNN's fused kernels take (the VAE's one 512-wide head).
+            if q.dims()[3] > FUSED_ATTENTION_MAX_HEAD_DIM
+                && !options.is_causal
+                && options.softcap.is_none()
+            {
+                return attention_unfused(q, k, v, options.scale);
+            }
         }
         _ => {}
     }
     attention_padded_queries(q, k, v, options, FLASH_QUERY_BLOCK)
 }
 
+/// The most score bytes [`attention_unfused`] materialises at once; longer query sequences are
+/// processed in blocks of rows that fit (PyTorch's math attention has no such bound).
+pub const MAX_SCORE_BYTES: usize = 256 << 20;
+
 /// `softmax(q kᵀ · scale) v` over `[batch, heads, tokens, head_dim]` (no mask, not causal;
 /// `scale` defaults to `head_dim^-½`) as two [`batched_matmul`]s around a softmax, the scores
-/// materialised: on CUDA the products are strided batched cuBLASLt GEMMs, `kᵀ` read in place.
-/// PyTorch's "math" attention, with its memory cost (`batch · heads · tokens²` scores).
+/// materialised — at most [`MAX_SCORE_BYTES`] of them at a time, the queries taken in blocks
+/// of rows: on CUDA the products are strided batched cuBLASLt GEMMs, `kᵀ` read in place.
+/// PyTorch's "math" attention.
 pub fn attention_unfused<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
     scale: Option<f64>,
 ) -> Tensor<B, 4> {
+    let [batch, heads, _, _] = q.dims();
+    let keys = k.dims()[2];
+    let row_bytes = batch * heads * keys * q.dtype().size();
+    let rows = (MAX_SCORE_BYTES / row_bytes.max(1)).max(1);
+    attention_unfused_in_blocks(q, k, v, scale, rows)
+}
+
+/// [`attention_unfused`] with the queries taken `rows` at a time (at least one).
+fn attention_unfused_in_blocks<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    scale: Option<f64>,
+    rows: usize,
+) -> Tensor<B, 4> {
     let [batch, heads, tokens, head_dim] = q.dims();
     let [_, _, keys, value_dim] = v.dims();
     let scale = scale.unwrap_or(1.0 / (head_dim as f64).sqrt()) as f32;
-    let rows = batch * heads;
-    let q = q.reshape([rows, tokens, head_dim]);
-    let k = k.reshape([rows, keys, head_dim]).swap_dims(1, 2);
-    let v = v.reshape([rows, keys, value_dim]);
-    let scores = batched_matmul(q, k, scale);
-    batched_matmul(softmax(scores, 2), v, 1.0).reshape([batch, heads, tokens, value_dim])
+    let matrices = batch * heads;
+    let k = k.reshape([matrices, keys, head_dim]).swap_dims(1, 2);
+    let v = v.reshape([matrices, keys, value_dim]);
+    let q = q.reshape([matrices, tokens, head_dim]);
+    let attend = |q: Tensor<B, 3>| {
+        let scores = batched_matmul(q, k.clone(), scale);
+        batched_matmul(softmax(scores, 2), v.clone(), 1.0)
+    };
+    let rows = rows.max(1);
+    let out = if tokens <= rows {
+        attend(q)
+    } else {
+        let blocks = (0..tokens)
+            .step_by(rows)
+            .map(|start| attend(q.clone().narrow(1, start, rows.min(tokens - start))))
+            .collect();
+        Tensor::cat(blocks, 1)
+    };
+    out.reshape([batch, heads, tokens, value_dim])
 }
 
 /// `scale · lhs·rhs` for `[batch, m, k]` and `[batch, k, n]`: one strided batched cuBLASLt
@@ -235,7 +277,10 @@ impl<B: Backend> PackedMultiheadAttention<B> {
 
 #[cfg(all(test, feature = "ndarray"))]
 mod tests {
-    use super::{attention_padded_queries, attention_unfused, batched_matmul, sdpa};
+    use super::{
+        attention_padded_queries, attention_unfused, attention_unfused_in_blocks, batched_matmul,
+        sdpa,
+    };
     use crate::backend::NdArray;
     use crate::parity::{relative_l2, to_vec};
     use burn::tensor::module::attention;
@@ -295,6 +340,32 @@ mod tests {
             Tensor::<NdArray, 3>::from_floats([[[1.0, 0.0]], [[0.0, 1.0]]], &Default::default());
         let product = batched_matmul(lhs, rhs.swap_dims(1, 2), 2.0);
         assert_eq!(to_vec(product), [2.0, 8.0]);
+    }
+
+    /// Taking the queries in blocks of rows (to bound the scores' memory) changes nothing but
+    /// the work's order, whatever the block size.
+    #[test]
+    fn unfused_attention_in_blocks_is_attention() {
+        let (q, k, v) = (
+            random([2, 3, 37, 8]),
+            random([2, 3, 21, 8]),
+            random([2, 3, 21, 6]),
+        );
+        let options = AttentionModuleOptions::default();
+        let expected = to_vec(attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            None,
+            None,
+            options,
+        ));
+        for rows in [0, 1, 5, 36, 37, 100] {
+            let blocks = attention_unfused_in_blocks(q.clone(), k.clone(), v.clone(), None, rows);
+            assert_eq!(blocks.dims(), [2, 3, 37, 6], "rows {rows}");
+            let err = relative_l2(&to_vec(blocks), &expected);
+            assert!(err < 1e-5, "rows {rows}: relative L2 {err:e}");
+        }
     }
 
     /// Causal attention is never padded (the padding would move the causal diagonal).

@@ -12,7 +12,7 @@ mod resize;
 pub use activation::{gelu_tanh, quick_gelu, relu6, Activation};
 pub use attention::{
     attention_padded_queries, attention_unfused, batched_matmul, sdpa, PackedMultiheadAttention,
-    FLASH_QUERY_BLOCK,
+    FLASH_QUERY_BLOCK, MAX_SCORE_BYTES,
 };
 pub use layers::{
     conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,

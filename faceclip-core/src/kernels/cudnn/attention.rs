@@ -25,13 +25,11 @@ use sys::cudnnReduceTensorOp_t as Reduce;
 
 use super::graph::{self, check, Descriptor, TensorRole};
 use super::{data_type, CUDNN};
+use crate::backend::FUSED_ATTENTION_MAX_HEAD_DIM as MAX_HEAD_DIM;
 use crate::kernels::nvidia::{buffers, on_cuda, Session};
 use crate::kernels::FusedKernel;
 use crate::nn::{attention_padded_queries, FLASH_QUERY_BLOCK};
 
-/// The largest head size cuDNN's flash-attention engines take (on Hopper; 128 on Ampere,
-/// where a larger one is declined at plan time and falls back).
-const MAX_HEAD_DIM: usize = 256;
 /// The oldest cuDNN whose graph API runs this attention graph and explains its errors.
 const MIN_VERSION: usize = 90000;
 /// cuDNN releases whose bf16/f16 fused attention NVIDIA's cudnn-frontend refuses for known bugs.
