@@ -23,14 +23,16 @@ use crate::weights::Weights;
 pub const FLASH_QUERY_BLOCK: usize = 128;
 
 /// Softmax attention `softmax(q kᵀ · scale) v` over `[batch, heads, tokens, head_dim]` without
-/// mask or bias, as [`attention`]. On Burn's CUDA backend it takes the path
-/// [`set_cuda_attention`] chose: by default cuDNN's fused attention ([`fused_attention`]:
-/// bf16/f16 operands, cuDNN 9 installed, causal or not), [`attention_unfused`] for heads wider
-/// than [`FUSED_ATTENTION_MAX_HEAD_DIM`] (not causal), else Burn's attention with the query
-/// length padded to a multiple of [`FLASH_QUERY_BLOCK`] (not for causal attention), where only
-/// padded lengths reach its flash kernels (the padded query rows are zeros and are cut from the
-/// output, so the result does not change: each query row is independent); or, for non-causal
-/// attention, [`attention_unfused`]. Other backends go straight to [`attention`].
+/// mask or bias, as [`attention`]. Other backends go straight to [`attention`]; on Burn's CUDA
+/// backend it takes the path [`set_cuda_attention`] chose:
+/// - `Cudnn` (the default): cuDNN's fused attention ([`fused_attention`]: bf16/f16 operands,
+///   cuDNN 9 installed, causal or not); heads wider than [`FUSED_ATTENTION_MAX_HEAD_DIM`] (not
+///   causal) as [`attention_unfused`]; anything else as `Flash`.
+/// - `Flash`: Burn's attention with the query length padded to a multiple of
+///   [`FLASH_QUERY_BLOCK`] (causal attention is not padded), as only such lengths reach its
+///   flash kernels; the padded query rows are zeros and are cut from the output, so the result
+///   does not change (each query row is independent).
+/// - `CublasLt`: [`attention_unfused`] for non-causal attention, anything else as `Flash`.
 pub fn sdpa<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
