@@ -213,9 +213,8 @@ pub fn fused_attention<B: Backend>(
         if options.softcap.is_some() {
             return None;
         }
-        let head_dim = q.dims()[3].max(1) as f64;
         let kernel = crate::kernels::cudnn::attention::Attention {
-            scale: options.scale.unwrap_or(1.0 / head_dim.sqrt()) as f32,
+            scale: crate::nn::attention_scale(options.scale, q.dims()[3]),
             causal: options.is_causal,
         };
         fused(&kernel, q, k, v)

@@ -85,6 +85,11 @@ pub fn attention_unfused<B: Backend>(
     attention_unfused_in_blocks(q, k, v, scale, rows)
 }
 
+/// The factor on `q·kᵀ`: `scale`, by default `head_dim^-½` (PyTorch's and Burn's rule).
+pub(crate) fn attention_scale(scale: Option<f64>, head_dim: usize) -> f32 {
+    scale.unwrap_or(1.0 / (head_dim as f64).sqrt()) as f32
+}
+
 /// [`attention_unfused`] with the queries taken `rows` at a time (at least one).
 fn attention_unfused_in_blocks<B: Backend>(
     q: Tensor<B, 4>,
@@ -95,7 +100,7 @@ fn attention_unfused_in_blocks<B: Backend>(
 ) -> Tensor<B, 4> {
     let [batch, heads, tokens, head_dim] = q.dims();
     let [_, _, keys, value_dim] = v.dims();
-    let scale = scale.unwrap_or(1.0 / (head_dim as f64).sqrt()) as f32;
+    let scale = attention_scale(scale, head_dim);
     let matrices = batch * heads;
     let k = k.reshape([matrices, keys, head_dim]).swap_dims(1, 2);
     let v = v.reshape([matrices, keys, value_dim]);

@@ -10,6 +10,8 @@ mod norm;
 mod resize;
 
 pub use activation::{gelu_tanh, quick_gelu, relu6, Activation};
+#[cfg(feature = "cuda")]
+pub(crate) use attention::attention_scale;
 pub use attention::{
     attention_padded_queries, attention_unfused, batched_matmul, sdpa, PackedMultiheadAttention,
     FLASH_QUERY_BLOCK, MAX_SCORE_BYTES,
