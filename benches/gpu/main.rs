@@ -19,7 +19,10 @@
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
 //! `iters` calls each followed by a device sync (median), and `iters` calls followed by one sync
-//! (mean per call, which approaches the device time). One JSON object per case goes to stdout.
+//! (mean per call, which approaches the device time). One JSON object per case goes to stdout,
+//! with `peak_reserved_mb`: the most the GPU backend's memory pool held after any timed call,
+//! inputs and weights included (`warmup_peak_reserved_mb`: the same over the warm-up, autotuning's
+//! buffers included; `null` on ndarray).
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
 use std::ops::ControlFlow;
@@ -33,7 +36,8 @@ use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
 use faceclip::core::backend::{
-    is_cuda, library_stats, set_cuda_attention, use_library, CudaAttention, NvidiaLibrary,
+    device_memory, is_cuda, library_stats, set_cuda_attention, use_library, CudaAttention,
+    NvidiaLibrary,
 };
 use faceclip::core::nn::{
     attention_padded_queries, attention_unfused, conv_forward, group_norm_silu, linear, sdpa,
@@ -137,6 +141,7 @@ fn time_case<B: Backend, T>(
     }
     let sync = || B::sync(device).expect("device sync");
     eprintln!("{name}: warm-up ({} calls)", options.warmup);
+    let mut warmup_pool = PoolPeak::<B>::start(device);
     let started = Instant::now();
     let mut first_call_s = 0.0;
     for call in 0..options.warmup {
@@ -144,6 +149,7 @@ fn time_case<B: Backend, T>(
         drop(f());
         sync();
         let seconds = t.elapsed().as_secs_f64();
+        warmup_pool.sample();
         // Progress on stderr, so a run cut short by its time limit still says how far it got.
         eprintln!("{name}: warm-up call {} took {seconds:.3} s", call + 1);
         if call == 0 {
@@ -151,12 +157,15 @@ fn time_case<B: Backend, T>(
         }
     }
     let warmup_s = started.elapsed().as_secs_f64();
+    // Autotuning's extra buffers stay out of the timed calls' figure.
+    let mut pool = PoolPeak::<B>::start(device);
     let mut synced = Vec::with_capacity(options.iters);
     for _ in 0..options.iters {
         let t = Instant::now();
         drop(f());
         sync();
         synced.push(t.elapsed().as_secs_f64() * 1e3);
+        pool.sample();
     }
     synced.sort_by(f64::total_cmp);
     let median = synced[synced.len() / 2];
@@ -166,12 +175,49 @@ fn time_case<B: Backend, T>(
     }
     sync();
     let batched = t.elapsed().as_secs_f64() * 1e3 / options.iters as f64;
+    pool.sample();
     println!(
         "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}\",\"shape\":\"{shape}\",\
          \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"flop\":{flop:e},\
-         \"first_call_s\":{first_call_s:.2},\"warmup_s\":{warmup_s:.2},\"iters\":{}}}",
-        options.backend, options.iters
+         \"first_call_s\":{first_call_s:.2},\"warmup_s\":{warmup_s:.2},\"iters\":{},\
+         \"peak_reserved_mb\":{},\"warmup_peak_reserved_mb\":{}}}",
+        options.backend,
+        options.iters,
+        pool.mib(),
+        warmup_pool.mib()
     );
+}
+
+/// The most a GPU backend's memory pool reserved over a stretch of calls, sampled after each
+/// (pages stay reserved once taken, so this is the stretch's peak); nothing on ndarray.
+struct PoolPeak<'a, B: Backend> {
+    device: &'a B::Device,
+    bytes: Option<u64>,
+}
+
+impl<'a, B: Backend> PoolPeak<'a, B> {
+    /// Starts a stretch: pages no live tensor uses are returned first, so what earlier calls
+    /// left does not count; the live inputs and weights do.
+    fn start(device: &'a B::Device) -> Self {
+        B::memory_cleanup(device);
+        B::sync(device).expect("device sync");
+        let bytes = device_memory::<B>(device).map(|m| m.reserved_bytes);
+        Self { device, bytes }
+    }
+
+    /// Takes the pool's size now into the peak (after a sync, for a settled figure).
+    fn sample(&mut self) {
+        if let (Some(peak), Some(now)) = (self.bytes.as_mut(), device_memory::<B>(self.device)) {
+            *peak = (*peak).max(now.reserved_bytes);
+        }
+    }
+
+    /// The peak in MiB as a JSON number, or `null`.
+    fn mib(&self) -> String {
+        self.bytes.map_or("null".into(), |bytes| {
+            format!("{:.1}", bytes as f64 / f64::from(1 << 20))
+        })
+    }
 }
 
 fn uniform<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {

@@ -6,7 +6,10 @@ Times are the batched means (calls queued back to back, one sync at the end: clo
 time); the per-call synced medians are in the raw JSON. Ratio = Burn / PyTorch at the same
 precision (< 1 means Burn is faster). "Burn 1st call s" is Burn's first call on a cold process:
 kernel compilation (NVRTC) and autotuning plus one run. TFLOP/s uses the analytic count for kernels and PyTorch's
-flop counter for model stages (same shapes on both sides).
+flop counter for model stages (same shapes on both sides). Memory is each allocator's peak
+footprint during the case, inputs and weights included: PyTorch's `max_memory_reserved` (its
+`max_memory_allocated` in the raw JSON) against the most Burn's CubeCL pool held after any call;
+"mem ratio" = Burn / PyTorch.
 """
 
 import json
@@ -30,14 +33,18 @@ def fmt(ms):
     return "–" if ms is None else f"{ms:.3f}"
 
 
+def dash(value):
+    return "–" if value is None else value
+
+
 def main(paths):
     rows = load(paths)
     by = {(r["impl"], r["backend"], r["case"]): r for r in rows}
     cases = list(dict.fromkeys(r["case"] for r in rows))
     flop = {r["case"]: r["flop"] for r in rows if r.get("flop")}
     print("| case | shape | precision | PyTorch ms | Burn cuda ms | ratio | Burn TFLOP/s | "
-          "PyTorch TFLOP/s | PyTorch peak MiB | Burn 1st call s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "PyTorch TFLOP/s | PyTorch peak MiB | Burn peak MiB | mem ratio | Burn 1st call s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         for burn_backend, torch_backend in PAIRS:
             b = by.get(("burn", burn_backend, case))
@@ -57,11 +64,13 @@ def main(paths):
             work = flop.get(case)
             tflops = lambda ms: f"{work / ms / 1e9:.1f}" if work and ms else "–"
             shape = (b or t)["shape"]
-            peak = t.get("peak_mem_mb") if t else None
+            torch_peak = t.get("peak_reserved_mb") if t else None
+            burn_peak = b.get("peak_reserved_mb") if b else None
+            mem_ratio = f"{burn_peak / torch_peak:.2f}" if burn_peak and torch_peak else "–"
             first = b.get("first_call_s") if b else None
             print(f"| {case} | {shape} | {torch_backend.split('-')[1]} | {fmt(tm)} | {fmt(bm)} | "
-                  f"{ratio} | {tflops(bm)} | {tflops(tm)} | {peak if peak is not None else '–'} | "
-                  f"{first if first is not None else '–'} |")
+                  f"{ratio} | {tflops(bm)} | {tflops(tm)} | {dash(torch_peak)} | "
+                  f"{dash(burn_peak)} | {mem_ratio} | {dash(first)} |")
     wgpu = [r for r in rows if r["impl"] == "burn" and r["backend"] == "wgpu"]
     if wgpu:
         print()

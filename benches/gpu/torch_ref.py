@@ -116,14 +116,17 @@ class Bench:
         iters = iters or self.args.iters
         warmup = self.args.warmup if warmup is None else warmup
         cuda = self.device.type == "cuda"
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         with torch.inference_mode():
             for _ in range(warmup):
                 f()
                 self.sync()
             warmup_s = time.perf_counter() - start
+            if cuda:
+                # Cached blocks of earlier calls returned first, so the reserved peak is the
+                # timed calls' footprint (inputs and weights included), as Burn's pool peak is.
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
             synced = []
             for _ in range(iters):
                 t = time.perf_counter()
@@ -146,6 +149,7 @@ class Bench:
             warmup_s=round(warmup_s, 2),
             iters=iters,
             peak_mem_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+            peak_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20, 1) if cuda else None,
         )
         print(json.dumps(row), flush=True)
 

@@ -365,6 +365,51 @@ pub struct LibraryStats {
     pub last_failure: Option<String>,
 }
 
+/// What a GPU backend's memory pool holds on one device (CubeCL's allocator, which Burn's
+/// `Wgpu`, `Cuda` and `CudaBf16` share per device and runtime).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// Bytes of the live tensors and buffers (padding excluded).
+    pub in_use_bytes: u64,
+    /// Bytes the pool has allocated from the device (live or free for reuse): the process's
+    /// footprint for tensors, the counterpart of PyTorch's `torch.cuda.memory_reserved`.
+    pub reserved_bytes: u64,
+}
+
+/// The memory pool of `device` when `B` runs on CubeCL's wgpu or CUDA runtime (queued work is
+/// not waited for: sync first for a settled figure); `None` on other backends (ndarray) and
+/// when the runtime cannot answer.
+pub fn device_memory<B: Backend>(device: &B::Device) -> Option<DeviceMemory> {
+    #[cfg(feature = "cube-kernels")]
+    {
+        use cubecl::Runtime;
+        use std::any::Any;
+        let device: &dyn Any = device;
+        let usage = None;
+        #[cfg(feature = "wgpu")]
+        let usage = usage.or_else(|| {
+            let device = device.downcast_ref::<WgpuDevice>()?;
+            burn_wgpu::WgpuRuntime::client(device).memory_usage().ok()
+        });
+        #[cfg(feature = "cuda")]
+        let usage = usage.or_else(|| {
+            let device = device.downcast_ref::<CudaDevice>()?;
+            cubecl::cuda::CudaRuntime::client(device)
+                .memory_usage()
+                .ok()
+        });
+        usage.map(|usage| DeviceMemory {
+            in_use_bytes: usage.bytes_in_use,
+            reserved_bytes: usage.bytes_reserved,
+        })
+    }
+    #[cfg(not(feature = "cube-kernels"))]
+    {
+        let _ = device;
+        None
+    }
+}
+
 #[cfg(all(test, not(feature = "cuda")))]
 mod tests {
     use super::*;

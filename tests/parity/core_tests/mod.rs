@@ -5,6 +5,7 @@ mod checkpoint;
 mod conv;
 mod group_norm;
 mod linear;
+mod memory;
 mod nn;
 mod row_norm;
 mod schedule;
