@@ -46,8 +46,9 @@ if [ ! -d .gl ]; then
   (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
 
-# CUDA alone by default (16 MB of binaries instead of 23 with wgpu); GPU_FEATURES=wgpu,cuda
-# for `run.sh all`, which also runs the wgpu backend on the GPU host.
+# CUDA alone by default (16 MB of binaries instead of 23 with wgpu); GPU_FEATURES=vulkan,cuda
+# for `run.sh all`, which also runs the wgpu backend on the GPU host (`vulkan`: wgpu's kernels
+# compiled to SPIR-V for the NVIDIA Vulkan driver; `wgpu,cuda` for WGSL, as on 2026-11-26).
 FEATURES=${GPU_FEATURES:-cuda}
 cargo bench --bench gpu --no-default-features --features "$FEATURES" --no-run 2>&1 |
   tee /tmp/gpu-bench.log | tail -2
