@@ -298,14 +298,20 @@ mod tests {
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
     }
 
+    /// Queries `[2, 3, 37, 8]`, keys `[2, 3, 21, 8]` and values `[2, 3, 21, value_dim]`: a query
+    /// length no block size divides, fewer keys than queries.
+    fn qkv(value_dim: usize) -> [Tensor<NdArray, 4>; 3] {
+        [
+            random([2, 3, 37, 8]),
+            random([2, 3, 21, 8]),
+            random([2, 3, 21, value_dim]),
+        ]
+    }
+
     /// Padding the queries to a block multiple changes nothing but the work done.
     #[test]
     fn padded_queries_give_the_unpadded_result() {
-        let (q, k, v) = (
-            random([2, 3, 37, 8]),
-            random([2, 3, 21, 8]),
-            random([2, 3, 21, 8]),
-        );
+        let [q, k, v] = qkv(8);
         let options = AttentionModuleOptions {
             scale: Some(0.3),
             ..Default::default()
@@ -326,11 +332,7 @@ mod tests {
     /// take a transposed right operand and a scale.
     #[test]
     fn unfused_attention_is_attention() {
-        let (q, k, v) = (
-            random([2, 3, 37, 8]),
-            random([2, 3, 21, 8]),
-            random([2, 3, 21, 6]),
-        );
+        let [q, k, v] = qkv(6);
         for scale in [None, Some(0.3)] {
             let options = AttentionModuleOptions {
                 scale,
@@ -353,11 +355,7 @@ mod tests {
     /// the work's order, whatever the block size.
     #[test]
     fn unfused_attention_in_blocks_is_attention() {
-        let (q, k, v) = (
-            random([2, 3, 37, 8]),
-            random([2, 3, 21, 8]),
-            random([2, 3, 21, 6]),
-        );
+        let [q, k, v] = qkv(6);
         let options = AttentionModuleOptions::default();
         let expected = to_vec(attention(
             q.clone(),
