@@ -81,7 +81,7 @@ pub fn attention_unfused<B: Backend>(
     let [batch, heads, _, _] = q.dims();
     let keys = k.dims()[2];
     let row_bytes = batch * heads * keys * q.dtype().size();
-    let rows = (MAX_SCORE_BYTES / row_bytes.max(1)).max(1);
+    let rows = MAX_SCORE_BYTES / row_bytes.max(1);
     attention_unfused_in_blocks(q, k, v, scale, rows)
 }
 
