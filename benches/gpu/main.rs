@@ -180,10 +180,11 @@ fn time_case<B: Backend, T>(
         "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}\",\"shape\":\"{shape}\",\
          \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"flop\":{flop:e},\
          \"first_call_s\":{first_call_s:.2},\"warmup_s\":{warmup_s:.2},\"iters\":{},\
-         \"peak_reserved_mb\":{},\"warmup_peak_reserved_mb\":{}}}",
+         \"peak_reserved_mb\":{},\"live_at_start_mb\":{},\"warmup_peak_reserved_mb\":{}}}",
         options.backend,
         options.iters,
         pool.mib(),
+        pool.live_at_start_mib(),
         warmup_pool.mib()
     );
 }
@@ -193,6 +194,8 @@ fn time_case<B: Backend, T>(
 struct PoolPeak<'a, B: Backend> {
     device: &'a B::Device,
     bytes: Option<u64>,
+    /// Bytes live in the pool when the stretch started: the weights and inputs.
+    live_at_start: Option<u64>,
 }
 
 impl<'a, B: Backend> PoolPeak<'a, B> {
@@ -201,8 +204,12 @@ impl<'a, B: Backend> PoolPeak<'a, B> {
     fn start(device: &'a B::Device) -> Self {
         B::memory_cleanup(device);
         B::sync(device).expect("device sync");
-        let bytes = device_memory::<B>(device).map(|m| m.reserved_bytes);
-        Self { device, bytes }
+        let memory = device_memory::<B>(device);
+        Self {
+            device,
+            bytes: memory.map(|m| m.reserved_bytes),
+            live_at_start: memory.map(|m| m.in_use_bytes),
+        }
     }
 
     /// Takes the pool's size now into the peak (after a sync, for a settled figure).
@@ -214,10 +221,20 @@ impl<'a, B: Backend> PoolPeak<'a, B> {
 
     /// The peak in MiB as a JSON number, or `null`.
     fn mib(&self) -> String {
-        self.bytes.map_or("null".into(), |bytes| {
-            format!("{:.1}", bytes as f64 / f64::from(1 << 20))
-        })
+        json_mib(self.bytes)
     }
+
+    /// What was live at the start in MiB as a JSON number, or `null`.
+    fn live_at_start_mib(&self) -> String {
+        json_mib(self.live_at_start)
+    }
+}
+
+/// Bytes as MiB in a JSON number, or `null`.
+fn json_mib(bytes: Option<u64>) -> String {
+    bytes.map_or("null".into(), |bytes| {
+        format!("{:.1}", bytes as f64 / f64::from(1 << 20))
+    })
 }
 
 fn uniform<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) -> Tensor<B, D> {

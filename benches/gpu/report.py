@@ -8,8 +8,9 @@ precision (< 1 means Burn is faster). "Burn 1st call s" is Burn's first call on 
 kernel compilation (NVRTC) and autotuning plus one run. TFLOP/s uses the analytic count for kernels and PyTorch's
 flop counter for model stages (same shapes on both sides). Memory is each allocator's peak
 footprint during the case, inputs and weights included: PyTorch's `max_memory_reserved` (its
-`max_memory_allocated` in the raw JSON) against the most Burn's CubeCL pool held after any timed call;
-"mem ratio" = Burn / PyTorch.
+`max_memory_allocated` in the raw JSON) against the most Burn's CubeCL pool held after any timed call
+(what was live before the first timed call, weights and inputs, is `live_at_start_mb` in the raw
+JSON); "mem ratio" = Burn / PyTorch.
 """
 
 import json

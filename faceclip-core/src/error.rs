@@ -87,6 +87,14 @@ pub enum LoadError {
         /// The absent shard file names.
         shards: Vec<String>,
     },
+    /// The device failed while a weight was being created on it.
+    #[error("cannot create weight `{key}` on the device: {reason}")]
+    Device {
+        /// The key after remapping.
+        key: String,
+        /// The backend's error.
+        reason: String,
+    },
     /// A model configuration is inconsistent (for example a width not divisible by the heads).
     #[error("invalid model configuration: {0}")]
     Config(String),

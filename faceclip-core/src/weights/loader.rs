@@ -266,7 +266,7 @@ impl<B: Backend> Weights<B> {
         shape: [usize; D],
     ) -> Result<Tensor<B, D>, LoadError> {
         let fetched = self.fetch(name, &shape)?;
-        Ok(self.place(fetched, shape))
+        self.place(name, fetched, shape)
     }
 
     /// Loads a PyTorch `Linear` weight stored `[d_out, d_in]` and returns it transposed to
@@ -289,16 +289,32 @@ impl<B: Backend> Weights<B> {
             }
             random => random,
         };
-        Ok(self.place(fetched, [d_in, d_out]))
+        self.place(name, fetched, [d_in, d_out])
     }
 
-    fn place<const D: usize>(&self, fetched: Fetched, shape: [usize; D]) -> Tensor<B, D> {
-        match fetched {
-            Fetched::Host(values) => {
-                Tensor::from_data(TensorData::new(values, shape), &self.shared.device)
+    /// Creates the device tensor of a weight in the backend's persistent allocation mode: on
+    /// CubeCL (wgpu, CUDA) each weight gets a buffer of its own size instead of a slice of the
+    /// shared pages activations use, so the pool holds little beyond the live weights (same as
+    /// Burn's own parameter loading). Random weights are lazy on fusion backends, so they are
+    /// computed before the mode ends.
+    fn place<const D: usize>(
+        &self,
+        name: &str,
+        fetched: Fetched,
+        shape: [usize; D],
+    ) -> Result<Tensor<B, D>, LoadError> {
+        let device = &self.shared.device;
+        B::memory_persistent_allocations(device, fetched, |fetched| match fetched {
+            Fetched::Host(values) => Ok(Tensor::from_data(TensorData::new(values, shape), device)),
+            Fetched::Random(dist) => {
+                let tensor = Tensor::random(shape, dist, device);
+                B::sync(device).map_err(|error| LoadError::Device {
+                    key: self.key(name),
+                    reason: error.to_string(),
+                })?;
+                Ok(tensor)
             }
-            Fetched::Random(dist) => Tensor::random(shape, dist, &self.shared.device),
-        }
+        })
     }
 
     fn fetch(&self, name: &str, shape: &[usize]) -> Result<Fetched, LoadError> {

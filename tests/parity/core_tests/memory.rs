@@ -1,8 +1,12 @@
-//! `backend::device_memory`: what the GPU backends' memory pool reports, and nothing on ndarray.
+//! `backend::device_memory`: what the GPU backends' memory pool reports, and nothing on ndarray;
+//! and that weights take no more of the pool than their own size.
+
+use std::process::Command;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use faceclip_core::backend::{device_memory, NdArray};
+use faceclip_core::backend::{device_memory, DeviceMemory, NdArray};
+use faceclip_core::weights::Weights;
 
 /// A live 4 MiB tensor is counted in use, and the pool reserves at least what is in use. (Other
 /// tests share the device, so only lower bounds hold.)
@@ -31,4 +35,96 @@ fn wgpu_pool_counts_a_live_tensor() {
 #[test]
 fn cuda_pool_counts_a_live_tensor() {
     check_pool_counts_a_live_tensor::<faceclip_core::backend::Cuda>(&Default::default());
+}
+
+/// The pool after returning unused pages, once queued work is done.
+fn settled_pool<B: Backend>(device: &B::Device) -> DeviceMemory {
+    B::memory_cleanup(device);
+    B::sync(device).expect("device sync");
+    device_memory::<B>(device).expect("a CubeCL backend reports its pool")
+}
+
+/// Weights (random and from host data) get buffers of their own size, so the pool grows by
+/// about their bytes; a plain tensor of the same kind takes a whole page of the shared pool.
+/// Pool figures are exact only when no other test uses the device: see [`run_alone`].
+fn check_weights_take_their_own_size<B: Backend>(device: &B::Device) {
+    const PAGE: u64 = 1 << 20;
+    let before = settled_pool::<B>(device);
+    // Odd sizes (84 028 and 83 972 bytes), which nothing else allocates.
+    let random = Weights::<B>::random(device)
+        .tensor::<2>("random", [3001, 7])
+        .expect("random weight");
+    let host = Weights::<B>::seeded(device, 7)
+        .tensor::<2>("seeded", [2999, 7])
+        .expect("weight from host data");
+    let weights = settled_pool::<B>(device);
+    let element = random.dtype().size() as u64;
+    let bytes = 6000 * 7 * element;
+    let grown = weights.reserved_bytes - before.reserved_bytes;
+    println!(
+        "{}: weights of {bytes} B reserved {grown} B",
+        B::name(device)
+    );
+    assert!(
+        weights.in_use_bytes - before.in_use_bytes >= bytes,
+        "{weights:?}"
+    );
+    assert!(
+        grown < bytes + PAGE / 4,
+        "{grown} B reserved for {bytes} B of weights"
+    );
+
+    let plain = Tensor::<B, 2>::random([3003, 7], Distribution::Default, device);
+    let after = settled_pool::<B>(device);
+    let page = after.reserved_bytes - weights.reserved_bytes;
+    println!("a plain tensor of the same size reserved {page} B");
+    assert!(
+        page >= PAGE,
+        "a plain tensor took only {page} B of the pool"
+    );
+    drop((random, host, plain));
+}
+
+/// Runs `test`, an ignored test of this binary, in a child process, where it is the only test
+/// on its device; fails when the child fails or runs no test.
+fn run_alone(test: &str) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let output = Command::new(exe)
+        .args([test, "--exact", "--ignored", "--nocapture"])
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}{stderr}");
+    assert!(output.status.success(), "{test} failed in its own process");
+    assert!(
+        stdout.contains("1 passed"),
+        "{test} did not run in its own process"
+    );
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_weights_take_their_own_size() {
+    run_alone("core_tests::memory::wgpu_weights_take_their_own_size_alone");
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+#[ignore = "needs its device to itself: run by wgpu_weights_take_their_own_size"]
+fn wgpu_weights_take_their_own_size_alone() {
+    check_weights_take_their_own_size::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_weights_take_their_own_size() {
+    run_alone("core_tests::memory::cuda_weights_take_their_own_size_alone");
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs its device to itself: run by cuda_weights_take_their_own_size"]
+fn cuda_weights_take_their_own_size_alone() {
+    check_weights_take_their_own_size::<faceclip_core::backend::CudaBf16>(&Default::default());
 }
