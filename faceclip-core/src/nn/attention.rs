@@ -209,16 +209,11 @@ impl<B: Backend> PackedMultiheadAttention<B> {
                 vb.prefix()
             )));
         }
-        let mut weights = Vec::with_capacity(3);
-        let mut biases = Vec::with_capacity(3);
-        for name in ["q_proj", "k_proj", "v_proj"] {
-            let p = vb.pp(name);
-            weights.push(p.linear_weight("weight", width, width)?);
-            biases.push(p.tensor("bias", [width])?);
-        }
+        let weights = ["q_proj.weight", "k_proj.weight", "v_proj.weight"];
+        let biases = ["q_proj.bias", "k_proj.bias", "v_proj.bias"];
         Ok(Self {
-            in_proj_weight: Param::from_tensor(Tensor::cat(weights, 1)),
-            in_proj_bias: Param::from_tensor(Tensor::cat(biases, 0)),
+            in_proj_weight: Param::from_tensor(vb.linear_weights_concat(&weights, width, width)?),
+            in_proj_bias: Param::from_tensor(vb.tensors_concat(&biases, width)?),
             out_proj: load_linear(&vb.pp("out_proj"), width, width, true)?,
             heads,
         })

@@ -266,7 +266,7 @@ impl<B: Backend> Weights<B> {
         shape: [usize; D],
     ) -> Result<Tensor<B, D>, LoadError> {
         let fetched = self.fetch(name, &shape)?;
-        self.place(name, fetched, shape)
+        self.place(&self.key(name), vec![fetched], shape)
     }
 
     /// Loads a PyTorch `Linear` weight stored `[d_out, d_in]` and returns it transposed to
@@ -277,7 +277,54 @@ impl<B: Backend> Weights<B> {
         d_in: usize,
         d_out: usize,
     ) -> Result<Tensor<B, 2>, LoadError> {
-        let fetched = match self.fetch(name, &[d_out, d_in])? {
+        self.linear_weights_concat(&[name], d_in, d_out)
+    }
+
+    /// Loads the PyTorch `Linear` weights `names` (each stored `[d_out, d_in]`) as one
+    /// `[d_in, names.len() * d_out]` tensor, their outputs side by side in the order given: a
+    /// packed projection whose checkpoint stores its parts apart (attention's q, k and v). The
+    /// parts are joined before they reach the device, which holds only the result.
+    pub fn linear_weights_concat(
+        &self,
+        names: &[&str],
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Tensor<B, 2>, LoadError> {
+        let parts = names
+            .iter()
+            .map(|name| self.fetch_linear(name, d_in, d_out))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.place(&self.keys(names)?, parts, [d_in, names.len() * d_out])
+    }
+
+    /// Loads the 1-D tensors `names`, each of `len` values, as one tensor of
+    /// `names.len() * len` (a packed projection's biases).
+    pub fn tensors_concat(&self, names: &[&str], len: usize) -> Result<Tensor<B, 1>, LoadError> {
+        let parts = names
+            .iter()
+            .map(|name| self.fetch(name, &[len]))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.place(&self.keys(names)?, parts, [names.len() * len])
+    }
+
+    /// The full keys of `names` joined with `+` (for messages); an error for no names.
+    fn keys(&self, names: &[&str]) -> Result<String, LoadError> {
+        if names.is_empty() {
+            return Err(LoadError::Config(format!(
+                "{}: no tensors to concatenate",
+                self.prefix
+            )));
+        }
+        Ok(names
+            .iter()
+            .map(|name| self.key(name))
+            .collect::<Vec<_>>()
+            .join("+"))
+    }
+
+    /// A `Linear` weight stored `[d_out, d_in]`, fetched in Burn's `[d_in, d_out]` layout.
+    fn fetch_linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<Fetched, LoadError> {
+        Ok(match self.fetch(name, &[d_out, d_in])? {
             Fetched::Host(values) => {
                 let mut t = vec![0f32; values.len()];
                 for (o, row) in values.chunks_exact(d_in.max(1)).enumerate() {
@@ -288,32 +335,54 @@ impl<B: Backend> Weights<B> {
                 Fetched::Host(t)
             }
             random => random,
-        };
-        self.place(name, fetched, [d_in, d_out])
+        })
     }
 
-    /// Creates the device tensor of a weight in the backend's persistent allocation mode: on
-    /// CubeCL (wgpu, CUDA) each weight gets a buffer of its own size instead of a slice of the
-    /// shared pages activations use, so the pool holds little beyond the live weights (same as
-    /// Burn's own parameter loading). Random weights are lazy on fusion backends, so they are
-    /// computed before the mode ends.
+    /// Creates weight `key` of `shape` on the device from `parts`, equal slices of its last
+    /// axis side by side (one part: the whole tensor), in the backend's persistent allocation
+    /// mode: on CubeCL (wgpu, CUDA) each weight gets a buffer of its own size instead of a
+    /// slice of the shared pages activations use, so the pool holds little beyond the live
+    /// weights (as Burn's own parameter loading does). Host parts are joined on the host;
+    /// random parts are lazy on fusion backends, so they are computed before the mode ends.
     fn place<const D: usize>(
         &self,
-        name: &str,
-        fetched: Fetched,
+        key: &str,
+        parts: Vec<Fetched>,
         shape: [usize; D],
     ) -> Result<Tensor<B, D>, LoadError> {
         let device = &self.shared.device;
-        B::memory_persistent_allocations(device, fetched, |fetched| match fetched {
-            Fetched::Host(values) => Ok(Tensor::from_data(TensorData::new(values, shape), device)),
-            Fetched::Random(dist) => {
-                let tensor = Tensor::random(shape, dist, device);
-                B::sync(device).map_err(|error| LoadError::Device {
-                    key: self.key(name),
-                    reason: error.to_string(),
-                })?;
-                Ok(tensor)
+        let mut part_shape = shape;
+        part_shape[D - 1] /= parts.len().max(1);
+        B::memory_persistent_allocations(device, parts, |parts| {
+            if parts.iter().all(|part| matches!(part, Fetched::Host(_))) {
+                let host: Vec<Vec<f32>> = parts
+                    .into_iter()
+                    .filter_map(|part| match part {
+                        Fetched::Host(values) => Some(values),
+                        Fetched::Random(_) => None,
+                    })
+                    .collect();
+                let values = concat_rows(host, part_shape[D - 1]);
+                return Ok(Tensor::from_data(TensorData::new(values, shape), device));
             }
+            let mut tensors: Vec<Tensor<B, D>> = parts
+                .into_iter()
+                .map(|part| match part {
+                    Fetched::Host(values) => {
+                        Tensor::from_data(TensorData::new(values, part_shape), device)
+                    }
+                    Fetched::Random(dist) => Tensor::random(part_shape, dist, device),
+                })
+                .collect();
+            let tensor = match tensors.len() {
+                1 => tensors.remove(0),
+                _ => Tensor::cat(tensors, D - 1),
+            };
+            B::sync(device).map_err(|error| LoadError::Device {
+                key: key.to_string(),
+                reason: error.to_string(),
+            })?;
+            Ok(tensor)
         })
     }
 
@@ -402,6 +471,23 @@ impl<B: Backend> Weights<B> {
         }
         Ok(report)
     }
+}
+
+/// Row-major tensors with rows of `width` values laid side by side: row `r` of the result is
+/// row `r` of every part in turn.
+fn concat_rows(mut parts: Vec<Vec<f32>>, width: usize) -> Vec<f32> {
+    if parts.len() == 1 {
+        return parts.remove(0);
+    }
+    let width = width.max(1);
+    let rows = parts.first().map_or(0, |part| part.len() / width);
+    let mut values = Vec::with_capacity(rows * width * parts.len());
+    for row in 0..rows {
+        for part in &parts {
+            values.extend_from_slice(&part[row * width..(row + 1) * width]);
+        }
+    }
+    values
 }
 
 /// Range of the uniform random initialisation, chosen from the parameter's role so random

@@ -298,3 +298,66 @@ fn partial_loading_reports_missing_keys() {
     assert_eq!(report.ignored, vec!["block.logit_scale"]);
     assert_eq!(report.unexpected, vec!["block.extra"]);
 }
+
+/// A checkpoint with an attention's q and k projections stored apart (PyTorch layout) and no v.
+fn split_projections(strict: bool) -> Weights<NdArray> {
+    let f32s = |values: &[f32]| (safetensors::Dtype::F32, f32_bytes(values));
+    let (dtype, q) = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let (_, k) = f32s(&[7.0, 8.0, 9.0, 10.0, 11.0, 12.0]);
+    let (_, q_bias) = f32s(&[0.1, 0.2]);
+    let (_, k_bias) = f32s(&[0.3, 0.4]);
+    let bytes = safetensors_bytes(&[
+        ("attn.q_proj.weight", dtype, vec![2, 3], q),
+        ("attn.k_proj.weight", dtype, vec![2, 3], k),
+        ("attn.q_proj.bias", dtype, vec![2], q_bias),
+        ("attn.k_proj.bias", dtype, vec![2], k_bias),
+    ]);
+    let path = scratch(&format!("split-{strict}.safetensors"), &bytes);
+    let options = LoadOptions {
+        strict,
+        ignore: IgnoreRules::none(),
+    };
+    Weights::open(path, &KeyRemap::new(), options, &Default::default()).unwrap()
+}
+
+#[test]
+fn packed_projection_joins_its_parts_in_order() {
+    let vb = split_projections(true).pp("attn");
+    let weight = vb
+        .linear_weights_concat(&["q_proj.weight", "k_proj.weight"], 3, 2)
+        .unwrap();
+    assert_eq!(weight.dims(), [3, 4]);
+    // Row i holds input i's weight in q's outputs, then in k's.
+    assert_eq!(
+        to_vec(weight),
+        vec![1.0, 4.0, 7.0, 10.0, 2.0, 5.0, 8.0, 11.0, 3.0, 6.0, 9.0, 12.0]
+    );
+    let bias = vb.tensors_concat(&["q_proj.bias", "k_proj.bias"], 2).unwrap();
+    assert_eq!(to_vec(bias), vec![0.1, 0.2, 0.3, 0.4]);
+    assert_eq!(vb.finish().unwrap().applied.len(), 4);
+
+    match vb.linear_weights_concat(&["q_proj.weight", "v_proj.weight"], 3, 2) {
+        Err(LoadError::MissingKey { key, .. }) => assert_eq!(key, "attn.v_proj.weight"),
+        other => panic!("expected MissingKey, got {other:?}"),
+    }
+    match vb.tensors_concat(&[], 2) {
+        Err(LoadError::Config(message)) => assert!(message.contains("attn"), "{message}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[test]
+fn packed_projection_with_a_missing_part_is_random_there_when_not_strict() {
+    let vb = split_projections(false).pp("attn");
+    let weight = vb
+        .linear_weights_concat(&["q_proj.weight", "v_proj.weight"], 3, 2)
+        .unwrap();
+    assert_eq!(weight.dims(), [3, 4]);
+    let values = to_vec(weight);
+    let bound = 1.0 / 3f32.sqrt();
+    for (row, q) in values.chunks(4).zip([[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]) {
+        assert_eq!(row[..2], q, "{values:?}");
+        assert!(row[2..].iter().all(|v| v.abs() <= bound), "{values:?}");
+    }
+    assert_eq!(vb.report().missing, vec!["attn.v_proj.weight"]);
+}
