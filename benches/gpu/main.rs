@@ -7,7 +7,7 @@
 //! ```text
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
-//!     [--burn-kernels] [--attention cudnn|flash|cublaslt]
+//!     [--burn-kernels] [--attention cudnn|flash|cublaslt] [--memory preset|fitted]
 //! ```
 //!
 //! On CUDA, linear layers run on cuBLASLt and convolutions on cuDNN when they load
@@ -15,14 +15,17 @@
 //! many operations took that path. The models' attention on CUDA is cuDNN's fused kernel (bf16)
 //! by default; `--attention flash` makes it Burn's (padded) flash kernels, `--attention
 //! cublaslt` two batched cuBLASLt GEMMs around a softmax. The kernel table times all three.
+//! `--memory fitted` lays CUDA's memory pool out with `CudaMemoryPools::Fitted` instead of
+//! CubeCL's preset.
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
 //! `iters` calls each followed by a device sync (median), and `iters` calls followed by one sync
 //! (mean per call, which approaches the device time). One JSON object per case goes to stdout,
 //! with `peak_reserved_mb`: the most the GPU backend's memory pool held after any timed call,
-//! inputs and weights included (`warmup_peak_reserved_mb`: the same over the warm-up, autotuning's
-//! buffers included; `null` on ndarray).
+//! inputs and weights included (`live_at_start_mb`: what was live before the first timed call;
+//! `warmup_peak_reserved_mb`: the pool's peak over the warm-up, autotuning's buffers included;
+//! `null` on ndarray).
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
 use std::ops::ControlFlow;
@@ -36,8 +39,8 @@ use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
 use faceclip::core::backend::{
-    device_memory, is_cuda, library_stats, set_cuda_attention, use_library, CudaAttention,
-    NvidiaLibrary,
+    device_memory, is_cuda, library_stats, set_cuda_attention, set_cuda_memory_pools, use_library,
+    CudaAttention, CudaMemoryPools, NvidiaLibrary,
 };
 use faceclip::core::nn::{
     attention_padded_queries, attention_unfused, conv_forward, group_norm_silu, linear, sdpa,
@@ -65,6 +68,8 @@ struct Options {
     /// The models' attention on CUDA: cuDNN's fused kernel, Burn's flash kernels, or cuBLASLt
     /// unfused.
     attention: CudaAttention,
+    /// The CUDA memory pools' layout: CubeCL's preset or fitted to the tensors.
+    memory: CudaMemoryPools,
 }
 
 impl Options {
@@ -77,6 +82,7 @@ impl Options {
             only: None,
             burn_kernels: false,
             attention: CudaAttention::Cudnn,
+            memory: CudaMemoryPools::CubeclPreset,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -93,6 +99,13 @@ impl Options {
                         other => {
                             return Err(format!("--attention {other}: cudnn, flash or cublaslt"))
                         }
+                    }
+                }
+                "--memory" => {
+                    options.memory = match value("--memory")?.as_str() {
+                        "preset" => CudaMemoryPools::CubeclPreset,
+                        "fitted" => CudaMemoryPools::Fitted,
+                        other => return Err(format!("--memory {other}: preset or fitted")),
                     }
                 }
                 "--iters" => {
@@ -685,6 +698,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if options.backend.starts_with("cuda") {
+        // Before the first CUDA tensor: the pools are built when the device starts.
+        if let Err(e) = set_cuda_memory_pools(options.memory) {
+            eprintln!("gpu bench: --memory: {e}");
+            std::process::exit(2);
+        }
+        eprintln!("memory pools: {:?}", options.memory);
+    }
     match options.backend.as_str() {
         #[cfg(feature = "cuda")]
         "cuda" => run::<faceclip::backend::Cuda>(&options, Default::default()),

@@ -11,7 +11,8 @@
 #              levels, the whole 50-step image, FLUX step) timed on Burn `cuda-bf16` and
 #              PyTorch bf16
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
-# Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S.
+# Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S. BURN_MEMORY=fitted
+# times Burn's CUDA backends with their memory pool laid out by `CudaMemoryPools::Fitted`.
 #
 # It writes six or seven files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
 # (environment, steps, the binaries' stderr, cache sizes, peak GPU memory per phase),
@@ -124,7 +125,8 @@ burn() { # backend, time limit in seconds
   log "burn $1"
   sample_memory "$1"
   SAMPLER=$!
-  timeout "$2" .gpu/gpu --backend "$1" $ONLY >>"$RESULTS" 2>>"$RUN_LOG"
+  timeout "$2" .gpu/gpu --backend "$1" $ONLY ${BURN_MEMORY:+--memory "$BURN_MEMORY"} \
+    >>"$RESULTS" 2>>"$RUN_LOG"
   echo "burn $1 exit $?" | tee -a "$RUN_LOG"
   pkill -f "nvidia-smi --query-gpu=memory.used" || kill $SAMPLER
   cache_report "after burn $1"

@@ -7,7 +7,12 @@
 //! aliases; [`fused_linear`], [`fused_batched_matmul`] and [`fused_conv2d`] route linear
 //! layers, batched products and convolutions to NVIDIA's cuBLASLt and cuDNN on the CUDA aliases
 //! ([`use_library`], [`library_stats`]), [`fused_attention`] attention to cuDNN's fused kernel,
-//! and [`set_cuda_attention`] picks attention's kernels there.
+//! and [`set_cuda_attention`] picks attention's kernels there. [`device_memory`] reads the GPU
+//! backends' memory pool, and [`set_cuda_memory_pools`] chooses its layout on CUDA.
+
+mod memory_pools;
+
+pub use memory_pools::{set_cuda_memory_pools, CudaMemoryPools};
 
 use burn::tensor::{backend::Backend, Tensor};
 #[cfg(feature = "cube-kernels")]

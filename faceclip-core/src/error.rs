@@ -181,3 +181,20 @@ pub enum LibraryError {
         tried: String,
     },
 }
+
+/// A backend setting could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// This build has no support for the backend (its cargo feature is off).
+    #[error("the backend is not built in: enable the `{feature}` feature")]
+    NotBuilt {
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
+    /// The setting must be chosen before the device's first use.
+    #[error("a device has already started: choose its {what} before the first tensor on it")]
+    DeviceStarted {
+        /// The setting.
+        what: &'static str,
+    },
+}

@@ -23,7 +23,7 @@ pub mod rng;
 pub mod schedule;
 pub mod weights;
 
-pub use error::{InputError, LibraryError, LoadError};
+pub use error::{BackendError, InputError, LibraryError, LoadError};
 
 /// `mutex`'s guard, also after a panic elsewhere poisoned it: what this crate keeps behind its
 /// locks (load reports, library sessions and counters) stays valid after any panic.

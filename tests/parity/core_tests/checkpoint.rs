@@ -332,7 +332,9 @@ fn packed_projection_joins_its_parts_in_order() {
         to_vec(weight),
         vec![1.0, 4.0, 7.0, 10.0, 2.0, 5.0, 8.0, 11.0, 3.0, 6.0, 9.0, 12.0]
     );
-    let bias = vb.tensors_concat(&["q_proj.bias", "k_proj.bias"], 2).unwrap();
+    let bias = vb
+        .tensors_concat(&["q_proj.bias", "k_proj.bias"], 2)
+        .unwrap();
     assert_eq!(to_vec(bias), vec![0.1, 0.2, 0.3, 0.4]);
     assert_eq!(vb.finish().unwrap().applied.len(), 4);
 

@@ -44,6 +44,29 @@ pub struct RuntimeOptions {
 #[derive(Debug, Clone)]
 pub struct CudaRuntime;
 
+/// faceclip-rs patch: how each new device's memory pools are built from its memory properties
+/// (`None`: CubeCL's preset), and whether a device has started.
+static MEMORY_CONFIGURATION: std::sync::Mutex<(
+    Option<fn(&MemoryDeviceProperties) -> MemoryConfiguration>,
+    bool,
+)> = std::sync::Mutex::new((None, false));
+
+/// faceclip-rs patch: builds the memory configuration of every CUDA device started from now on
+/// with `build` (given the device's page limit and alignment) instead of CubeCL's preset.
+/// Refused (`Err`) once a device has started: its pools already exist.
+pub fn set_memory_configuration(
+    build: fn(&MemoryDeviceProperties) -> MemoryConfiguration,
+) -> Result<(), ()> {
+    let mut state = MEMORY_CONFIGURATION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if state.1 {
+        return Err(());
+    }
+    state.0 = Some(build);
+    Ok(())
+}
+
 impl DeviceService for CudaServer {
     fn init(device_id: cubecl_common::device::DeviceId) -> Self {
         let options = RuntimeOptions::default();
@@ -310,10 +333,22 @@ impl DeviceService for CudaServer {
         let policy = PitchedMemoryLayoutPolicy::new(device_props.memory.alignment as usize);
         let utilities = ServerUtilities::new(device_props, logger, (), policy);
 
+        // faceclip-rs patch: a configuration set with `set_memory_configuration` wins.
+        let memory_config = {
+            let mut state = MEMORY_CONFIGURATION
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.1 = true;
+            match state.0 {
+                Some(build) => build(&mem_properties),
+                None => options.memory_config,
+            }
+        };
+
         CudaServer::new(
             cuda_ctx,
             mem_properties,
-            options.memory_config,
+            memory_config,
             mem_alignment,
             device_id,
             utilities,
