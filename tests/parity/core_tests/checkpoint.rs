@@ -236,10 +236,12 @@ fn weights(strict: bool) -> Weights<NdArray> {
         ),
     ]);
     let path = scratch(&format!("loader-{strict}.safetensors"), &bytes);
-    let options = LoadOptions {
-        strict,
-        ignore: IgnoreRules::faceclip(),
-    };
+    open_scratch(path, strict, IgnoreRules::faceclip())
+}
+
+/// Weights from a scratch checkpoint, keys as stored, on ndarray.
+fn open_scratch(path: PathBuf, strict: bool, ignore: IgnoreRules) -> Weights<NdArray> {
+    let options = LoadOptions { strict, ignore };
     Weights::open(path, &KeyRemap::new(), options, &Default::default()).unwrap()
 }
 
@@ -313,11 +315,7 @@ fn split_projections(strict: bool) -> Weights<NdArray> {
         ("attn.k_proj.bias", dtype, vec![2], k_bias),
     ]);
     let path = scratch(&format!("split-{strict}.safetensors"), &bytes);
-    let options = LoadOptions {
-        strict,
-        ignore: IgnoreRules::none(),
-    };
-    Weights::open(path, &KeyRemap::new(), options, &Default::default()).unwrap()
+    open_scratch(path, strict, IgnoreRules::none())
 }
 
 #[test]
