@@ -343,7 +343,9 @@ impl<B: Backend> Weights<B> {
     /// mode: on CubeCL (wgpu, CUDA) each weight gets a buffer of its own size instead of a
     /// slice of the shared pages activations use, so the pool holds little beyond the live
     /// weights (as Burn's own parameter loading does). Host parts are joined on the host;
-    /// random parts are lazy on fusion backends, so they are computed before the mode ends.
+    /// random parts are lazy on fusion backends, so they are computed before the mode ends,
+    /// and work queued before them runs first, outside the mode (else its outputs, activations
+    /// or inputs of the caller's, would get persistent buffers of their own size too).
     fn place<const D: usize>(
         &self,
         key: &str,
@@ -353,6 +355,15 @@ impl<B: Backend> Weights<B> {
         let device = &self.shared.device;
         let mut part_shape = shape;
         part_shape[D - 1] /= parts.len().max(1);
+        let sync = || {
+            B::sync(device).map_err(|error| LoadError::Device {
+                key: key.to_string(),
+                reason: error.to_string(),
+            })
+        };
+        if parts.iter().any(|part| matches!(part, Fetched::Random(_))) {
+            sync()?;
+        }
         B::memory_persistent_allocations(device, parts, |parts| {
             if parts.iter().all(|part| matches!(part, Fetched::Host(_))) {
                 let host: Vec<Vec<f32>> = parts
@@ -378,10 +389,7 @@ impl<B: Backend> Weights<B> {
                 1 => tensors.remove(0),
                 _ => Tensor::cat(tensors, D - 1),
             };
-            B::sync(device).map_err(|error| LoadError::Device {
-                key: key.to_string(),
-                reason: error.to_string(),
-            })?;
+            sync()?;
             Ok(tensor)
         })
     }

@@ -1,5 +1,6 @@
 //! `backend::device_memory`: what the GPU backends' memory pool reports, and nothing on ndarray;
-//! and that weights take no more of the pool than their own size.
+//! that weights take no more of the pool than their own size, and work queued before them no
+//! part of their persistent buffers.
 
 use std::process::Command;
 
@@ -85,6 +86,32 @@ fn check_weights_take_their_own_size<B: Backend>(device: &B::Device) {
     drop((random, host, plain));
 }
 
+/// Work queued before a random weight is made (a tensor of the caller's that a lazy backend has
+/// not computed yet) runs outside the weights' persistent allocation mode: its output takes a
+/// slice of the shared pages, not a buffer of its own size. Exact only alone: see [`run_alone`].
+fn check_queued_work_stays_in_the_shared_pages<B: Backend>(device: &B::Device) {
+    const PAGE: u64 = 1 << 20;
+    let before = settled_pool::<B>(device);
+    // Odd sizes again (84 196 and 84 028 bytes in f32).
+    let queued = Tensor::<B, 2>::random([3007, 7], Distribution::Default, device);
+    let weight = Weights::<B>::random(device)
+        .tensor::<2>("random", [3001, 7])
+        .expect("random weight");
+    let after = settled_pool::<B>(device);
+    let bytes = 3001 * 7 * weight.dtype().size() as u64;
+    let grown = after.reserved_bytes - before.reserved_bytes;
+    println!(
+        "{}: a {bytes} B weight and a queued tensor reserved {grown} B",
+        B::name(device)
+    );
+    assert!(
+        grown >= bytes + PAGE,
+        "the queued tensor took only {} B: a buffer of its own size",
+        grown - bytes
+    );
+    drop((queued, weight));
+}
+
 /// Runs `test`, an ignored test of this binary, in a child process, where it is the only test
 /// on its device; fails when the child fails or runs no test.
 fn run_alone(test: &str) {
@@ -116,6 +143,19 @@ fn wgpu_weights_take_their_own_size_alone() {
     check_weights_take_their_own_size::<faceclip_core::backend::Wgpu>(&Default::default());
 }
 
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_queued_work_stays_in_the_shared_pages() {
+    run_alone("core_tests::memory::wgpu_queued_work_stays_in_the_shared_pages_alone");
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+#[ignore = "needs its device to itself: run by wgpu_queued_work_stays_in_the_shared_pages"]
+fn wgpu_queued_work_stays_in_the_shared_pages_alone() {
+    check_queued_work_stays_in_the_shared_pages::<faceclip_core::backend::Wgpu>(&Default::default());
+}
+
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_weights_take_their_own_size() {
@@ -127,6 +167,21 @@ fn cuda_weights_take_their_own_size() {
 #[ignore = "needs its device to itself: run by cuda_weights_take_their_own_size"]
 fn cuda_weights_take_their_own_size_alone() {
     check_weights_take_their_own_size::<faceclip_core::backend::CudaBf16>(&Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_queued_work_stays_in_the_shared_pages() {
+    run_alone("core_tests::memory::cuda_queued_work_stays_in_the_shared_pages_alone");
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs its device to itself: run by cuda_queued_work_stays_in_the_shared_pages"]
+fn cuda_queued_work_stays_in_the_shared_pages_alone() {
+    check_queued_work_stays_in_the_shared_pages::<faceclip_core::backend::CudaBf16>(
+        &Default::default(),
+    );
 }
 
 /// With [`CudaMemoryPools::Fitted`](faceclip_core::backend::CudaMemoryPools), a tensor the size
