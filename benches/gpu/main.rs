@@ -21,11 +21,12 @@
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
 //! `iters` calls each followed by a device sync (median), and `iters` calls followed by one sync
-//! (mean per call, which approaches the device time). One JSON object per case goes to stdout,
-//! with `peak_reserved_mb`: the most the GPU backend's memory pool held after any timed call,
-//! inputs and weights included (`live_at_start_mb`: what was live before the first timed call;
-//! `warmup_peak_reserved_mb`: the pool's peak over the warm-up, autotuning's buffers included;
-//! `null` on ndarray).
+//! (mean per call, which approaches the device time; `host_ms` is the part of it until the last
+//! call returned, before the sync: when it is close to the mean, the host sets the pace). One
+//! JSON object per case goes to stdout, with `peak_reserved_mb`: the most the GPU backend's
+//! memory pool held after any timed call, inputs and weights included (`live_at_start_mb`: what
+//! was live before the first timed call; `warmup_peak_reserved_mb`: the pool's peak over the
+//! warm-up, autotuning's buffers included; `null` on ndarray).
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
 use std::ops::ControlFlow;
@@ -137,6 +138,11 @@ impl Options {
             .as_ref()
             .is_none_or(|names| names.iter().any(|n| case.starts_with(n.as_str())))
     }
+
+    /// Whether any of `cases` is wanted (a group of cases makes its inputs only then).
+    fn wants_any(&self, cases: &[&str]) -> bool {
+        cases.iter().any(|case| self.wants(case))
+    }
 }
 
 /// Times `f` (which must enqueue GPU work and return without reading it back) and prints a
@@ -186,12 +192,16 @@ fn time_case<B: Backend, T>(
     for _ in 0..options.iters {
         drop(f());
     }
+    // What the host spent queueing the calls: near `batched` when the host, not the device,
+    // sets the pace (or when the device's queue is full and the host waits on it).
+    let host = t.elapsed().as_secs_f64() * 1e3 / options.iters as f64;
     sync();
     let batched = t.elapsed().as_secs_f64() * 1e3 / options.iters as f64;
     pool.sample();
     println!(
         "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}\",\"shape\":\"{shape}\",\
-         \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"flop\":{flop:e},\
+         \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"host_ms\":{host:.4},\
+         \"flop\":{flop:e},\
          \"first_call_s\":{first_call_s:.2},\"warmup_s\":{warmup_s:.2},\"iters\":{},\
          \"peak_reserved_mb\":{},\"live_at_start_mb\":{},\"warmup_peak_reserved_mb\":{}}}",
         options.backend,
@@ -255,10 +265,22 @@ fn uniform<B: Backend, const D: usize>(shape: [usize; D], device: &B::Device) ->
 }
 
 /// The kernel table: matmul, the GEGLU projection, attention, convolution, GroupNorm + SiLU and
-/// LayerNorm at UNet shapes.
+/// LayerNorm at UNet shapes. Each group makes its inputs only when one of its cases is wanted.
 fn kernels<B: Backend>(options: &Options, device: &B::Device) {
-    let s = options.small;
-    let n = if s { 256 } else { 8192 };
+    matmul_cases::<B>(options, device);
+    linear_cases::<B>(options, device);
+    attention_cases::<B>(options, device);
+    conv_cases::<B>(options, device);
+    group_norm_cases::<B>(options, device);
+    layer_norm_cases::<B>(options, device);
+}
+
+/// A square matmul on the models' entry and on Burn's matmul.
+fn matmul_cases<B: Backend>(options: &Options, device: &B::Device) {
+    if !options.wants_any(&["matmul", "matmul_burn"]) {
+        return;
+    }
+    let n = if options.small { 256 } else { 8192 };
     let (a, b) = (
         uniform::<B, 2>([n, n], device),
         uniform::<B, 2>([n, n], device),
@@ -280,11 +302,15 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         2.0 * (n as f64).powi(3),
         || a.clone().matmul(b.clone()),
     );
-    drop((a, b));
+}
 
-    // The UNet's widest linear layer (a 640-wide block's GEGLU projection), the weight a
-    // transposed view of PyTorch's `[out, in]` as the loader makes it.
-    let (rows, d_in, d_out) = if s {
+/// The UNet's widest linear layer (a 640-wide block's GEGLU projection), the weight a
+/// transposed view of PyTorch's `[out, in]` as the loader makes it.
+fn linear_cases<B: Backend>(options: &Options, device: &B::Device) {
+    if !options.wants_any(&["linear_geglu", "linear_geglu_burn"]) {
+        return;
+    }
+    let (rows, d_in, d_out) = if options.small {
         (2 * 96, 64, 512)
     } else {
         (2 * 3888, 640, 5120)
@@ -302,9 +328,12 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
     time_case::<B, _>(options, device, "linear_geglu_burn", &shape, flop, || {
         burn::tensor::module::linear(x.clone(), weight.clone(), Some(bias.clone()))
     });
-    drop((x, weight, bias));
+}
 
-    let attn_cases: [(&str, [usize; 4], usize); 4] = if s {
+/// Attention at the UNet's and the VAE's shapes: Burn's op, unfused, Burn's flash kernels with
+/// padded queries, and the models' entry.
+fn attention_cases<B: Backend>(options: &Options, device: &B::Device) {
+    let attn_cases: [(&str, [usize; 4], usize); 4] = if options.small {
         [
             ("self_attention_64", [2, 2, 96, 16], 96),
             ("self_attention_32", [2, 4, 24, 16], 24),
@@ -321,6 +350,10 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         ]
     };
     for (name, [bs, h, lq, d], lk) in attn_cases {
+        let variants = ["", "_unfused", "_flash", "_sdpa"].map(|suffix| format!("{name}{suffix}"));
+        if !options.wants_any(&variants.each_ref().map(String::as_str)) {
+            continue;
+        }
         let q = uniform::<B, 4>([bs, h, lq, d], device);
         let k = uniform::<B, 4>([bs, h, lk, d], device);
         let v = uniform::<B, 4>([bs, h, lk, d], device);
@@ -346,7 +379,7 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         time_case::<B, _>(
             options,
             device,
-            &format!("{name}_unfused"),
+            &variants[1],
             &format!("q[{bs},{h},{lq},{d}] kv {lk}"),
             4.0 * (bs * h * lq * lk * d) as f64,
             || attention_unfused(q.clone(), k.clone(), v.clone(), None),
@@ -356,7 +389,7 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         time_case::<B, _>(
             options,
             device,
-            &format!("{name}_flash"),
+            &variants[2],
             &format!("q[{bs},{h},{lq},{d}] kv {lk}"),
             4.0 * (bs * h * lq * lk * d) as f64,
             || {
@@ -374,7 +407,7 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         time_case::<B, _>(
             options,
             device,
-            &format!("{name}_sdpa"),
+            &variants[3],
             &format!("q[{bs},{h},{lq},{d}] kv {lk}"),
             4.0 * (bs * h * lq * lk * d) as f64,
             || {
@@ -387,8 +420,18 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
             },
         );
     }
+}
 
-    let [bs, c, h, w] = if s { [2, 32, 12, 9] } else { [2, 640, 72, 54] };
+/// A 3×3 convolution of the UNet's second level on the models' entry and on Burn's.
+fn conv_cases<B: Backend>(options: &Options, device: &B::Device) {
+    if !options.wants_any(&["conv3x3", "conv3x3_burn"]) {
+        return;
+    }
+    let [bs, c, h, w] = if options.small {
+        [2, 32, 12, 9]
+    } else {
+        [2, 640, 72, 54]
+    };
     let x = uniform::<B, 4>([bs, c, h, w], device);
     let conv = Conv2dConfig::new([c, c], [3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -407,9 +450,14 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
             ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
         )
     });
-    drop((x, conv));
+}
 
-    let [bs, c, h, w] = if s {
+/// GroupNorm + SiLU at the UNet's first level, the models' fused kernel and Burn's ops.
+fn group_norm_cases<B: Backend>(options: &Options, device: &B::Device) {
+    if !options.wants_any(&["groupnorm_silu", "groupnorm_silu_burn"]) {
+        return;
+    }
+    let [bs, c, h, w] = if options.small {
         [2, 32, 24, 18]
     } else {
         [2, 320, 144, 108]
@@ -433,8 +481,18 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
         0.0,
         || silu(norm.forward(x.clone())),
     );
+}
 
-    let [bs, n, c] = if s { [2, 96, 64] } else { [2, 3888, 640] };
+/// LayerNorm at the UNet's first transformer, the models' fused kernel and Burn's.
+fn layer_norm_cases<B: Backend>(options: &Options, device: &B::Device) {
+    if !options.wants_any(&["layernorm", "layernorm_burn"]) {
+        return;
+    }
+    let [bs, n, c] = if options.small {
+        [2, 96, 64]
+    } else {
+        [2, 3888, 640]
+    };
     let x = uniform::<B, 3>([bs, n, c], device);
     let burn_norm = LayerNormConfig::new(c).init::<B>(device);
     let norm = LayerNorm {
@@ -462,12 +520,18 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
 }
 
 /// The stage table, random weights at real sizes: one SDXL UNet step with guidance (batch 2, the
-/// headline number, first), SDXL VAE decode, the FaceCLIP encoder, the UNet's levels 1 and 2
-/// alone, the whole 50-step image, one FLUX.1-dev transformer step.
+/// headline number, first), the same step's fixed cost (`unet_overhead`: [`sdxl_narrow`] on a
+/// small latent), SDXL VAE decode, the FaceCLIP encoder, the UNet's levels 1 and 2 alone, the
+/// whole 50-step image, one FLUX.1-dev transformer step.
 fn stages<B: Backend>(options: &Options, device: &B::Device) {
     let s = options.small;
+    let latent = stage_latent(options);
     if options.wants("unet_step") {
-        unet_case::<B>(options, device, "unet_step", UNetConfig::sdxl(), 0);
+        unet_case::<B>(options, device, "unet_step", UNetConfig::sdxl(), latent, 0);
+    }
+    if options.wants("unet_overhead") {
+        let config = sdxl_narrow();
+        unet_case::<B>(options, device, "unet_overhead", config, OVERHEAD_LATENT, 0);
     }
     if options.wants("vae_decode") {
         let vae = AutoencoderKl::<B>::load(&Weights::random(device), VaeConfig::sdxl())
@@ -509,7 +573,7 @@ fn stages<B: Backend>(options: &Options, device: &B::Device) {
     for level in [1, 2] {
         let name = format!("unet_level{level}");
         if options.wants(&name) {
-            unet_case::<B>(options, device, &name, sdxl_level(level), level);
+            unet_case::<B>(options, device, &name, sdxl_level(level), latent, level);
         }
     }
     if options.wants("sdxl_image") {
@@ -531,11 +595,8 @@ fn sdxl_image<B: Backend>(options: &Options, device: &B::Device) {
         .expect("SDXL UNet with random weights");
     let vae = AutoencoderKl::<B>::load(&Weights::random(device), VaeConfig::sdxl())
         .expect("SDXL VAE with random weights");
-    let ([h, w], steps) = if options.small {
-        ([16, 12], 2)
-    } else {
-        ([144, 108], 50)
-    };
+    let [h, w] = stage_latent(options);
+    let steps = if options.small { 2 } else { 50 };
     let normal = Distribution::Normal(0.0, 1.0);
     let (image_h, image_w) = ((h * 8) as f32, (w * 8) as f32);
     let conditioning = Conditioning {
@@ -632,18 +693,46 @@ fn sdxl_level(level: usize) -> UNetConfig {
     }
 }
 
-/// One UNet step with guidance (batch 2, 77 text tokens) of `config` with random weights, on a
-/// latent at `1 / 2^level` of the 1152×864 image's (or, with `--small`, of a 128×96 image's).
+/// The SDXL UNet with every block, transformer, attention and norm of the real one, but
+/// narrow: 32, 64 and 128 channels instead of 320, 640 and 1280 (heads of 32 instead of 64, a
+/// 128-wide time embedding). It launches the same operations as the real step; on a small
+/// latent ([`OVERHEAD_LATENT`]) they do almost no work, so its time is the step's fixed cost:
+/// queueing and launching its kernels.
+fn sdxl_narrow() -> UNetConfig {
+    let full = UNetConfig::sdxl();
+    UNetConfig {
+        block_out_channels: full.block_out_channels.iter().map(|c| c / 10).collect(),
+        attention_heads: full.attention_heads.iter().map(|h| h / 5).collect(),
+        time_embedding_dim: full.time_embedding_dim / 10,
+        ..full
+    }
+}
+
+/// The latent of the overhead case: a 256×192 image.
+const OVERHEAD_LATENT: [usize; 2] = [32, 24];
+
+/// The latent of the stages' image: 1152×864 (`--small`: 128×96).
+fn stage_latent(options: &Options) -> [usize; 2] {
+    if options.small {
+        [16, 12]
+    } else {
+        [144, 108]
+    }
+}
+
+/// One UNet step with guidance (batch 2, 77 text tokens) of `config` with random weights, for
+/// the image whose latent is `latent`, on that latent at `1 / 2^level` of its size.
 fn unet_case<B: Backend>(
     options: &Options,
     device: &B::Device,
     name: &str,
     config: UNetConfig,
+    latent: [usize; 2],
     level: usize,
 ) {
     let unet = UNet2DConditionModel::<B>::load(&Weights::random(device), config)
         .expect("UNet with random weights");
-    let [h, w] = if options.small { [16, 12] } else { [144, 108] };
+    let [h, w] = latent;
     let size = [(h * 8) as f32, (w * 8) as f32];
     let [h, w] = [h >> level, w >> level];
     let normal = Distribution::Normal(0.0, 1.0);

@@ -10,7 +10,9 @@ flop counter for model stages (same shapes on both sides). Memory is each alloca
 footprint during the case, inputs and weights included: PyTorch's `max_memory_reserved` (its
 `max_memory_allocated` in the raw JSON) against the most Burn's CubeCL pool held after any timed call
 (what was live before the first timed call, weights and inputs, is `live_at_start_mb` in the raw
-JSON); "mem ratio" = Burn / PyTorch.
+JSON); "mem ratio" = Burn / PyTorch. A second table gives each stage's host time: the part of
+the batched calls until the last one returned, before the sync (`unet_overhead`, the UNet step
+narrowed to a tenth of its width on a small latent, is nearly all of it: the step's fixed cost).
 """
 
 import json
@@ -72,6 +74,7 @@ def main(paths):
             print(f"| {case} | {shape} | {torch_backend.split('-')[1]} | {fmt(tm)} | {fmt(bm)} | "
                   f"{ratio} | {tflops(bm)} | {tflops(tm)} | {dash(torch_peak)} | "
                   f"{dash(burn_peak)} | {mem_ratio} | {dash(first)} |")
+    host_table(rows, by, cases)
     wgpu = [r for r in rows if r["impl"] == "burn" and r["backend"] == "wgpu"]
     if wgpu:
         print()
@@ -83,6 +86,28 @@ def main(paths):
             ratio = f"{r['mean_batched_ms'] / cm:.2f}" if cm else "–"
             print(f"| {r['case']} | {r['shape']} | {fmt(r['mean_batched_ms'])} | {fmt(cm)} | "
                   f"{ratio} |")
+
+
+def host_table(rows, by, cases):
+    """The host's share of each stage: how long queueing a call took before the sync (`host_ms`)
+    beside the whole call. Host ms close to the call's ms: the host sets the pace."""
+    stages = [c for c in cases if c.startswith(("unet", "vae", "faceclip", "sdxl", "flux"))]
+    lines = []
+    for case in stages:
+        for burn_backend, torch_backend in PAIRS:
+            b = by.get(("burn", burn_backend, case))
+            t = by.get(("torch", torch_backend, case))
+            if (b or {}).get("host_ms") is None and (t or {}).get("host_ms") is None:
+                continue
+            ms = lambda r, key: fmt(r.get(key)) if r else "–"
+            lines.append(f"| {case} | {torch_backend.split('-')[1]} | {ms(t, 'host_ms')} | "
+                         f"{ms(t, 'mean_batched_ms')} | {ms(b, 'host_ms')} | "
+                         f"{ms(b, 'mean_batched_ms')} |")
+    if lines:
+        print()
+        print("| stage | precision | PyTorch host ms | PyTorch ms | Burn host ms | Burn ms |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -162,12 +162,12 @@ pack_cache() { # the cache into $OUT, replacing an earlier pack only once the ne
     "$OUT" | grep -c cubecl-cache) file(s)"
 }
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
-# other stages, the attention kernels (Burn's plain and padded for its flash kernels, cuBLASLt
+# other stages (and the narrow UNet of the step's fixed cost), the attention kernels (Burn's plain and padded for its flash kernels, cuBLASLt
 # unfused, and the models' entry: cuDNN's fused kernel), the group and layer norms (fused, and
 # Burn's ops) and the GEMMs (cuBLASLt, and Burn's matmul), the 3×3 convolution (cuDNN, and
 # Burn's).
 WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross,groupnorm,layernorm
-  matmul,linear,conv"
+  matmul,linear,conv unet_overhead"
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
   encoders_tests fusion_tests dit_tests"
@@ -215,7 +215,7 @@ if [ "$SCOPE" = stages ]; then
   warm "${WARM_S:-300}"
   pack_cache # what the warm-up compiled comes back even if the session's limit cuts the rest
   ONLY="--iters 5 --only matmul,linear,conv,self,cross,groupnorm,layernorm,unet_step,vae_decode"
-  ONLY="$ONLY,faceclip_encoder"
+  ONLY="$ONLY,unet_overhead,faceclip_encoder"
   ONLY="$ONLY,unet_level,sdxl_image,flux_step"
   burn cuda-bf16 "${BURN_S:-180}"
   torch bf16 "${TORCH_S:-60}"

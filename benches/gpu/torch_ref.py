@@ -2,7 +2,8 @@
 
 Run by `benches/gpu/run.sh` on the GPU host (python3 there has torch; diffusers travels as a wheel).
 Each case: `warmup` calls, then `iters` calls each followed by `torch.cuda.synchronize()` (median
-of host wall times), then `iters` calls and one synchronize (mean per call). Work (FLOP) of the
+of host wall times), then `iters` calls and one synchronize (mean per call; `host_ms`: the part
+until the last call returned, before the synchronize). Work (FLOP) of the
 model stages is counted by `torch.utils.flop_counter`; peak memory by the caching allocator.
 
     python3 benches/gpu/torch_ref.py --dtype bf16|f32 [--device cpu] [--small] [--only a,b]
@@ -75,6 +76,11 @@ FLUX_DEV = dict(
     patch_size=1,
     pooled_projection_dim=768,
 )
+# Every block of SDXL's UNet at a tenth of the width (`sdxl_narrow` in main.rs): on a 256×192
+# image's latent its step costs almost nothing on the GPU but queueing and launching its kernels.
+SDXL_UNET_NARROW = dict(SDXL_UNET, block_out_channels=[32, 64, 128], attention_head_dim=[1, 2, 4])
+OVERHEAD_LATENT = (32, 24)
+
 # `--small`: the shapes of `gpu --small` (one double and one single block, 2 heads).
 FLUX_SMALL = dict(FLUX_DEV, num_layers=1, num_single_layers=1, num_attention_heads=2,
                   joint_attention_dim=64, pooled_projection_dim=32)
@@ -136,6 +142,7 @@ class Bench:
             t = time.perf_counter()
             for _ in range(iters):
                 f()
+            host = (time.perf_counter() - t) * 1e3 / iters
             self.sync()
             batched = (time.perf_counter() - t) * 1e3 / iters
         row = dict(
@@ -145,6 +152,7 @@ class Bench:
             shape=shape,
             median_synced_ms=round(statistics.median(synced), 4),
             mean_batched_ms=round(batched, 4),
+            host_ms=round(host, 4),
             flop=flop,
             warmup_s=round(warmup_s, 2),
             iters=iters,
@@ -221,25 +229,31 @@ def stages(b):
         b.time("vae_decode", f"latent [1,4,{h},{w}] -> {h * 8}x{w * 8}", count_flop(f), f)
         del vae
     if b.wants("unet_step"):
-        from diffusers import UNet2DConditionModel
-
-        unet = UNet2DConditionModel(**SDXL_UNET).to(b.device, b.dtype).eval()
         n, h, w = (2, 16, 12) if s else (int(v) for v in b.args.unet.split("x"))
-        x = torch.randn(n, 4, h, w, device=b.device, dtype=b.dtype)
-        t = torch.tensor([981.0] * n, device=b.device)
-        ctx = torch.randn(n, 77, 2048, device=b.device, dtype=b.dtype)
-        added = dict(
-            text_embeds=torch.randn(n, 1280, device=b.device, dtype=b.dtype),
-            time_ids=torch.tensor([[h * 8, w * 8, 0, 0, h * 8, w * 8]] * n, device=b.device,
-                                  dtype=b.dtype),
-        )
-        f = lambda: unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
-        b.time("unet_step", f"[{n},4,{h},{w}] ctx 77x2048", count_flop(f), f)
-        del unet
+        unet_step(b, "unet_step", SDXL_UNET, n, h, w)
+    if b.wants("unet_overhead"):
+        unet_step(b, "unet_overhead", SDXL_UNET_NARROW, 2, *OVERHEAD_LATENT)
     if b.wants("sdxl_image"):
         sdxl_image(b)
     if b.wants("flux_step"):
         flux_step(b)
+
+
+def unet_step(b, name, config, n, h, w):
+    """One UNet step of `config` on an [n, 4, h, w] latent with 77 text tokens."""
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel(**config).to(b.device, b.dtype).eval()
+    x = torch.randn(n, 4, h, w, device=b.device, dtype=b.dtype)
+    t = torch.tensor([981.0] * n, device=b.device)
+    ctx = torch.randn(n, 77, 2048, device=b.device, dtype=b.dtype)
+    added = dict(
+        text_embeds=torch.randn(n, 1280, device=b.device, dtype=b.dtype),
+        time_ids=torch.tensor([[h * 8, w * 8, 0, 0, h * 8, w * 8]] * n, device=b.device,
+                              dtype=b.dtype),
+    )
+    f = lambda: unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
+    b.time(name, f"[{n},4,{h},{w}] ctx 77x2048", count_flop(f), f)
 
 
 def sdxl_image(b):
