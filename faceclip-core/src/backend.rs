@@ -206,7 +206,9 @@ pub const FUSED_ATTENTION_MAX_HEAD_DIM: usize = 256;
 /// when `B` is `CudaBf16`, cuDNN 9 loads and is [enabled](use_library), the head sizes are
 /// multiples of 8 up to [`FUSED_ATTENTION_MAX_HEAD_DIM`] and there is no soft cap; `None`
 /// otherwise, for Burn's attention.
-/// Strided views (heads split from a `[batch, tokens, heads·d]` buffer) are read in place.
+/// Strided views (heads split from a `[batch, tokens, heads·d]` buffer) are read in place, and
+/// cuDNN's output is a view of a `[batch, s_q, heads, d_v]` buffer, which merging the heads back
+/// (`swap_dims(1, 2)`, then a reshape) reads without a copy.
 pub fn fused_attention<B: Backend>(
     q: &Tensor<B, 4>,
     k: &Tensor<B, 4>,

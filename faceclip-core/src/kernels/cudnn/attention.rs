@@ -7,14 +7,22 @@
 //! → (`log` + max: the softmax statistics, kept virtual) → divide → `·v`.
 //! The operands are read with their strides (a `[batch, tokens, heads, head_dim]` buffer seen
 //! as `[batch, heads, tokens, head_dim]` needs no copy; `kᵀ` is `k` with its last two strides
-//! swapped). One plan (graph, engine, workspace size) per layout is kept for the process; a
-//! layout cuDNN declines is remembered and computed by Burn's attention, counted as a fallback.
+//! swapped), and the output is written with the heads interleaved, a `[batch, tokens, heads,
+//! head_dim]` buffer seen as `[batch, heads, tokens, head_dim]` (as PyTorch's fused kernels
+//! leave it), so that merging the heads back (`swap_dims(1, 2)`, then a reshape to `[batch,
+//! tokens, heads·head_dim]`) copies nothing. One plan (graph, engine, workspace size) per
+//! layout is kept for the process; a layout cuDNN declines is remembered and computed by Burn's
+//! attention, counted as a fallback.
 
 use std::ffi::c_void;
 
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
-use burn_cubecl::{ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime};
+use burn_cubecl::{
+    ops::{numeric::empty_device_dtype, permute},
+    tensor::CubeTensor,
+    CubeRuntime,
+};
 use cubecl::cuda::CudaRuntime;
 use cudarc::cudnn::{result as dnn, sys};
 use sys::cudnnBackendAttributeName_t as Name;
@@ -38,7 +46,8 @@ const BROKEN_VERSIONS: [usize; 2] = [91000, 91001];
 const CONFIGS_TRIED: usize = 8;
 
 /// `softmax(q·kᵀ·scale)·v` of `q` `[b, h, s_q, d]`, `k` `[b, h, s_kv, d]`, `v`
-/// `[b, h, s_kv, d_v]` (no mask), the output contiguous `[b, h, s_q, d_v]`.
+/// `[b, h, s_kv, d_v]` (no mask), the output `[b, h, s_q, d_v]` a view of a contiguous
+/// `[b, s_q, h, d_v]` buffer.
 #[derive(Clone, Debug)]
 pub struct Attention {
     /// The factor on `q·kᵀ` (usually `d^-½`).
@@ -70,8 +79,15 @@ impl Sizes {
         fits.then_some(Self { q, k, v })
     }
 
+    /// The output's sizes, `[b, h, s_q, d_v]`.
     fn output(&self) -> [usize; 4] {
         [self.q[0], self.q[1], self.q[2], self.v[3]]
+    }
+
+    /// The output buffer's sizes, heads interleaved: `[b, s_q, h, d_v]`.
+    fn output_stored(&self) -> [usize; 4] {
+        let [b, h, s_q, d_v] = self.output();
+        [b, s_q, h, d_v]
     }
 }
 
@@ -99,6 +115,16 @@ impl Layout {
         Self {
             dims,
             strides: [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1],
+        }
+    }
+
+    /// `[b, h, s, d]` stored as a contiguous `[b, s, h, d]` buffer: what merging the heads back
+    /// (`swap_dims(1, 2)`, then a reshape) reads without a copy.
+    fn heads_interleaved(dims: [i64; 4]) -> Self {
+        let [_, h, s, d] = dims;
+        Self {
+            dims,
+            strides: [s * h * d, d, h * d, 1],
         }
     }
 
@@ -275,7 +301,7 @@ fn operations(key: &PlanKey) -> Result<Operations, String> {
         buffer(uid::Q, key.q)?,
         buffer(uid::K_T, key.k.transposed())?,
         buffer(uid::V, key.v)?,
-        buffer(uid::O, Layout::packed([b, h, s_q, d_v]))?,
+        buffer(uid::O, Layout::heads_interleaved([b, h, s_q, d_v]))?,
         scalar(uid::SCALE)?,
     ];
     // Adds a virtual tensor and returns its index in `tensors`.
@@ -413,7 +439,7 @@ impl Attention {
         let output = empty_device_dtype(
             client.clone(),
             q.device.clone(),
-            Shape::from(sizes.output().to_vec()),
+            Shape::from(sizes.output_stored().to_vec()),
             q.dtype,
         );
         let key = PlanKey {
@@ -481,7 +507,8 @@ impl Attention {
                 }
             },
         )?;
-        Ok(output)
+        // [b, s_q, h, d_v] seen as [b, h, s_q, d_v].
+        Ok(permute(output, &[0, 2, 1, 3]))
     }
 }
 
@@ -584,6 +611,25 @@ mod tests {
         assert_eq!(k_t.dims, [2, 10, 64, 77]);
         assert_eq!(k_t.strides, [77 * 640, 64, 1, 640]);
         assert_eq!(Layout::packed([2, 3, 4, 5]).strides, [60, 20, 5, 1]);
+    }
+
+    #[test]
+    fn output_is_written_with_the_heads_interleaved() {
+        let sizes = Sizes::of(
+            &Shape::from(vec![2, 10, 3888, 64]),
+            &Shape::from(vec![2, 10, 77, 64]),
+            &Shape::from(vec![2, 10, 77, 32]),
+        )
+        .expect("cross-attention sizes");
+        assert_eq!(sizes.output(), [2, 10, 3888, 32]);
+        assert_eq!(sizes.output_stored(), [2, 3888, 10, 32]);
+        // The output as cuDNN writes it is the stored buffer with axes 1 and 2 swapped, so
+        // swapping them back gives the packed `[b, s_q, h, d_v]` a reshape reads in place.
+        let o = Layout::heads_interleaved([2, 10, 3888, 32]);
+        assert_eq!(o.strides, [3888 * 320, 32, 320, 1]);
+        let stored = Layout::packed([2, 3888, 10, 32]);
+        let [sb, sh, ss, sd] = o.strides;
+        assert_eq!([sb, ss, sh, sd], stored.strides);
     }
 
     /// Whether cuDNN 9 loads here (the GPU hosts; the graph checks need no GPU).
