@@ -74,7 +74,7 @@ def main(paths):
             print(f"| {case} | {shape} | {torch_backend.split('-')[1]} | {fmt(tm)} | {fmt(bm)} | "
                   f"{ratio} | {tflops(bm)} | {tflops(tm)} | {dash(torch_peak)} | "
                   f"{dash(burn_peak)} | {mem_ratio} | {dash(first)} |")
-    host_table(rows, by, cases)
+    host_table(by, cases)
     wgpu = [r for r in rows if r["impl"] == "burn" and r["backend"] == "wgpu"]
     if wgpu:
         print()
@@ -88,7 +88,7 @@ def main(paths):
                   f"{ratio} |")
 
 
-def host_table(rows, by, cases):
+def host_table(by, cases):
     """The host's share of each stage: how long queueing a call took before the sync (`host_ms`)
     beside the whole call. Host ms close to the call's ms: the host sets the pace."""
     stages = [c for c in cases if c.startswith(("unet", "vae", "faceclip", "sdxl", "flux"))]

@@ -162,10 +162,10 @@ pack_cache() { # the cache into $OUT, replacing an earlier pack only once the ne
     "$OUT" | grep -c cubecl-cache) file(s)"
 }
 # The bench cases warmed side by side: the UNet's levels (most of the full step's kernels), the
-# other stages (and the narrow UNet of the step's fixed cost), the attention kernels (Burn's plain and padded for its flash kernels, cuBLASLt
+# other stages, the attention kernels (Burn's plain and padded for its flash kernels, cuBLASLt
 # unfused, and the models' entry: cuDNN's fused kernel), the group and layer norms (fused, and
 # Burn's ops) and the GEMMs (cuBLASLt, and Burn's matmul), the 3×3 convolution (cuDNN, and
-# Burn's).
+# Burn's), and the narrow UNet that measures the step's fixed cost.
 WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross,groupnorm,layernorm
   matmul,linear,conv unet_overhead"
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
