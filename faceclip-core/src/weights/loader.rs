@@ -361,11 +361,12 @@ impl<B: Backend> Weights<B> {
                 reason: error.to_string(),
             })
         };
-        if parts.iter().any(|part| matches!(part, Fetched::Random(_))) {
+        let random = parts.iter().any(|part| matches!(part, Fetched::Random(_)));
+        if random {
             sync()?;
         }
         B::memory_persistent_allocations(device, parts, |parts| {
-            if parts.iter().all(|part| matches!(part, Fetched::Host(_))) {
+            if !random {
                 let host: Vec<Vec<f32>> = parts
                     .into_iter()
                     .filter_map(|part| match part {

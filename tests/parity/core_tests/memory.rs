@@ -38,6 +38,10 @@ fn cuda_pool_counts_a_live_tensor() {
     check_pool_counts_a_live_tensor::<faceclip_core::backend::Cuda>(&Default::default());
 }
 
+/// Smaller than any page of the shared pools: a tensor that reserves at least this much beside
+/// its own bytes sits in a shared page, not in a buffer of its own size.
+const PAGE: u64 = 1 << 20;
+
 /// The pool after returning unused pages, once queued work is done.
 fn settled_pool<B: Backend>(device: &B::Device) -> DeviceMemory {
     B::memory_cleanup(device);
@@ -49,7 +53,6 @@ fn settled_pool<B: Backend>(device: &B::Device) -> DeviceMemory {
 /// about their bytes; a plain tensor of the same kind takes a whole page of the shared pool.
 /// Pool figures are exact only when no other test uses the device: see [`run_alone`].
 fn check_weights_take_their_own_size<B: Backend>(device: &B::Device) {
-    const PAGE: u64 = 1 << 20;
     let before = settled_pool::<B>(device);
     // Odd sizes (84 028 and 83 972 bytes), which nothing else allocates.
     let random = Weights::<B>::random(device)
@@ -90,7 +93,6 @@ fn check_weights_take_their_own_size<B: Backend>(device: &B::Device) {
 /// not computed yet) runs outside the weights' persistent allocation mode: its output takes a
 /// slice of the shared pages, not a buffer of its own size. Exact only alone: see [`run_alone`].
 fn check_queued_work_stays_in_the_shared_pages<B: Backend>(device: &B::Device) {
-    const PAGE: u64 = 1 << 20;
     let before = settled_pool::<B>(device);
     // Odd sizes again (84 196 and 84 028 bytes in f32).
     let queued = Tensor::<B, 2>::random([3007, 7], Distribution::Default, device);
