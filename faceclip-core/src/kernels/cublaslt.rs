@@ -6,7 +6,7 @@
 use std::ffi::c_void;
 
 use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
-use burn_cubecl::{ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime};
+use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor, CubeRuntime};
 use cubecl::cuda::CudaRuntime;
 use cudarc::cublaslt::{result as lt, sys};
 
@@ -62,7 +62,7 @@ impl Linear {
                 &bias.as_ref().map_or(shape.clone(), |b| b.shape()),
             )
             .ok_or("operands the layer does not take")?;
-        let output = empty_device_dtype(
+        let output = empty_device_contiguous_dtype(
             x.client.clone(),
             x.device.clone(),
             output_shape(&shape, n),
@@ -230,7 +230,7 @@ impl BatchedMatmul {
         let (rhs, transposed) = rhs_layout(rhs);
         let sizes = Self::sizes(&lhs.shape(), &rhs.shape())
             .ok_or("operands the batched matmul does not take")?;
-        let output = empty_device_dtype(
+        let output = empty_device_contiguous_dtype(
             lhs.client.clone(),
             lhs.device.clone(),
             Shape::new([sizes.batch, sizes.m, sizes.n]),

@@ -10,7 +10,7 @@ use std::ffi::c_void;
 
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
-use burn_cubecl::{ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime};
+use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor, CubeRuntime};
 use cubecl::cuda::CudaRuntime;
 use cudarc::cudnn::{result as dnn, sys};
 
@@ -100,7 +100,7 @@ impl Conv2d {
             )
             .ok_or("operands the convolution does not take")?;
         let client = x.client.clone();
-        let output = empty_device_dtype(
+        let output = empty_device_contiguous_dtype(
             client.clone(),
             x.device.clone(),
             Shape::from(dims.output.to_vec()),

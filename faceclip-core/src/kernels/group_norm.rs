@@ -18,7 +18,8 @@ use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
 use super::reduce::{mean_and_inverse_std, shifted_sums};
 use super::FusedKernel;
 use burn_cubecl::{
-    kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
+    kernel::into_contiguous, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor,
+    CubeRuntime,
 };
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
@@ -195,7 +196,7 @@ fn group_norm<R: CubeRuntime>(
     let device = x.device.clone();
     let dtype = x.dtype;
     let f32_buffer = |len: usize| {
-        empty_device_dtype(
+        empty_device_contiguous_dtype(
             client.clone(),
             device.clone(),
             Shape::new([len]),
@@ -204,7 +205,8 @@ fn group_norm<R: CubeRuntime>(
     };
     let partial = f32_buffer(group_count * chunks * 2);
     let stats = f32_buffer(group_count * 2);
-    let output = empty_device_dtype(client.clone(), device.clone(), shape.clone(), dtype);
+    let output =
+        empty_device_contiguous_dtype(client.clone(), device.clone(), shape.clone(), dtype);
 
     group_partial_sums::launch::<R>(
         &client,

@@ -6,6 +6,13 @@
 //! types take these paths, and model code calls the portable entry points in [`crate::nn`]
 //! (such as [`group_norm_silu`](crate::nn::group_norm_silu)), which fall back to plain Burn ops
 //! on every other backend.
+//!
+//! Layouts: every kernel here writes its output dense and row-major, so outputs are allocated
+//! with `empty_device_contiguous_dtype`. CubeCL's CUDA runtime lays a plain new tensor out
+//! "pitched": a row whose byte width is not a multiple of its alignment (up to 512 bytes) is
+//! padded, and the tensor's strides say so. A dense write into such a buffer reads back as
+//! garbage (wgpu never pads, so only CUDA showed it: the CUDA parity tests of 2026-11-27).
+//! Inputs are read with their strides or made dense first.
 
 #[cfg(feature = "cuda")]
 pub mod cublaslt;
@@ -50,8 +57,9 @@ pub trait FusedKernel: Clone + Debug + Send + Sync + 'static {
         shapes[0].clone()
     }
 
-    /// Queues the kernel on `inputs`' runtime and returns its output; `B` is the backend
-    /// whose primitives they are, for any part a kernel leaves to Burn's own operations.
+    /// Queues the kernel on `inputs`' runtime and returns its output, dense and row-major
+    /// (see the module's note on layouts); `B` is the backend whose primitives they are, for
+    /// any part a kernel leaves to Burn's own operations.
     fn launch<B, R>(&self, inputs: [CubeTensor<R>; 3]) -> CubeTensor<R>
     where
         B: Backend<FloatTensorPrimitive = CubeTensor<R>>,

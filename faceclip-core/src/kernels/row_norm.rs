@@ -9,7 +9,8 @@
 
 use burn::tensor::{backend::Backend, DType, Shape, TensorMetadata};
 use burn_cubecl::{
-    kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor, CubeRuntime,
+    kernel::into_contiguous, ops::numeric::empty_device_contiguous_dtype, tensor::CubeTensor,
+    CubeRuntime,
 };
 use cubecl::prelude::*;
 
@@ -133,7 +134,7 @@ impl FusedKernel for RowNorm {
 
         let client = x.client.clone();
         let dtype = x.dtype;
-        let output = empty_device_dtype(client.clone(), x.device.clone(), shape, dtype);
+        let output = empty_device_contiguous_dtype(client.clone(), x.device.clone(), shape, dtype);
         row_norm_kernel::launch::<R>(
             &client,
             CubeCount::Static(grid_x as u32, grid_y as u32, 1),

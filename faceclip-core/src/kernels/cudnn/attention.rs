@@ -19,7 +19,7 @@ use std::ffi::c_void;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 use burn_cubecl::{
-    ops::{numeric::empty_device_dtype, permute},
+    ops::{numeric::empty_device_contiguous_dtype, permute},
     tensor::CubeTensor,
     CubeRuntime,
 };
@@ -436,7 +436,7 @@ impl Attention {
         let ((q, q_layout), (k, k_layout), (v, v_layout)) =
             (readable(q)?, readable(k)?, readable(v)?);
         let client = q.client.clone();
-        let output = empty_device_dtype(
+        let output = empty_device_contiguous_dtype(
             client.clone(),
             q.device.clone(),
             Shape::from(sizes.output_stored().to_vec()),
