@@ -8,6 +8,7 @@
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
 //!     [--burn-kernels] [--attention cudnn|flash|cublaslt] [--memory preset|fitted]
+//!     [--layout dense|pitched]
 //! ```
 //!
 //! On CUDA, linear layers run on cuBLASLt and convolutions on cuDNN when they load
@@ -16,7 +17,8 @@
 //! by default; `--attention flash` makes it Burn's (padded) flash kernels, `--attention
 //! cublaslt` two batched cuBLASLt GEMMs around a softmax. The kernel table times all three.
 //! `--memory fitted` lays CUDA's memory pool out with `CudaMemoryPools::Fitted` instead of
-//! CubeCL's preset.
+//! CubeCL's preset; `--layout pitched` lays CUDA tensors out with CubeCL's padded rows instead
+//! of dense (`CudaTensorLayout`).
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -40,8 +42,9 @@ use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
 use faceclip::core::backend::{
-    device_memory, is_cuda, library_stats, set_cuda_attention, set_cuda_memory_pools, use_library,
-    CudaAttention, CudaMemoryPools, NvidiaLibrary,
+    device_memory, is_cuda, library_stats, set_cuda_attention, set_cuda_memory_pools,
+    set_cuda_tensor_layout, use_library, CudaAttention, CudaMemoryPools, CudaTensorLayout,
+    NvidiaLibrary,
 };
 use faceclip::core::nn::{
     attention_padded_queries, attention_unfused, conv_forward, group_norm_silu, linear, sdpa,
@@ -71,6 +74,8 @@ struct Options {
     attention: CudaAttention,
     /// The CUDA memory pools' layout: CubeCL's preset or fitted to the tensors.
     memory: CudaMemoryPools,
+    /// How CUDA tensors are laid out: dense, or CubeCL's padded rows.
+    layout: CudaTensorLayout,
 }
 
 impl Options {
@@ -84,6 +89,7 @@ impl Options {
             burn_kernels: false,
             attention: CudaAttention::Cudnn,
             memory: CudaMemoryPools::CubeclPreset,
+            layout: CudaTensorLayout::Dense,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -107,6 +113,13 @@ impl Options {
                         "preset" => CudaMemoryPools::CubeclPreset,
                         "fitted" => CudaMemoryPools::Fitted,
                         other => return Err(format!("--memory {other}: preset or fitted")),
+                    }
+                }
+                "--layout" => {
+                    options.layout = match value("--layout")?.as_str() {
+                        "dense" => CudaTensorLayout::Dense,
+                        "pitched" => CudaTensorLayout::Pitched,
+                        other => return Err(format!("--layout {other}: dense or pitched")),
                     }
                 }
                 "--iters" => {
@@ -788,12 +801,20 @@ fn main() {
         }
     };
     if options.backend.starts_with("cuda") {
-        // Before the first CUDA tensor: the pools are built when the device starts.
+        // Before the first CUDA tensor: the pools and the layout are fixed when the device
+        // starts.
         if let Err(e) = set_cuda_memory_pools(options.memory) {
             eprintln!("gpu bench: --memory: {e}");
             std::process::exit(2);
         }
-        eprintln!("memory pools: {:?}", options.memory);
+        if let Err(e) = set_cuda_tensor_layout(options.layout) {
+            eprintln!("gpu bench: --layout: {e}");
+            std::process::exit(2);
+        }
+        eprintln!(
+            "memory pools: {:?}; tensor layout: {:?}",
+            options.memory, options.layout
+        );
     }
     match options.backend.as_str() {
         #[cfg(feature = "cuda")]

@@ -8,11 +8,14 @@
 //! layers, batched products and convolutions to NVIDIA's cuBLASLt and cuDNN on the CUDA aliases
 //! ([`use_library`], [`library_stats`]), [`fused_attention`] attention to cuDNN's fused kernel,
 //! and [`set_cuda_attention`] picks attention's kernels there. [`device_memory`] reads the GPU
-//! backends' memory pool, and [`set_cuda_memory_pools`] chooses its layout on CUDA.
+//! backends' memory pool, [`set_cuda_memory_pools`] chooses its layout on CUDA, and
+//! [`set_cuda_tensor_layout`] how CUDA tensors are laid out (dense by default).
 
 mod memory_pools;
+mod tensor_layout;
 
 pub use memory_pools::{set_cuda_memory_pools, CudaMemoryPools};
+pub use tensor_layout::{set_cuda_tensor_layout, CudaTensorLayout};
 
 use burn::tensor::{backend::Backend, Tensor};
 #[cfg(feature = "cube-kernels")]

@@ -16,7 +16,7 @@ use faceclip_core::weights::Checkpoint;
 /// inside `assert_close`).
 const TOLERANCE: f64 = 1e-5;
 
-fn check_convs<B: Backend>(device: &B::Device) {
+pub(super) fn check_convs<B: Backend>(device: &B::Device) {
     let path = fixture("conv.safetensors");
     let io = Checkpoint::open(&path).unwrap();
     let weights = open_weights::<B>(&path, device);

@@ -63,7 +63,7 @@ fn check_case<B: Backend, const D: usize>(io: &Checkpoint, name: &str, device: &
     );
 }
 
-fn check_group_norm<B: Backend>(device: &B::Device) {
+pub(super) fn check_group_norm<B: Backend>(device: &B::Device) {
     let io = Checkpoint::open(fixture("group_norm.safetensors")).unwrap();
     for name in ["chunked", "sdxl_groups", "offset"] {
         check_case::<B, 4>(&io, name, device);

@@ -28,7 +28,7 @@ fn check_case<B: Backend, const D: usize>(
     assert_close(label, layer.forward(x), io, &format!("{name}.y"), TOLERANCE);
 }
 
-fn check_linears<B: Backend>(device: &B::Device) {
+pub(super) fn check_linears<B: Backend>(device: &B::Device) {
     let path = fixture("linear.safetensors");
     let io = Checkpoint::open(&path).unwrap();
     let weights = open_weights::<B>(&path, device);
@@ -93,7 +93,7 @@ fn linears_match_torch_cuda_bf16() {
 /// against Burn's attention on ndarray (which `packed_attention_matches_torch` ties to
 /// PyTorch) on the same random operands, `kᵀ` read as a transposed view.
 #[cfg(feature = "cuda")]
-fn check_unfused_attention<B: Backend>(device: &B::Device) {
+pub(super) fn check_unfused_attention<B: Backend>(device: &B::Device) {
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{Distribution, TensorData};

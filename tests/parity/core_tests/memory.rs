@@ -2,12 +2,13 @@
 //! that weights take no more of the pool than their own size, and work queued before them no
 //! part of their persistent buffers.
 
-use std::process::Command;
-
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use faceclip_core::backend::{device_memory, DeviceMemory, NdArray};
 use faceclip_core::weights::Weights;
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+use super::run_alone;
 
 /// A live 4 MiB tensor is counted in use, and the pool reserves at least what is in use. (Other
 /// tests share the device, so only lower bounds hold.)
@@ -50,7 +51,9 @@ fn settled_pool<B: Backend>(device: &B::Device) -> DeviceMemory {
 }
 
 /// Weights (random and from host data) get buffers of their own size, so the pool grows by
-/// about their bytes; a plain tensor of the same kind takes a whole page of the shared pool.
+/// about their bytes; a plain tensor of about their size takes a whole page of the shared pool.
+/// Its size must differ from the weights' once aligned (CUDA aligns to 512 bytes): CubeCL puts
+/// a tensor whose aligned size a persistent buffer already has in the persistent pool too.
 /// Pool figures are exact only when no other test uses the device: see [`run_alone`].
 fn check_weights_take_their_own_size<B: Backend>(device: &B::Device) {
     let before = settled_pool::<B>(device);
@@ -73,15 +76,17 @@ fn check_weights_take_their_own_size<B: Backend>(device: &B::Device) {
         weights.in_use_bytes - before.in_use_bytes >= bytes,
         "{weights:?}"
     );
+    // Each weight is padded to the buffer alignment at most (512 B on CUDA), not row by row.
     assert!(
-        grown < bytes + PAGE / 4,
-        "{grown} B reserved for {bytes} B of weights"
+        grown <= bytes + 2 * 1024,
+        "{grown} B reserved for {bytes} B of weights (padded rows?)"
     );
 
-    let plain = Tensor::<B, 2>::random([3003, 7], Distribution::Default, device);
+    // 3 % larger than the weights: a different size class at any alignment up to 1 KiB.
+    let plain = Tensor::<B, 2>::random([3101, 7], Distribution::Default, device);
     let after = settled_pool::<B>(device);
     let page = after.reserved_bytes - weights.reserved_bytes;
-    println!("a plain tensor of the same size reserved {page} B");
+    println!("a plain tensor of about their size reserved {page} B");
     assert!(
         page >= PAGE,
         "a plain tensor took only {page} B of the pool"
@@ -112,24 +117,6 @@ fn check_queued_work_stays_in_the_shared_pages<B: Backend>(device: &B::Device) {
         grown - bytes
     );
     drop((queued, weight));
-}
-
-/// Runs `test`, an ignored test of this binary, in a child process, where it is the only test
-/// on its device; fails when the child fails or runs no test.
-fn run_alone(test: &str) {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let output = Command::new(exe)
-        .args([test, "--exact", "--ignored", "--nocapture"])
-        .output()
-        .expect("run the test binary again");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}{stderr}");
-    assert!(output.status.success(), "{test} failed in its own process");
-    assert!(
-        stdout.contains("1 passed"),
-        "{test} did not run in its own process"
-    );
 }
 
 #[cfg(feature = "wgpu")]

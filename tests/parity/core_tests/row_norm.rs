@@ -36,7 +36,7 @@ fn layer_norm<B: Backend>(
     }
 }
 
-fn check_row_norms<B: Backend>(device: &B::Device) {
+pub(super) fn check_row_norms<B: Backend>(device: &B::Device) {
     let io = Checkpoint::open(fixture("row_norm.safetensors")).unwrap();
     let label = format!("row norm on {}", B::name(device));
     for (name, bias) in [

@@ -19,7 +19,7 @@ const TOLERANCE: f64 = 1e-5;
 /// The fixture's cases.
 const CASES: [&str; 4] = ["self", "cross", "scaled", "causal"];
 
-fn check_sdpa<B: Backend>(device: &B::Device) {
+pub(super) fn check_sdpa<B: Backend>(device: &B::Device) {
     let io = Checkpoint::open(fixture("sdpa.safetensors")).unwrap();
     for name in CASES {
         let (meta, _) = io.read_f32(&format!("{name}.meta")).unwrap();

@@ -28,8 +28,12 @@ use cubecl_cpp::{
         register_scaled_mma_features, register_wmma_features,
     },
 };
+use cubecl_common::stream_id::StreamId;
 use cubecl_runtime::{
-    allocator::PitchedMemoryLayoutPolicy, client::ComputeClient, logging::ServerLogger,
+    allocator::PitchedMemoryLayoutPolicy,
+    client::ComputeClient,
+    logging::ServerLogger,
+    server::{Handle, MemoryLayout, MemoryLayoutDescriptor, MemoryLayoutPolicy},
 };
 use cudarc::driver::sys::{CUDA_VERSION, cuDeviceTotalMem_v2};
 use std::{mem::MaybeUninit, sync::Arc};
@@ -44,12 +48,47 @@ pub struct RuntimeOptions {
 #[derive(Debug, Clone)]
 pub struct CudaRuntime;
 
-/// faceclip-rs patch: how each new device's memory pools are built from its memory properties
-/// (`None`: CubeCL's preset), and whether a device has started.
-static MEMORY_CONFIGURATION: std::sync::Mutex<(
-    Option<fn(&MemoryDeviceProperties) -> MemoryConfiguration>,
-    bool,
-)> = std::sync::Mutex::new((None, false));
+/// faceclip-rs patch: how the tensors of a CUDA device are laid out in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TensorLayout {
+    /// Dense and row-major, as on wgpu and in PyTorch: what NVIDIA's libraries and kernels
+    /// that index a buffer linearly read without a copy.
+    #[default]
+    Dense,
+    /// CubeCL's preset: a row whose width in bytes is not a multiple of its alignment (the
+    /// next power of two of the width, 16 to 512 bytes) is padded to one, and the strides say
+    /// so (a "pitched" layout).
+    Pitched,
+}
+
+/// faceclip-rs patch: what the devices started from now on are built with.
+struct DeviceSettings {
+    /// How the memory pools are built from the memory properties (`None`: CubeCL's preset).
+    memory: Option<fn(&MemoryDeviceProperties) -> MemoryConfiguration>,
+    /// How new tensors are laid out.
+    layout: TensorLayout,
+    /// Whether a device has started (its pools and layout are fixed).
+    started: bool,
+}
+
+static DEVICE_SETTINGS: std::sync::Mutex<DeviceSettings> = std::sync::Mutex::new(DeviceSettings {
+    memory: None,
+    layout: TensorLayout::Dense,
+    started: false,
+});
+
+/// faceclip-rs patch: changes the settings of the devices started from now on; refused (`Err`)
+/// once a device has started.
+fn change_settings(change: impl FnOnce(&mut DeviceSettings)) -> Result<(), ()> {
+    let mut settings = DEVICE_SETTINGS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if settings.started {
+        return Err(());
+    }
+    change(&mut settings);
+    Ok(())
+}
 
 /// faceclip-rs patch: builds the memory configuration of every CUDA device started from now on
 /// with `build` (given the device's page limit and alignment) instead of CubeCL's preset.
@@ -57,14 +96,49 @@ static MEMORY_CONFIGURATION: std::sync::Mutex<(
 pub fn set_memory_configuration(
     build: fn(&MemoryDeviceProperties) -> MemoryConfiguration,
 ) -> Result<(), ()> {
-    let mut state = MEMORY_CONFIGURATION
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if state.1 {
-        return Err(());
+    change_settings(|settings| settings.memory = Some(build))
+}
+
+/// faceclip-rs patch: lays out the tensors of every CUDA device started from now on as
+/// `layout` ([`TensorLayout::Dense`] unless set). Refused (`Err`) once a device has started.
+pub fn set_tensor_layout(layout: TensorLayout) -> Result<(), ()> {
+    change_settings(|settings| settings.layout = layout)
+}
+
+/// faceclip-rs patch: CubeCL's pitched layout policy, asked for dense layouts only when the
+/// device's [`TensorLayout`] is [`TensorLayout::Dense`].
+pub struct CudaMemoryLayoutPolicy {
+    pitched: PitchedMemoryLayoutPolicy,
+    layout: TensorLayout,
+}
+
+impl CudaMemoryLayoutPolicy {
+    /// The policy for buffers aligned to `alignment` bytes, laying tensors out as `layout`.
+    pub fn new(alignment: usize, layout: TensorLayout) -> Self {
+        Self {
+            pitched: PitchedMemoryLayoutPolicy::new(alignment),
+            layout,
+        }
     }
-    state.0 = Some(build);
-    Ok(())
+}
+
+impl MemoryLayoutPolicy for CudaMemoryLayoutPolicy {
+    fn apply(
+        &self,
+        stream_id: StreamId,
+        descriptors: &[MemoryLayoutDescriptor],
+    ) -> (Handle, Vec<MemoryLayout>) {
+        match self.layout {
+            TensorLayout::Pitched => self.pitched.apply(stream_id, descriptors),
+            TensorLayout::Dense => {
+                let dense: Vec<_> = descriptors
+                    .iter()
+                    .map(|d| MemoryLayoutDescriptor::contiguous(d.shape.clone(), d.elem_size))
+                    .collect();
+                self.pitched.apply(stream_id, &dense)
+            }
+        }
+    }
 }
 
 impl DeviceService for CudaServer {
@@ -330,19 +404,20 @@ impl DeviceService for CudaServer {
 
         let cuda_ctx = CudaContext::new(comp_opts, device_props.clone(), ctx, arch);
         let logger = Arc::new(ServerLogger::default());
-        let policy = PitchedMemoryLayoutPolicy::new(device_props.memory.alignment as usize);
-        let utilities = ServerUtilities::new(device_props, logger, (), policy);
-
-        // faceclip-rs patch: a configuration set with `set_memory_configuration` wins.
-        let memory_config = {
-            let mut state = MEMORY_CONFIGURATION
+        // faceclip-rs patch: the settings from `set_memory_configuration` and
+        // `set_tensor_layout` win; from here on they are fixed.
+        let (memory_build, layout) = {
+            let mut settings = DEVICE_SETTINGS
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            state.1 = true;
-            match state.0 {
-                Some(build) => build(&mem_properties),
-                None => options.memory_config,
-            }
+            settings.started = true;
+            (settings.memory, settings.layout)
+        };
+        let policy = CudaMemoryLayoutPolicy::new(device_props.memory.alignment as usize, layout);
+        let utilities = ServerUtilities::new(device_props, logger, (), policy);
+        let memory_config = match memory_build {
+            Some(build) => build(&mem_properties),
+            None => options.memory_config,
         };
 
         CudaServer::new(

@@ -25,7 +25,6 @@ use cubecl_core::{
     },
 };
 use cubecl_runtime::{
-    allocator::PitchedMemoryLayoutPolicy,
     compiler::CubeTask,
     config::{CubeClRuntimeConfig, RuntimeConfig},
     logging::ServerLogger,
@@ -65,7 +64,8 @@ unsafe impl Send for CudaServer {}
 impl ComputeServer for CudaServer {
     type Kernel = Box<dyn CubeTask<CudaCompiler>>;
     type Storage = GpuStorage;
-    type MemoryLayoutPolicy = PitchedMemoryLayoutPolicy;
+    // faceclip-rs patch: the policy that can lay tensors out dense.
+    type MemoryLayoutPolicy = crate::CudaMemoryLayoutPolicy;
     type Info = ();
 
     fn logger(&self) -> Arc<ServerLogger> {
