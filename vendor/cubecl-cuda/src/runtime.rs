@@ -30,7 +30,7 @@ use cubecl_cpp::{
 };
 use cubecl_common::stream_id::StreamId;
 use cubecl_runtime::{
-    allocator::PitchedMemoryLayoutPolicy,
+    allocator::{ContiguousMemoryLayoutPolicy, PitchedMemoryLayoutPolicy},
     client::ComputeClient,
     logging::ServerLogger,
     server::{Handle, MemoryLayout, MemoryLayoutDescriptor, MemoryLayoutPolicy},
@@ -105,20 +105,24 @@ pub fn set_tensor_layout(layout: TensorLayout) -> Result<(), ()> {
     change_settings(|settings| settings.layout = layout)
 }
 
-/// faceclip-rs patch: CubeCL's pitched layout policy, asked for dense layouts only when the
-/// device's [`TensorLayout`] is [`TensorLayout::Dense`].
-pub struct CudaMemoryLayoutPolicy {
-    pitched: PitchedMemoryLayoutPolicy,
-    layout: TensorLayout,
+/// faceclip-rs patch: the layout policy of a device's [`TensorLayout`]: CubeCL's contiguous
+/// policy (the one wgpu uses) for [`TensorLayout::Dense`], its pitched one otherwise.
+pub struct CudaMemoryLayoutPolicy(LayoutPolicy);
+
+enum LayoutPolicy {
+    Dense(ContiguousMemoryLayoutPolicy),
+    Pitched(PitchedMemoryLayoutPolicy),
 }
 
 impl CudaMemoryLayoutPolicy {
     /// The policy for buffers aligned to `alignment` bytes, laying tensors out as `layout`.
     pub fn new(alignment: usize, layout: TensorLayout) -> Self {
-        Self {
-            pitched: PitchedMemoryLayoutPolicy::new(alignment),
-            layout,
-        }
+        Self(match layout {
+            TensorLayout::Dense => LayoutPolicy::Dense(ContiguousMemoryLayoutPolicy::new(alignment)),
+            TensorLayout::Pitched => {
+                LayoutPolicy::Pitched(PitchedMemoryLayoutPolicy::new(alignment))
+            }
+        })
     }
 }
 
@@ -128,15 +132,9 @@ impl MemoryLayoutPolicy for CudaMemoryLayoutPolicy {
         stream_id: StreamId,
         descriptors: &[MemoryLayoutDescriptor],
     ) -> (Handle, Vec<MemoryLayout>) {
-        match self.layout {
-            TensorLayout::Pitched => self.pitched.apply(stream_id, descriptors),
-            TensorLayout::Dense => {
-                let dense: Vec<_> = descriptors
-                    .iter()
-                    .map(|d| MemoryLayoutDescriptor::contiguous(d.shape.clone(), d.elem_size))
-                    .collect();
-                self.pitched.apply(stream_id, &dense)
-            }
+        match &self.0 {
+            LayoutPolicy::Dense(policy) => policy.apply(stream_id, descriptors),
+            LayoutPolicy::Pitched(policy) => policy.apply(stream_id, descriptors),
         }
     }
 }
