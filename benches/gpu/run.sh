@@ -12,16 +12,18 @@
 #              PyTorch bf16, then the per-kernel table on both
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
 # Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S (and, for the
-# kernel table of `stages`, BURN_KERNELS_S and TORCH_KERNELS_S). BURN_MEMORY=fitted
+# kernel table of `stages`, BURN_KERNELS_S and TORCH_KERNELS_S; PERF_S, where perf is installed,
+# for a host profile of Burn's narrow UNet step, `perf-unet_overhead.txt`). BURN_MEMORY=fitted
 # times Burn's CUDA backends with their memory pool laid out by `CudaMemoryPools::Fitted`,
 # BURN_LAYOUT=pitched with CubeCL's padded rows instead of dense tensors.
 #
-# It writes six or seven files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
+# It writes six to eight files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
 # (environment, steps, the binaries' stderr, cache sizes, peak GPU memory per phase),
 # results.jsonl (one JSON line per timed case, Burn and PyTorch), parity.log, report.md (the
-# merged table), autotune-summary.md (every autotuned shape: candidates, winner, failures) and
-# cubecl-cache.tar.xz — or, over 15 MiB, its pieces cubecl-cache.tar.xz.part0, .part1 (join them
-# with `cat` into .gpu/cubecl-cache.tar.xz).
+# merged table), autotune-summary.md (every autotuned shape: candidates, winner, failures),
+# perf-unet_overhead.txt (with PERF_S, where perf runs) and cubecl-cache.tar.xz — or, over
+# 15 MiB, its pieces cubecl-cache.tar.xz.part0, .part1 (join them with `cat` into
+# .gpu/cubecl-cache.tar.xz).
 #
 # CubeCL compiles every kernel with NVRTC and autotunes every new shape on first use: on
 # 2026-11-26 (H100) each matmul shape compiled and timed 29 candidates, each conv shape 8, at
@@ -46,6 +48,7 @@ log "environment"
   nvcc --version 2>/dev/null | tail -1
   python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'
   uname -r
+  echo "profilers: $(command -v perf nsys ncu gdb | tr '\n' ' ')"
 } 2>&1 | tee -a "$RUN_LOG"
 
 # Tools and libraries the binaries need at run time.
@@ -135,6 +138,18 @@ burn() { # backend, time limit in seconds
   cache_report "after burn $1"
   peak_memory "$1"
 }
+profile_host() { # case, time limit in seconds: where the host's time goes, when perf runs here
+  command -v perf >/dev/null || { log "no perf on this host: $1 not profiled"; return; }
+  log "perf $1"
+  timeout "$2" perf record -F 999 -o /tmp/perf.data -- .gpu/gpu --backend cuda-bf16 --only "$1" \
+    --warmup 1 --iters 20 >/dev/null 2>>"$RUN_LOG"
+  echo "perf record exit $?" | tee -a "$RUN_LOG"
+  {
+    perf report -i /tmp/perf.data --stdio --no-children --sort comm --percent-limit 1
+    perf report -i /tmp/perf.data --stdio --no-children --sort comm,dso,symbol --percent-limit 0.3
+  } >"$OUT/perf-$1.txt" 2>&1
+  head -40 "$OUT/perf-$1.txt"
+}
 torch() { # dtype, time limit in seconds (default 90)
   log "torch $1"
   timeout "${2:-90}" python3 benches/gpu/torch_ref.py --dtype "$1" $ONLY >>"$RESULTS" 2>>"$RUN_LOG"
@@ -222,6 +237,8 @@ if [ "$SCOPE" = stages ]; then
   ONLY="--iters 5 --only unet_step,unet_overhead,vae_decode,faceclip_encoder,unet_level"
   ONLY="$ONLY,sdxl_image,flux_step"
   burn cuda-bf16 "${BURN_S:-150}"
+  # Where a UNet step's host time goes (its narrow variant: the step's fixed cost).
+  [ "${PERF_S:-0}" -gt 0 ] && profile_host unet_overhead "$PERF_S"
   torch bf16 "${TORCH_S:-60}"
   ONLY="--iters 5 --only matmul,linear,conv,self,cross,groupnorm,layernorm"
   burn cuda-bf16 "${BURN_KERNELS_S:-60}"

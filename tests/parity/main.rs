@@ -11,6 +11,65 @@ use std::path::Path;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::weights::{Checkpoint, KeyRemap, LoadOptions, Weights};
 
+/// Runs `test`, an ignored test of this binary, in a child process, where it is the only test
+/// on its device; fails when the child fails or runs no test.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub fn run_alone(test: &str) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let output = std::process::Command::new(exe)
+        .args([test, "--exact", "--ignored", "--nocapture"])
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}{stderr}");
+    assert!(output.status.success(), "{test} failed in its own process");
+    assert!(
+        stdout.contains("1 passed"),
+        "{test} did not run in its own process"
+    );
+}
+
+/// Declares test `$name`, which runs `$body` in a child process of this test binary (through
+/// the ignored test `$name::alone`), where it is the first and only test on its device: for
+/// checks of a device's pools or layout, fixed when it starts, and for the bf16 CUDA tests,
+/// since Burn keeps one default float type per device (the first backend to use it sets it).
+/// `$body` sees its module's items; `$attr`s (a `cfg`) apply to both tests.
+macro_rules! test_alone {
+    ($(#[$attr:meta])* $name:ident, $body:block) => {
+        $(#[$attr])*
+        #[test]
+        fn $name() {
+            let module = module_path!().split_once("::").map_or("", |(_, path)| path);
+            $crate::run_alone(&format!("{module}::{}::alone", stringify!($name)));
+        }
+
+        $(#[$attr])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            #[ignore = "needs a process of its own: run by the test of its module's name"]
+            fn alone() $body
+        }
+    };
+}
+
+/// Fails unless `B`'s float tensors on `device` are of `B`'s own float type: another backend
+/// on the same device (`Cuda` before `CudaBf16`) would have set the device's default.
+#[cfg(feature = "cuda")]
+pub fn assert_own_float_dtype<B: Backend>(device: &B::Device) {
+    use burn::tensor::Element;
+    let dtype = Tensor::<B, 1>::zeros([1], device).dtype();
+    assert_eq!(
+        dtype,
+        <B::FloatElem as Element>::dtype(),
+        "{}: the device's float type was set by another backend first",
+        B::name(device)
+    );
+}
+
 mod align_tests;
 mod core_tests;
 mod dit_tests;

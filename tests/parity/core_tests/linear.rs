@@ -80,14 +80,18 @@ fn linears_match_torch_cuda() {
     });
 }
 
-#[cfg(feature = "cuda")]
-#[test]
-fn linears_match_torch_cuda_bf16() {
-    use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
-    super::on_library(NvidiaLibrary::CublasLt, 6, || {
-        check_linears::<CudaBf16>(&Default::default())
-    });
-}
+test_alone!(
+    #[cfg(feature = "cuda")]
+    linears_match_torch_cuda_bf16,
+    {
+        use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
+        let device = Default::default();
+        crate::assert_own_float_dtype::<CudaBf16>(&device);
+        crate::core_tests::on_library(NvidiaLibrary::CublasLt, 6, || {
+            check_linears::<CudaBf16>(&device)
+        });
+    }
+);
 
 /// `nn::attention_unfused` (two strided batched cuBLASLt GEMMs around a softmax on CUDA)
 /// against Burn's attention on ndarray (which `packed_attention_matches_torch` ties to
@@ -140,11 +144,15 @@ fn unfused_attention_matches_burn_cuda() {
     });
 }
 
-#[cfg(feature = "cuda")]
-#[test]
-fn unfused_attention_matches_burn_cuda_bf16() {
-    use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
-    super::on_library(NvidiaLibrary::CublasLt, 2, || {
-        check_unfused_attention::<CudaBf16>(&Default::default())
-    });
-}
+test_alone!(
+    #[cfg(feature = "cuda")]
+    unfused_attention_matches_burn_cuda_bf16,
+    {
+        use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
+        let device = Default::default();
+        crate::assert_own_float_dtype::<CudaBf16>(&device);
+        crate::core_tests::on_library(NvidiaLibrary::CublasLt, 2, || {
+            check_unfused_attention::<CudaBf16>(&device)
+        });
+    }
+);

@@ -7,9 +7,6 @@ use burn::tensor::{Distribution, Tensor};
 use faceclip_core::backend::{device_memory, DeviceMemory, NdArray};
 use faceclip_core::weights::Weights;
 
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-use super::run_alone;
-
 /// A live 4 MiB tensor is counted in use, and the pool reserves at least what is in use. (Other
 /// tests share the device, so only lower bounds hold.)
 fn check_pool_counts_a_live_tensor<B: Backend>(device: &B::Device) {
@@ -119,92 +116,70 @@ fn check_queued_work_stays_in_the_shared_pages<B: Backend>(device: &B::Device) {
     drop((queued, weight));
 }
 
-#[cfg(feature = "wgpu")]
-#[test]
-fn wgpu_weights_take_their_own_size() {
-    run_alone("core_tests::memory::wgpu_weights_take_their_own_size_alone");
-}
+test_alone!(
+    #[cfg(feature = "wgpu")]
+    wgpu_weights_take_their_own_size,
+    {
+        check_weights_take_their_own_size::<faceclip_core::backend::Wgpu>(&Default::default());
+    }
+);
 
-#[cfg(feature = "wgpu")]
-#[test]
-#[ignore = "needs its device to itself: run by wgpu_weights_take_their_own_size"]
-fn wgpu_weights_take_their_own_size_alone() {
-    check_weights_take_their_own_size::<faceclip_core::backend::Wgpu>(&Default::default());
-}
+test_alone!(
+    #[cfg(feature = "wgpu")]
+    wgpu_queued_work_stays_in_the_shared_pages,
+    {
+        check_queued_work_stays_in_the_shared_pages::<faceclip_core::backend::Wgpu>(
+            &Default::default(),
+        );
+    }
+);
 
-#[cfg(feature = "wgpu")]
-#[test]
-fn wgpu_queued_work_stays_in_the_shared_pages() {
-    run_alone("core_tests::memory::wgpu_queued_work_stays_in_the_shared_pages_alone");
-}
+test_alone!(
+    #[cfg(feature = "cuda")]
+    cuda_weights_take_their_own_size,
+    {
+        check_weights_take_their_own_size::<faceclip_core::backend::CudaBf16>(&Default::default());
+    }
+);
 
-#[cfg(feature = "wgpu")]
-#[test]
-#[ignore = "needs its device to itself: run by wgpu_queued_work_stays_in_the_shared_pages"]
-fn wgpu_queued_work_stays_in_the_shared_pages_alone() {
-    check_queued_work_stays_in_the_shared_pages::<faceclip_core::backend::Wgpu>(&Default::default());
-}
+test_alone!(
+    #[cfg(feature = "cuda")]
+    cuda_queued_work_stays_in_the_shared_pages,
+    {
+        check_queued_work_stays_in_the_shared_pages::<faceclip_core::backend::CudaBf16>(
+            &Default::default(),
+        );
+    }
+);
 
-#[cfg(feature = "cuda")]
-#[test]
-fn cuda_weights_take_their_own_size() {
-    run_alone("core_tests::memory::cuda_weights_take_their_own_size_alone");
-}
-
-#[cfg(feature = "cuda")]
-#[test]
-#[ignore = "needs its device to itself: run by cuda_weights_take_their_own_size"]
-fn cuda_weights_take_their_own_size_alone() {
-    check_weights_take_their_own_size::<faceclip_core::backend::CudaBf16>(&Default::default());
-}
-
-#[cfg(feature = "cuda")]
-#[test]
-fn cuda_queued_work_stays_in_the_shared_pages() {
-    run_alone("core_tests::memory::cuda_queued_work_stays_in_the_shared_pages_alone");
-}
-
-#[cfg(feature = "cuda")]
-#[test]
-#[ignore = "needs its device to itself: run by cuda_queued_work_stays_in_the_shared_pages"]
-fn cuda_queued_work_stays_in_the_shared_pages_alone() {
-    check_queued_work_stays_in_the_shared_pages::<faceclip_core::backend::CudaBf16>(
-        &Default::default(),
-    );
-}
-
-/// With [`CudaMemoryPools::Fitted`](faceclip_core::backend::CudaMemoryPools), a tensor the size
-/// of the SDXL UNet's largest activation (the GEGLU projection at 1152×864, CFG batch 2, bf16:
-/// 79.6 MB) reserves its own size and a quarter at most, where CubeCL's preset takes a page of
-/// 1.25 GiB or more; once the device has started, the layout can no longer change.
-#[cfg(feature = "cuda")]
-#[test]
-fn cuda_fitted_pools_reserve_about_a_tensors_size() {
-    run_alone("core_tests::memory::cuda_fitted_pools_reserve_about_a_tensors_size_alone");
-}
-
-#[cfg(feature = "cuda")]
-#[test]
-#[ignore = "needs a process of its own: run by cuda_fitted_pools_reserve_about_a_tensors_size"]
-fn cuda_fitted_pools_reserve_about_a_tensors_size_alone() {
-    use faceclip_core::backend::{set_cuda_memory_pools, CudaBf16, CudaMemoryPools};
-    set_cuda_memory_pools(CudaMemoryPools::Fitted).expect("before the first CUDA tensor");
-    let device = Default::default();
-    let before = settled_pool::<CudaBf16>(&device);
-    let tensor = Tensor::<CudaBf16, 3>::random([2, 3888, 5120], Distribution::Default, &device);
-    let after = settled_pool::<CudaBf16>(&device);
-    let bytes = 2 * 3888 * 5120 * 2;
-    let grown = after.reserved_bytes - before.reserved_bytes;
-    println!("a tensor of {bytes} B reserved {grown} B");
-    assert!(
-        after.in_use_bytes - before.in_use_bytes >= bytes,
-        "{after:?}"
-    );
-    assert!(
-        grown as f64 <= bytes as f64 * 1.25 + f64::from(1 << 20),
-        "{grown} B for {bytes} B"
-    );
-    let error = set_cuda_memory_pools(CudaMemoryPools::CubeclPreset).unwrap_err();
-    assert!(error.to_string().contains("already started"), "{error}");
-    drop(tensor);
-}
+test_alone!(
+    /// With [`CudaMemoryPools::Fitted`](faceclip_core::backend::CudaMemoryPools), a tensor the
+    /// size of the SDXL UNet's largest activation (the GEGLU projection at 1152×864, CFG batch
+    /// 2, bf16: 79.6 MB) reserves its own size and a quarter at most, where CubeCL's preset
+    /// takes a page of 1.25 GiB or more; once the device has started, the layout can no longer
+    /// change.
+    #[cfg(feature = "cuda")]
+    cuda_fitted_pools_reserve_about_a_tensors_size,
+    {
+        use faceclip_core::backend::{set_cuda_memory_pools, CudaBf16, CudaMemoryPools};
+        set_cuda_memory_pools(CudaMemoryPools::Fitted).expect("before the first CUDA tensor");
+        let device = Default::default();
+        let before = settled_pool::<CudaBf16>(&device);
+        let tensor = Tensor::<CudaBf16, 3>::random([2, 3888, 5120], Distribution::Default, &device);
+        let after = settled_pool::<CudaBf16>(&device);
+        let bytes = 2 * 3888 * 5120 * 2;
+        let grown = after.reserved_bytes - before.reserved_bytes;
+        println!("a tensor of {bytes} B reserved {grown} B");
+        assert!(
+            after.in_use_bytes - before.in_use_bytes >= bytes,
+            "{after:?}"
+        );
+        assert!(
+            grown as f64 <= bytes as f64 * 1.25 + f64::from(1 << 20),
+            "{grown} B for {bytes} B"
+        );
+        let error = set_cuda_memory_pools(CudaMemoryPools::CubeclPreset).unwrap_err();
+        assert!(error.to_string().contains("already started"), "{error}");
+        drop(tensor);
+    }
+);

@@ -35,22 +35,3 @@ pub fn on_library(
     assert!(after.launched >= before.launched + calls, "{after:?}");
     assert_eq!(after.fallbacks, before.fallbacks, "{after:?}");
 }
-
-/// Runs `test`, an ignored test of this binary, in a child process, where it is the only test
-/// on its device; fails when the child fails or runs no test.
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-pub fn run_alone(test: &str) {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let output = std::process::Command::new(exe)
-        .args([test, "--exact", "--ignored", "--nocapture"])
-        .output()
-        .expect("run the test binary again");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}{stderr}");
-    assert!(output.status.success(), "{test} failed in its own process");
-    assert!(
-        stdout.contains("1 passed"),
-        "{test} did not run in its own process"
-    );
-}

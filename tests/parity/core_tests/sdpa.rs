@@ -60,11 +60,15 @@ fn sdpa_matches_torch_cuda() {
     check_sdpa::<faceclip_core::backend::Cuda>(&Default::default());
 }
 
-#[cfg(feature = "cuda")]
-#[test]
-fn sdpa_matches_torch_cuda_bf16() {
-    use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
-    super::on_library(NvidiaLibrary::Cudnn, CASES.len() as u64, || {
-        check_sdpa::<CudaBf16>(&Default::default())
-    });
-}
+test_alone!(
+    #[cfg(feature = "cuda")]
+    sdpa_matches_torch_cuda_bf16,
+    {
+        use faceclip_core::backend::{CudaBf16, NvidiaLibrary};
+        let device = Default::default();
+        crate::assert_own_float_dtype::<CudaBf16>(&device);
+        crate::core_tests::on_library(NvidiaLibrary::Cudnn, CASES.len() as u64, || {
+            check_sdpa::<CudaBf16>(&device)
+        });
+    }
+);

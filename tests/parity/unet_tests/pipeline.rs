@@ -84,17 +84,21 @@ fn tiny_sdxl_pipeline_matches_diffusers_cuda() {
     println!("tiny SDXL pipeline PSNR vs diffusers (cuda): {db:.1} dB");
 }
 
-/// The whole tiny pipeline with bf16 weights and activations against the f32 reference.
-#[cfg(feature = "cuda")]
-#[test]
-fn tiny_sdxl_pipeline_matches_diffusers_cuda_bf16() {
-    let db = check_pipeline::<faceclip_core::backend::CudaBf16>(&Default::default());
-    assert!(
-        db >= MIN_PSNR_DB_BF16,
-        "PSNR {db:.1} dB < {MIN_PSNR_DB_BF16} dB"
-    );
-    println!("tiny SDXL pipeline PSNR vs diffusers (cuda, bf16): {db:.1} dB");
-}
+test_alone!(
+    /// The whole tiny pipeline with bf16 weights and activations against the f32 reference.
+    #[cfg(feature = "cuda")]
+    tiny_sdxl_pipeline_matches_diffusers_cuda_bf16,
+    {
+        let device = Default::default();
+        crate::assert_own_float_dtype::<faceclip_core::backend::CudaBf16>(&device);
+        let db = check_pipeline::<faceclip_core::backend::CudaBf16>(&device);
+        assert!(
+            db >= MIN_PSNR_DB_BF16,
+            "PSNR {db:.1} dB < {MIN_PSNR_DB_BF16} dB"
+        );
+        println!("tiny SDXL pipeline PSNR vs diffusers (cuda, bf16): {db:.1} dB");
+    }
+);
 
 #[test]
 fn denoise_refuses_bad_guidance_and_steps_and_can_be_cancelled() {
