@@ -12,7 +12,8 @@
 #              PyTorch bf16, then the per-kernel table on both
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
 # Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S (and, for the
-# kernel table of `stages`, BURN_KERNELS_S and TORCH_KERNELS_S; PERF_S, where perf is installed,
+# kernel table of `stages`, BURN_KERNELS_S and TORCH_KERNELS_S, 0 to skip it; TORCH_ONLY, the
+# PyTorch stages' list (comma-separated cases) where it differs from Burn's; PERF_S, where perf is installed,
 # for a host profile of Burn's narrow UNet step, `perf-unet_overhead.txt`). BURN_MEMORY=fitted
 # times Burn's CUDA backends with their memory pool laid out by `CudaMemoryPools::Fitted`,
 # BURN_LAYOUT=pitched with CubeCL's padded rows instead of dense tensors.
@@ -184,8 +185,9 @@ pack_cache() { # the cache into $OUT, replacing an earlier pack only once the ne
 # unfused, and the models' entry: cuDNN's fused kernel), the group and layer norms (fused, and
 # Burn's ops) and the GEMMs (cuBLASLt, and Burn's matmul), the 3×3 convolution (cuDNN, and
 # Burn's), and the narrow UNet that measures the step's fixed cost.
-WARM_PARTS="unet_level2 unet_level1 vae_decode faceclip_encoder flux_step self,cross,groupnorm,layernorm
-  matmul,linear,conv unet_overhead"
+# (WARM_PARTS chooses others: the stages' alone when the kernel table is skipped.)
+WARM_PARTS=${WARM_PARTS:-"unet_level2 unet_level1 vae_decode faceclip_encoder flux_step
+  self,cross,groupnorm,layernorm matmul,linear,conv unet_overhead"}
 # The CUDA parity tests in processes of their own, by test-name prefix (the pipeline first).
 PARITY_GROUPS="unet_tests::pipeline unet_tests::unet_model unet_tests::vae core_tests align_tests
   encoders_tests fusion_tests dit_tests"
@@ -239,10 +241,12 @@ if [ "$SCOPE" = stages ]; then
   burn cuda-bf16 "${BURN_S:-150}"
   # Where a UNet step's host time goes (its narrow variant: the step's fixed cost).
   [ "${PERF_S:-0}" -gt 0 ] && profile_host unet_overhead "$PERF_S"
+  [ -n "${TORCH_ONLY:-}" ] && ONLY="--iters 5 --only $TORCH_ONLY"
   torch bf16 "${TORCH_S:-60}"
   ONLY="--iters 5 --only matmul,linear,conv,self,cross,groupnorm,layernorm"
-  burn cuda-bf16 "${BURN_KERNELS_S:-60}"
-  torch bf16 "${TORCH_KERNELS_S:-30}"
+  # A limit of 0 skips the kernel table (`timeout 0` would not limit at all).
+  [ "${BURN_KERNELS_S:-60}" -gt 0 ] && burn cuda-bf16 "${BURN_KERNELS_S:-60}"
+  [ "${TORCH_KERNELS_S:-30}" -gt 0 ] && torch bf16 "${TORCH_KERNELS_S:-30}"
   finish
   exit 0
 fi
