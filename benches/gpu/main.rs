@@ -28,7 +28,10 @@
 //! JSON object per case goes to stdout, with `peak_reserved_mb`: the most the GPU backend's
 //! memory pool held after any timed call, inputs and weights included (`live_at_start_mb`: what
 //! was live before the first timed call; `warmup_peak_reserved_mb`: the pool's peak over the
-//! warm-up, autotuning's buffers included; `null` on ndarray).
+//! warm-up, autotuning's buffers included; `null` on ndarray). Each row also has, per batched
+//! call, the NVIDIA libraries' operations (`cublaslt_calls`, `cudnn_calls`), the host time they
+//! took on the device thread (`cublaslt_host_ms`, `cudnn_host_ms`) and the plans they made
+//! (`*_plans`; all 0 off CUDA).
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
 use std::ops::ControlFlow;
@@ -201,6 +204,7 @@ fn time_case<B: Backend, T>(
     }
     synced.sort_by(f64::total_cmp);
     let median = synced[synced.len() / 2];
+    let libraries_before = NVIDIA_LIBRARIES.map(library_stats);
     let t = Instant::now();
     for _ in 0..options.iters {
         drop(f());
@@ -211,10 +215,26 @@ fn time_case<B: Backend, T>(
     sync();
     let batched = t.elapsed().as_secs_f64() * 1e3 / options.iters as f64;
     pool.sample();
+    // Per call: the NVIDIA libraries' operations, the host time they took, and plans made.
+    let per_call = |total: u64| total as f64 / options.iters as f64;
+    let libraries = NVIDIA_LIBRARIES
+        .iter()
+        .zip(&libraries_before)
+        .map(|(library, before)| {
+            let after = library_stats(*library);
+            format!(
+                "\"{name}_calls\":{:.1},\"{name}_host_ms\":{:.4},\"{name}_plans\":{:.1},",
+                per_call(after.launched - before.launched),
+                per_call(after.host_micros - before.host_micros) / 1e3,
+                per_call(after.plans - before.plans),
+                name = library.name().to_lowercase(),
+            )
+        })
+        .collect::<String>();
     println!(
         "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}\",\"shape\":\"{shape}\",\
          \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"host_ms\":{host:.4},\
-         \"flop\":{flop:e},\
+         \"flop\":{flop:e},{libraries}\
          \"first_call_s\":{first_call_s:.2},\"warmup_s\":{warmup_s:.2},\"iters\":{},\
          \"peak_reserved_mb\":{},\"live_at_start_mb\":{},\"warmup_peak_reserved_mb\":{}}}",
         options.backend,
@@ -286,6 +306,92 @@ fn kernels<B: Backend>(options: &Options, device: &B::Device) {
     conv_cases::<B>(options, device);
     group_norm_cases::<B>(options, device);
     layer_norm_cases::<B>(options, device);
+    launch_cases::<B>(options, device);
+}
+
+/// The NVIDIA libraries whose work each case counts (nothing off CUDA).
+const NVIDIA_LIBRARIES: [NvidiaLibrary; 2] = [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn];
+
+/// Calls chained in one `launch_*` case.
+const LAUNCH_CALLS: usize = 256;
+
+/// What one call of each kind costs the host: [`LAUNCH_CALLS`] chained calls on operands so
+/// small that the device finishes each at once, so `host_ms / LAUNCH_CALLS` is the host's cost
+/// of queueing one (a UNet step makes about 2 000 such calls). The models' entries (on CUDA:
+/// cuBLASLt, cuDNN, the fused group norm), Burn's matmul, and Burn's element-wise ops (three per
+/// call, which its fusion merges into few kernels).
+fn launch_cases<B: Backend>(options: &Options, device: &B::Device) {
+    let n = LAUNCH_CALLS;
+    let chain =
+        |name: &str, shape: &str, step: &dyn Fn(Tensor<B, 4>) -> Tensor<B, 4>, x: Tensor<B, 4>| {
+            time_case::<B, _>(
+                options,
+                device,
+                name,
+                &format!("{n} calls, {shape}"),
+                0.0,
+                || (0..n).fold(x.clone(), |y, _| step(y)),
+            );
+        };
+    if options.wants("launch_linear") {
+        let weight = uniform::<B, 2>([64, 64], device).mul_scalar(0.1);
+        chain(
+            "launch_linear",
+            "[1,1,8,64]x64",
+            &|y| linear(y, &weight, None),
+            uniform([1, 1, 8, 64], device),
+        );
+    }
+    if options.wants("launch_matmul") {
+        let weight = uniform::<B, 4>([1, 1, 64, 64], device).mul_scalar(0.1);
+        chain(
+            "launch_matmul",
+            "[1,1,8,64]x64",
+            &|y| y.matmul(weight.clone()),
+            uniform([1, 1, 8, 64], device),
+        );
+    }
+    if options.wants("launch_conv") {
+        let conv = Conv2dConfig::new([16, 16], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init::<B>(device);
+        chain(
+            "launch_conv",
+            "[1,16,8,8] 3x3",
+            &|y| conv_forward(&conv, y),
+            uniform([1, 16, 8, 8], device),
+        );
+    }
+    if options.wants("launch_attention") {
+        let (k, v) = (
+            uniform::<B, 4>([1, 2, 16, 64], device),
+            uniform::<B, 4>([1, 2, 16, 64], device),
+        );
+        let options = AttentionModuleOptions::default();
+        chain(
+            "launch_attention",
+            "q,k,v [1,2,16,64]",
+            &|y| sdpa(y, k.clone(), v.clone(), options),
+            uniform([1, 2, 16, 64], device),
+        );
+    }
+    if options.wants("launch_group_norm") {
+        let norm = GroupNormConfig::new(8, 32).init::<B>(device);
+        chain(
+            "launch_group_norm",
+            "[1,32,8,8] 8 groups + SiLU",
+            &|y| group_norm_silu(&norm, y),
+            uniform([1, 32, 8, 8], device),
+        );
+    }
+    if options.wants("launch_elementwise") {
+        chain(
+            "launch_elementwise",
+            "[1,1,8,64] mul, exp, mul",
+            &|y| y.mul_scalar(0.999).exp().mul_scalar(0.5),
+            uniform([1, 1, 8, 64], device),
+        );
+    }
 }
 
 /// A square matmul on the models' entry and on Burn's matmul.
@@ -773,7 +879,7 @@ fn run<B: Backend>(options: &Options, device: B::Device) {
     if is_cuda::<B>(&device) {
         set_cuda_attention(options.attention);
         eprintln!("attention: {:?}", options.attention);
-        for library in [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn] {
+        for library in NVIDIA_LIBRARIES {
             match use_library(library, !options.burn_kernels) {
                 Ok(()) if options.burn_kernels => {
                     eprintln!("{}: off (--burn-kernels)", library.name())
@@ -786,7 +892,7 @@ fn run<B: Backend>(options: &Options, device: B::Device) {
     kernels::<B>(options, &device);
     stages::<B>(options, &device);
     if is_cuda::<B>(&device) {
-        for library in [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn] {
+        for library in NVIDIA_LIBRARIES {
             eprintln!("{}: {:?}", library.name(), library_stats(library));
         }
     }

@@ -12,7 +12,9 @@ footprint during the case, inputs and weights included: PyTorch's `max_memory_re
 (what was live before the first timed call, weights and inputs, is `live_at_start_mb` in the raw
 JSON); "mem ratio" = Burn / PyTorch. A second table gives each stage's host time: the part of
 the batched calls until the last one returned, before the sync (`unet_overhead`, the UNet step
-narrowed to a tenth of its width on a small latent, is nearly all of it: the step's fixed cost).
+narrowed to a tenth of its width on a small latent, is nearly all of it: the step's fixed cost),
+and what Burn's NVIDIA-library calls took of the host (on the device thread) per call. A third
+gives the host's cost of one call of each kind (`launch_*`: chains of tiny calls).
 """
 
 import json
@@ -75,6 +77,7 @@ def main(paths):
                   f"{ratio} | {tflops(bm)} | {tflops(tm)} | {dash(torch_peak)} | "
                   f"{dash(burn_peak)} | {mem_ratio} | {dash(first)} |")
     host_table(by, cases)
+    launch_table(by, cases)
     wgpu = [r for r in rows if r["impl"] == "burn" and r["backend"] == "wgpu"]
     if wgpu:
         print()
@@ -100,12 +103,40 @@ def host_table(by, cases):
             if (b or {}).get("host_ms") is None and (t or {}).get("host_ms") is None:
                 continue
             ms = lambda r, key: fmt(r.get(key)) if r else "–"
+            libraries = "–"
+            if b and "cublaslt_calls" in b:
+                libraries = (f"{b['cublaslt_calls']:.0f} / {b['cudnn_calls']:.0f} calls, "
+                             f"{b['cublaslt_host_ms'] + b['cudnn_host_ms']:.1f} ms, "
+                             f"{b['cublaslt_plans'] + b['cudnn_plans']:.0f} plans")
             lines.append(f"| {case} | {torch_backend.split('-')[1]} | {ms(t, 'host_ms')} | "
                          f"{ms(t, 'mean_batched_ms')} | {ms(b, 'host_ms')} | "
-                         f"{ms(b, 'mean_batched_ms')} |")
+                         f"{ms(b, 'mean_batched_ms')} | {libraries} |")
     if lines:
         print()
-        print("| stage | precision | PyTorch host ms | PyTorch ms | Burn host ms | Burn ms |")
+        print("| stage | precision | PyTorch host ms | PyTorch ms | Burn host ms | Burn ms | "
+              "Burn's cuBLASLt / cuDNN per call |")
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(lines))
+
+
+def launch_table(by, cases):
+    """The host's cost of one call (`launch_*` cases: chains of tiny calls), in microseconds:
+    the chain's host time over its length, which the shape names."""
+    lines = []
+    for case in (c for c in cases if c.startswith("launch_")):
+        for burn_backend, torch_backend in PAIRS:
+            b = by.get(("burn", burn_backend, case))
+            t = by.get(("torch", torch_backend, case))
+            if b is None and t is None:
+                continue
+            calls = int((b or t)["shape"].split()[0])
+            us = lambda r, key: f"{r[key] * 1e3 / calls:.1f}" if r else "–"
+            lines.append(f"| {case} | {(b or t)['shape']} | {torch_backend.split('-')[1]} | "
+                         f"{us(t, 'host_ms')} | {us(b, 'host_ms')} | {us(b, 'mean_batched_ms')} |")
+    if lines:
+        print()
+        print("| case | calls | precision | PyTorch host µs/call | Burn host µs/call | "
+              "Burn µs/call |")
         print("|---|---|---|---|---|---|")
         print("\n".join(lines))
 

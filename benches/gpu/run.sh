@@ -236,7 +236,8 @@ if [ "$SCOPE" = stages ]; then
   pack_cache # what the warm-up compiled comes back even if the session's limit cuts the rest
   # The stages first, then the kernel table: on 2026-11-27 (H200) Burn's own attention
   # kernels at the VAE's shape, autotuned in the timed run, took the whole of one shared limit.
-  ONLY="--iters 5 --only unet_step,unet_overhead,vae_decode,faceclip_encoder,unet_level"
+  # (`launch`: the host's cost of one call of each kind, first: they take a second.)
+  ONLY="--iters 5 --only launch,unet_step,unet_overhead,vae_decode,faceclip_encoder,unet_level"
   ONLY="$ONLY,sdxl_image,flux_step"
   burn cuda-bf16 "${BURN_S:-150}"
   # Where a UNet step's host time goes (its narrow variant: the step's fixed cost).

@@ -215,6 +215,46 @@ def kernels(b):
         x = b.rand(bs, n, c)
         norm = torch.nn.LayerNorm(c).to(b.device, b.dtype)
         b.time("layernorm", f"[{bs},{n},{c}]", 0.0, lambda: norm(x))
+    launch(b)
+
+
+LAUNCH_CALLS = 256
+
+
+def launch(b):
+    """What one call costs the host: LAUNCH_CALLS chained calls on tiny operands (the `launch_*`
+    cases of main.rs; per call, divide by LAUNCH_CALLS)."""
+    n = LAUNCH_CALLS
+
+    def chain(name, shape, step, x):
+        def f():
+            y = x
+            for _ in range(n):
+                y = step(y)
+            return y
+        b.time(name, f"{n} calls, {shape}", 0.0, f)
+
+    if b.wants("launch_linear"):
+        wt = b.rand(64, 64) * 0.1
+        chain("launch_linear", "[1,1,8,64]x64", lambda y: F.linear(y, wt), b.rand(1, 1, 8, 64))
+    if b.wants("launch_matmul"):
+        wt = b.rand(1, 1, 64, 64) * 0.1
+        chain("launch_matmul", "[1,1,8,64]x64", lambda y: y @ wt, b.rand(1, 1, 8, 64))
+    if b.wants("launch_conv"):
+        wt, bias = b.rand(16, 16, 3, 3) * 0.1, b.rand(16)
+        chain("launch_conv", "[1,16,8,8] 3x3", lambda y: F.conv2d(y, wt, bias, padding=1),
+              b.rand(1, 16, 8, 8))
+    if b.wants("launch_attention"):
+        k, v = b.rand(1, 2, 16, 64), b.rand(1, 2, 16, 64)
+        chain("launch_attention", "q,k,v [1,2,16,64]",
+              lambda y: F.scaled_dot_product_attention(y, k, v), b.rand(1, 2, 16, 64))
+    if b.wants("launch_group_norm"):
+        norm = torch.nn.GroupNorm(8, 32).to(b.device, b.dtype)
+        chain("launch_group_norm", "[1,32,8,8] 8 groups + SiLU", lambda y: F.silu(norm(y)),
+              b.rand(1, 32, 8, 8))
+    if b.wants("launch_elementwise"):
+        chain("launch_elementwise", "[1,1,8,64] mul, exp, mul",
+              lambda y: (y * 0.999).exp() * 0.5, b.rand(1, 1, 8, 64))
 
 
 def stages(b):

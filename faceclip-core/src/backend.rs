@@ -47,6 +47,10 @@ pub type CudaDevice = burn_cuda::CudaDevice;
 
 /// NVIDIA GPUs through CUDA with `bf16` tensors (weights and activations), the precision the
 /// GPU benchmarks compare with PyTorch's bf16 runs.
+///
+/// [`Cuda`] and `CudaBf16` share their devices, and Burn keeps one default float type per
+/// device, set by the first backend that uses it: after [`Cuda`] has used a device, tensors
+/// `CudaBf16` creates there are f32. Use one of the two per process.
 #[cfg(feature = "cuda")]
 pub type CudaBf16 = burn_cuda::Cuda<burn::tensor::bf16, i32>;
 
@@ -373,6 +377,12 @@ pub struct LibraryStats {
     pub fallbacks: u64,
     /// Why the latest fallback happened.
     pub last_failure: Option<String>,
+    /// Host time spent queueing the library's operations, in microseconds: operand buffers
+    /// looked up, outputs and workspaces allocated, plans made, the library called (on the
+    /// device thread, where Burn's fusion stream runs the operations).
+    pub host_micros: u64,
+    /// Plans made (descriptors and the chosen algorithm, once per shape, cached after).
+    pub plans: u64,
 }
 
 /// What a GPU backend's memory pool holds on one device (CubeCL's allocator, which Burn's

@@ -347,7 +347,7 @@ struct GemmKey {
 }
 
 /// The cuBLASLt handle and the plans made so far.
-static SESSION: Session<sys::cublasLtHandle_t, GemmKey, Plan> = Session::new();
+static SESSION: Session<sys::cublasLtHandle_t, GemmKey, Plan> = Session::new(&CUBLASLT);
 
 // SAFETY: cuBLASLt descriptors may be used from any thread, one at a time (the session's lock).
 unsafe impl Send for Plan {}

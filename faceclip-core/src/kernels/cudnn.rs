@@ -238,7 +238,7 @@ struct PlanKey {
 }
 
 /// The cuDNN handle and the plans made so far.
-static SESSION: Session<sys::cudnnHandle_t, PlanKey, Plan> = Session::new();
+static SESSION: Session<sys::cudnnHandle_t, PlanKey, Plan> = Session::new(&CUDNN);
 
 // SAFETY: cuDNN descriptors may be used from any thread, one at a time (the session's lock).
 unsafe impl Send for Plan {}

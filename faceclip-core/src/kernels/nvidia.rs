@@ -12,6 +12,7 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use burn::tensor::DType;
 use burn_cubecl::{tensor::CubeTensor, CubeRuntime};
@@ -37,6 +38,8 @@ pub(crate) struct LibraryPath {
     launched: AtomicU64,
     fallbacks: AtomicU64,
     last_failure: Mutex<Option<String>>,
+    host_nanos: AtomicU64,
+    plans: AtomicU64,
 }
 
 impl LibraryPath {
@@ -55,6 +58,8 @@ impl LibraryPath {
             launched: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            host_nanos: AtomicU64::new(0),
+            plans: AtomicU64::new(0),
         }
     }
 
@@ -105,6 +110,8 @@ impl LibraryPath {
             launched: self.launched.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             last_failure: lock(&self.last_failure).clone(),
+            host_micros: self.host_nanos.load(Ordering::Relaxed) / 1000,
+            plans: self.plans.load(Ordering::Relaxed),
         }
     }
 
@@ -112,6 +119,20 @@ impl LibraryPath {
     /// tensors or `run` fails, `fallback` (Burn's ops) computes the result and the failure is
     /// counted.
     pub(crate) fn launch<R: CubeRuntime>(
+        &self,
+        inputs: [CubeTensor<R>; 3],
+        run: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> + Send,
+        fallback: impl FnOnce([CubeTensor<R>; 3]) -> CubeTensor<R>,
+    ) -> CubeTensor<R> {
+        let started = Instant::now();
+        let output = self.launch_timed(inputs, run, fallback);
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.host_nanos.fetch_add(nanos, Ordering::Relaxed);
+        output
+    }
+
+    /// [`Self::launch`] without the clock.
+    fn launch_timed<R: CubeRuntime>(
         &self,
         inputs: [CubeTensor<R>; 3],
         run: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> + Send,
@@ -179,6 +200,8 @@ pub(crate) fn contiguous(tensor: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRunt
 /// A library handle `H`, created on first use, and the plans `P` (descriptors, algorithm) made
 /// with it per key `K`, kept for the process and used under one lock.
 pub(crate) struct Session<H, K, P> {
+    /// The library whose plans these are (which counts them).
+    library: &'static LibraryPath,
     state: Mutex<Option<SessionState<H, K, P>>>,
 }
 
@@ -196,9 +219,10 @@ struct LibraryHandle<H>(H);
 unsafe impl<H> Send for LibraryHandle<H> {}
 
 impl<H: Copy, K: Copy + Eq + Hash, P> Session<H, K, P> {
-    /// A session with no handle yet.
-    pub(crate) const fn new() -> Self {
+    /// A session of `library` with no handle yet.
+    pub(crate) const fn new(library: &'static LibraryPath) -> Self {
         Self {
+            library,
             state: Mutex::new(None),
         }
     }
@@ -222,7 +246,10 @@ impl<H: Copy, K: Copy + Eq + Hash, P> Session<H, K, P> {
         let handle = state.handle.0;
         let plan = match state.plans.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(plan(handle)?),
+            Entry::Vacant(entry) => {
+                self.library.plans.fetch_add(1, Ordering::Relaxed);
+                entry.insert(plan(handle)?)
+            }
         };
         call(handle, plan)
     }

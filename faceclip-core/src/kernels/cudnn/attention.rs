@@ -422,7 +422,8 @@ enum Step {
 }
 
 /// The cuDNN handle of the attention plans and the plans (or why a key has none).
-static SESSION: Session<sys::cudnnHandle_t, PlanKey, Result<Plan, String>> = Session::new();
+static SESSION: Session<sys::cudnnHandle_t, PlanKey, Result<Plan, String>> =
+    Session::new(&super::CUDNN);
 
 impl Attention {
     /// cuDNN on CUDA tensors; runs on the device thread.
