@@ -257,12 +257,24 @@ def launch(b):
               lambda y: (y * 0.999).exp() * 0.5, b.rand(1, 1, 8, 64))
 
 
+def build(b, make):
+    """`make()`'s model, built on the device in the benchmark's dtype (random weights drawn
+    there: on the host the SDXL UNet's 2.6 B take tens of seconds), in eval mode."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(b.dtype)
+    try:
+        with torch.device(b.device):
+            return make().eval()
+    finally:
+        torch.set_default_dtype(default)
+
+
 def stages(b):
     s = b.args.small
     if b.wants("vae_decode"):
         from diffusers import AutoencoderKL
 
-        vae = AutoencoderKL(**SDXL_VAE).to(b.device, b.dtype).eval()
+        vae = build(b, lambda: AutoencoderKL(**SDXL_VAE))
         h, w = (8, 6) if s else (144, 108)
         z = torch.randn(1, 4, h, w, device=b.device, dtype=b.dtype)
         f = lambda: vae.decode(z).sample
@@ -283,7 +295,7 @@ def unet_step(b, name, config, n, h, w):
     """One UNet step of `config` on an [n, 4, h, w] latent with 77 text tokens."""
     from diffusers import UNet2DConditionModel
 
-    unet = UNet2DConditionModel(**config).to(b.device, b.dtype).eval()
+    unet = build(b, lambda: UNet2DConditionModel(**config))
     x = torch.randn(n, 4, h, w, device=b.device, dtype=b.dtype)
     t = torch.tensor([981.0] * n, device=b.device)
     ctx = torch.randn(n, 77, 2048, device=b.device, dtype=b.dtype)
@@ -300,8 +312,8 @@ def sdxl_image(b):
     """50 Euler steps with guidance (UNet on batch 2) and the VAE decode: `gpu`'s `sdxl_image`."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 
-    unet = UNet2DConditionModel(**SDXL_UNET).to(b.device, b.dtype).eval()
-    vae = AutoencoderKL(**SDXL_VAE).to(b.device, b.dtype).eval()
+    unet = build(b, lambda: UNet2DConditionModel(**SDXL_UNET))
+    vae = build(b, lambda: AutoencoderKL(**SDXL_VAE))
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
                                        beta_schedule="scaled_linear", timestep_spacing="leading",
                                        steps_offset=1)
@@ -334,12 +346,8 @@ def flux_step(b):
 
     config = FLUX_SMALL if b.args.small else FLUX_DEV
     (h, w), text = ((16, 12), 16) if b.args.small else ((144, 108), 512)
-    # Built on the device in the benchmark's dtype (12 B parameters: 24 GB in bf16).
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(b.dtype)
-    with torch.device(b.device):
-        model = FluxTransformer2DModel(**config).eval()
-    torch.set_default_dtype(default)
+    # 12 B parameters: 24 GB in bf16.
+    model = build(b, lambda: FluxTransformer2DModel(**config))
     tokens = (h // 2) * (w // 2)
     randn = lambda *shape: torch.randn(*shape, device=b.device, dtype=b.dtype)
     rows = torch.arange(h // 2, device=b.device).repeat_interleave(w // 2)
