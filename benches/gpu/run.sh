@@ -13,10 +13,11 @@
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
 # Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S (and, for the
 # kernel table of `stages`, BURN_KERNELS_S and TORCH_KERNELS_S, 0 to skip it; TORCH_ONLY, the
-# PyTorch stages' list (comma-separated cases) where it differs from Burn's; PERF_S, where perf is installed,
-# for a host profile of Burn's narrow UNet step, `perf-unet_overhead.txt`). BURN_MEMORY=fitted
-# times Burn's CUDA backends with their memory pool laid out by `CudaMemoryPools::Fitted`,
-# BURN_LAYOUT=pitched with CubeCL's padded rows instead of dense tensors.
+# PyTorch stages' list (comma-separated cases) where it differs from Burn's; PERF_S, where perf
+# is installed, for a host profile of Burn's narrow UNet step, `perf-unet_overhead.txt`).
+# BURN_MEMORY=fitted times Burn's CUDA backends with their memory pool laid out by
+# `CudaMemoryPools::Fitted`, BURN_LAYOUT=pitched with CubeCL's padded rows instead of dense
+# tensors.
 #
 # It writes six to eight files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
 # (environment, steps, the binaries' stderr, cache sizes, peak GPU memory per phase),

@@ -247,8 +247,9 @@ impl<H: Copy, K: Copy + Eq + Hash, P> Session<H, K, P> {
         let plan = match state.plans.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
+                let made = plan(handle)?;
                 self.library.plans.fetch_add(1, Ordering::Relaxed);
-                entry.insert(plan(handle)?)
+                entry.insert(made)
             }
         };
         call(handle, plan)

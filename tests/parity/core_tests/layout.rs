@@ -24,7 +24,7 @@ const MATMUL_TOLERANCE: f64 = 1e-2;
 /// middle axes swapped (highly permuted: the matmul copies it first), for `k` whose copy's rows
 /// are 16-byte aligned in bf16 (80, 64) and for `k` of the same shape class whose are not (77,
 /// 75), in that order, on one device; each product against the host's.
-pub(super) fn check_permuted_matmuls<B: Backend>(device: &B::Device) {
+fn check_permuted_matmuls<B: Backend>(device: &B::Device) {
     let [batch, heads, rows, cols] = [2, 8, 1024, 64];
     for k in [80, 64, 77, 75] {
         let stored = Tensor::<B, 4>::random([batch, rows, heads, k], Distribution::Default, device);
