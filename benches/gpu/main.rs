@@ -30,8 +30,8 @@
 //! was live before the first timed call; `warmup_peak_reserved_mb`: the pool's peak over the
 //! warm-up, autotuning's buffers included; `null` on ndarray). Each row also has, per batched
 //! call, the NVIDIA libraries' operations (`cublaslt_calls`, `cudnn_calls`), the host time they
-//! took on the device thread (`cublaslt_host_ms`, `cudnn_host_ms`) and the plans they made
-//! (`*_plans`; all 0 off CUDA).
+//! took on the device thread (`cublaslt_host_ms`, `cudnn_host_ms`; `*_library_ms`: the part
+//! inside the libraries' own functions) and the plans they made (`*_plans`; all 0 off CUDA).
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
 use std::ops::ControlFlow;
@@ -223,9 +223,11 @@ fn time_case<B: Backend, T>(
         .map(|(library, before)| {
             let after = library_stats(*library);
             format!(
-                "\"{name}_calls\":{:.1},\"{name}_host_ms\":{:.4},\"{name}_plans\":{:.1},",
+                "\"{name}_calls\":{:.1},\"{name}_host_ms\":{:.4},\"{name}_library_ms\":{:.4},\
+                 \"{name}_plans\":{:.1},",
                 per_call(after.launched - before.launched),
                 per_call(after.host_micros - before.host_micros) / 1e3,
+                per_call(after.library_micros - before.library_micros) / 1e3,
                 per_call(after.plans - before.plans),
                 name = library.name().to_lowercase(),
             )

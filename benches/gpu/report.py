@@ -105,8 +105,12 @@ def host_table(by, cases):
             ms = lambda r, key: fmt(r.get(key)) if r else "–"
             libraries = "–"
             if b and "cublaslt_calls" in b:
+                inside = ""
+                if "cublaslt_library_ms" in b:
+                    inside = (f" ({b['cublaslt_library_ms'] + b['cudnn_library_ms']:.1f} in "
+                              "the libraries' calls)")
                 libraries = (f"{b['cublaslt_calls']:.0f} / {b['cudnn_calls']:.0f} calls, "
-                             f"{b['cublaslt_host_ms'] + b['cudnn_host_ms']:.1f} ms, "
+                             f"{b['cublaslt_host_ms'] + b['cudnn_host_ms']:.1f} ms{inside}, "
                              f"{b['cublaslt_plans'] + b['cudnn_plans']:.0f} plans")
             lines.append(f"| {case} | {torch_backend.split('-')[1]} | {ms(t, 'host_ms')} | "
                          f"{ms(t, 'mean_batched_ms')} | {ms(b, 'host_ms')} | "

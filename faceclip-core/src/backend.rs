@@ -381,6 +381,9 @@ pub struct LibraryStats {
     /// looked up, outputs and workspaces allocated, plans made, the library called (on the
     /// device thread, where Burn's fusion stream runs the operations).
     pub host_micros: u64,
+    /// Of `host_micros`, the time inside the library's own functions that queue the work (the
+    /// rest: buffer look-ups, output and workspace allocations, plans).
+    pub library_micros: u64,
     /// Plans made (descriptors and the chosen algorithm, once per shape, cached after).
     pub plans: u64,
 }

@@ -167,7 +167,7 @@ fn gemm(
             // SAFETY: the descriptors are live (owned by `plan`), the addresses are buffers
             // the guards hold until this returns, with the shapes the plan was made for; the
             // work is queued on the stream that orders those buffers.
-            unsafe {
+            CUBLASLT.in_library(|| unsafe {
                 if key.has_bias {
                     plan.set_bias(bias_ptr).map_err(message)?;
                 }
@@ -190,7 +190,7 @@ fn gemm(
                     stream as sys::cudaStream_t,
                 )
                 .map_err(message)
-            }
+            })
         },
     )
 }

@@ -135,7 +135,7 @@ impl Conv2d {
                 // buffers, which the guards keep allocated until the work is queued on the
                 // stream that orders them; the scaling factors are `float`, as cuDNN wants for
                 // every data type but double.
-                unsafe {
+                CUDNN.in_library(|| unsafe {
                     dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(message)?;
                     dnn::convolution_forward(
                         handle,
@@ -166,8 +166,8 @@ impl Conv2d {
                         .result()
                         .map_err(message)?;
                     }
-                }
-                Ok(())
+                    Ok(())
+                })
             },
         )?;
         Ok(output)

@@ -39,6 +39,7 @@ pub(crate) struct LibraryPath {
     fallbacks: AtomicU64,
     last_failure: Mutex<Option<String>>,
     host_nanos: AtomicU64,
+    library_nanos: AtomicU64,
     plans: AtomicU64,
 }
 
@@ -59,6 +60,7 @@ impl LibraryPath {
             fallbacks: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             host_nanos: AtomicU64::new(0),
+            library_nanos: AtomicU64::new(0),
             plans: AtomicU64::new(0),
         }
     }
@@ -111,6 +113,7 @@ impl LibraryPath {
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             last_failure: lock(&self.last_failure).clone(),
             host_micros: self.host_nanos.load(Ordering::Relaxed) / 1000,
+            library_micros: self.library_nanos.load(Ordering::Relaxed) / 1000,
             plans: self.plans.load(Ordering::Relaxed),
         }
     }
@@ -126,8 +129,18 @@ impl LibraryPath {
     ) -> CubeTensor<R> {
         let started = Instant::now();
         let output = self.launch_timed(inputs, run, fallback);
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.host_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.host_nanos
+            .fetch_add(nanos_since(started), Ordering::Relaxed);
+        output
+    }
+
+    /// `call` (the library's own functions queueing an operation), timed apart from the rest
+    /// of [`Self::launch`].
+    pub(crate) fn in_library<T>(&self, call: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let output = call();
+        self.library_nanos
+            .fetch_add(nanos_since(started), Ordering::Relaxed);
         output
     }
 
@@ -159,6 +172,11 @@ impl LibraryPath {
         *lock(&self.last_failure) = Some(failure);
         fallback(inputs)
     }
+}
+
+/// Nanoseconds since `started`.
+fn nanos_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The device addresses of the operands' buffers (0 for an absent one), the stream the server

@@ -498,14 +498,14 @@ impl Attention {
                 // SAFETY: the plan was made for these layouts; the pack's addresses are
                 // buffers the guards hold until the work is queued on the stream that orders
                 // them, and the scalars (read by value) outlive the call.
-                unsafe {
+                CUDNN.in_library(|| unsafe {
                     dnn::set_stream(handle, stream as sys::cudaStream_t)
                         .map_err(|error| error.to_string())?;
                     check(
                         sys::cudnnBackendExecute(handle, plan.plan.raw(), pack.raw()),
                         "running fused attention",
                     )
-                }
+                })
             },
         )?;
         // [b, s_q, h, d_v] seen as [b, h, s_q, d_v].
