@@ -127,21 +127,15 @@ impl LibraryPath {
         run: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> + Send,
         fallback: impl FnOnce([CubeTensor<R>; 3]) -> CubeTensor<R>,
     ) -> CubeTensor<R> {
-        let started = Instant::now();
-        let output = self.launch_timed(inputs, run, fallback);
-        self.host_nanos
-            .fetch_add(nanos_since(started), Ordering::Relaxed);
-        output
+        timed(&self.host_nanos, || {
+            self.launch_timed(inputs, run, fallback)
+        })
     }
 
     /// `call` (the library's own functions queueing an operation), timed apart from the rest
     /// of [`Self::launch`].
     pub(crate) fn in_library<T>(&self, call: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
-        let output = call();
-        self.library_nanos
-            .fetch_add(nanos_since(started), Ordering::Relaxed);
-        output
+        timed(&self.library_nanos, call)
     }
 
     /// [`Self::launch`] without the clock.
@@ -174,9 +168,13 @@ impl LibraryPath {
     }
 }
 
-/// Nanoseconds since `started`.
-fn nanos_since(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+/// `work`'s result, its duration added to `nanos`.
+fn timed<T>(nanos: &AtomicU64, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let output = work();
+    let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    nanos.fetch_add(elapsed, Ordering::Relaxed);
+    output
 }
 
 /// The device addresses of the operands' buffers (0 for an absent one), the stream the server
