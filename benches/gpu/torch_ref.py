@@ -17,6 +17,7 @@ f32 runs with TF32 disabled for matmul and cuDNN, so both sides compute in full 
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -280,6 +281,8 @@ def stages(b):
         f = lambda: vae.decode(z).sample
         b.time("vae_decode", f"latent [1,4,{h},{w}] -> {h * 8}x{w * 8}", count_flop(f), f)
         del vae
+    if b.wants("faceclip_encoder"):
+        faceclip_encoder(b)
     if b.wants("unet_step"):
         n, h, w = (2, 16, 12) if s else (int(v) for v in b.args.unet.split("x"))
         unet_step(b, "unet_step", SDXL_UNET, n, h, w)
@@ -365,6 +368,114 @@ def flux_step(b):
     f = lambda: model(**inputs).sample
     b.time("flux_step", f"[1,{tokens},64] + text {text}", count_flop(f), f)
     del model
+
+
+class Block(torch.nn.Module):
+    """A pre-norm transformer block as open_clip's text towers and timm's ViT compose it
+    (attention through SDPA, as both call it; MLP 4× wide)."""
+
+    def __init__(self, width, heads, act, qkv_bias, eps=1e-5):
+        super().__init__()
+        nn = torch.nn
+        self.heads, self.act = heads, act
+        self.norm1, self.norm2 = nn.LayerNorm(width, eps=eps), nn.LayerNorm(width, eps=eps)
+        self.qkv, self.proj = nn.Linear(width, 3 * width, bias=qkv_bias), nn.Linear(width, width)
+        self.fc1, self.fc2 = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+
+    def forward(self, x, causal):
+        n, tokens, width = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(n, tokens, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        x = x + self.proj(attended.transpose(1, 2).reshape(n, tokens, width))
+        return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+
+def quick_gelu(x):
+    return x * torch.sigmoid(1.702 * x)
+
+
+class EncoderBranch(torch.nn.Module):
+    """One FaceCLIP branch (spec §2–§5, as `ReferenceBranch` in tools/parity/make_fixtures.py
+    composes it from timm, open_clip and transformers): the ArcFace ViT (112², patch 9, no class
+    token, ReLU6, identity head), the CLIP text tower with the identity token put in before the
+    positions, the projections, and the fuser (transformers' GroundingDINO layers). Plain torch
+    stands in for timm and open_clip, which the GPU host lacks."""
+
+    def __init__(self, width, layers, heads, act, face, fuser_layers, ffn):
+        super().__init__()
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "tools",
+                                        "parity"))
+        from faceclip_fuser import ReferenceFuser
+
+        nn = torch.nn
+        face_width, face_depth, face_heads, identity = face
+        self.patch_embed = nn.Conv2d(3, face_width, 9, stride=9)
+        # Buffers, not parameters: the flop counter cannot take parameters as module inputs.
+        self.register_buffer("face_pos", torch.randn(1, 144, face_width) * 0.02)
+        self.face_blocks = nn.ModuleList(
+            Block(face_width, face_heads, F.relu6, qkv_bias=False) for _ in range(face_depth))
+        self.face_norm = nn.LayerNorm(face_width, eps=1e-5)
+        self.feature = nn.Sequential(
+            nn.Linear(144 * face_width, face_width, bias=False), nn.BatchNorm1d(face_width, eps=2e-5),
+            nn.Linear(face_width, identity, bias=False), nn.BatchNorm1d(identity, eps=2e-5))
+        self.token_embedding = nn.Embedding(49408, width)
+        self.register_buffer("text_pos", torch.randn(77, width) * 0.01)
+        self.text_blocks = nn.ModuleList(Block(width, heads, act, qkv_bias=True) for _ in range(layers))
+        self.ln_final = nn.LayerNorm(width)
+        self.proj1 = nn.Linear(identity, width)
+        self.face_patch_proj, self.face_pos_proj = nn.Linear(face_width, width), nn.Linear(face_width, width)
+        self.text_embed_proj, self.text_pos_proj = nn.Linear(width, width), nn.Linear(width, width)
+        self.fuser = ReferenceFuser(width, ffn, fuser_layers)
+
+    def forward(self, images, ids, id_mask):
+        n = ids.shape[0]
+        resized = F.interpolate(images, size=(112, 112), mode="bilinear", align_corners=False)
+        patches = self.patch_embed(resized).flatten(2).transpose(1, 2) + self.face_pos
+        for block in self.face_blocks:
+            patches = block(patches, causal=False)
+        patches = self.face_norm(patches)
+        identity = self.feature(patches.flatten(1))
+        face_token = self.proj1(F.normalize(identity, dim=-1))
+        x = torch.where(id_mask[..., None], face_token[:, None, :], self.token_embedding(ids))
+        x = x + self.text_pos
+        for block in self.text_blocks:
+            x = block(x, causal=True)
+        hidden = self.ln_final(x)
+        pooled = hidden[torch.arange(n, device=ids.device), ids.argmax(dim=-1)]
+        pos_l = self.text_pos_proj(self.text_pos)[None].expand(n, -1, -1)
+        pos_v = self.face_pos_proj(self.face_pos).expand(n, -1, -1)
+        fused, _ = self.fuser(self.face_patch_proj(patches), self.text_embed_proj(hidden), pos_v, pos_l)
+        return fused, pooled
+
+
+def faceclip_encoder(b):
+    """The FaceCLIP-SDXL encoder on one 448² face and one prompt (`gpu`'s `faceclip_encoder`):
+    both branches (CLIP-L and bigG text, an ArcFace ViT-L each, six fuser layers each); `--small`
+    at the tiny test sizes. The token ids stand for the bench's prompt behind the identity prefix
+    (start, 15 tokens with "id" at the fourth, end; tokenising costs the host microseconds)."""
+    if b.args.small:
+        face, fuser_layers, ffn = (32, 1, 2, 24), 2, 32
+        sizes = [(16, 2, 2, quick_gelu), (24, 2, 3, F.gelu)]
+    else:
+        face, fuser_layers, ffn = (768, 24, 8, 512), 6, 2048
+        sizes = [(768, 12, 12, quick_gelu), (1280, 32, 20, F.gelu)]
+    branches = [build(b, lambda: EncoderBranch(*size, face, fuser_layers, ffn)) for size in sizes]
+    ids = torch.zeros(1, 77, dtype=torch.long, device=b.device)
+    prompt = [49406, 1125, 539, 320, 1014, 2533, 269, 320, 2308, 593, 3005, 736, 2225, 267, 530,
+              8060, 49407]
+    ids[0, :len(prompt)] = torch.tensor(prompt)
+    id_mask = torch.zeros(1, 77, dtype=torch.bool, device=b.device)
+    id_mask[0, 4] = True
+    face_image = torch.rand(1, 3, 448, 448, device=b.device, dtype=b.dtype)
+
+    def encode():
+        (fused_l, _), (fused_g, pooled) = (branch(face_image, ids, id_mask) for branch in branches)
+        return torch.cat([fused_l, fused_g], -1), pooled
+
+    widths = sum(size[0] for size in sizes)
+    b.time("faceclip_encoder", f"face 448 + prompt -> [1,77,{widths}] + [1,{sizes[1][0]}]",
+           count_flop(encode), encode)
+    del branches
 
 
 def main():

@@ -41,8 +41,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 from transformers.convert_slow_tokenizer import convert_slow_tokenizer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_fixtures import (  # noqa: E402
-    ReferenceFuser, grounding_dino_config, hf_clip_tokenizer, randomise, tiny_face_vit)
+from faceclip_fuser import ReferenceFuser, grounding_dino_config  # noqa: E402
+from make_fixtures import hf_clip_tokenizer, randomise, tiny_face_vit  # noqa: E402
 from make_t5_fixtures import fat5_name  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
