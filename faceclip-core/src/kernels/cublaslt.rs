@@ -10,7 +10,7 @@ use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTenso
 use cubecl::cuda::CudaRuntime;
 use cudarc::cublaslt::{result as lt, sys};
 
-use super::nvidia::{buffers, contiguous, on_cuda, LibraryPath, Session};
+use super::nvidia::{buffers, contiguous, on_cuda, workspace, LibraryPath, Session};
 use super::FusedKernel;
 
 /// cuBLASLt's loading, switch and counters.
@@ -123,7 +123,8 @@ struct GemmSizes {
 /// Queues `output = alpha · lhs·rhs (+ bias)` on the device thread: `lhs` contiguous
 /// `[batch, m, k]`, `rhs` contiguous `[batch, k, n]` or (`true`) a transposed view of a
 /// contiguous `[batch, n, k]`, `bias` `[1, n]`, `output` contiguous `[batch, m, n]`. The plan
-/// (made once per key) says how much workspace its algorithm needs; that much is allocated.
+/// (made once per key) says how much workspace its algorithm needs; the stream's workspace
+/// (`nvidia::workspace`) grows to it.
 fn gemm(
     lhs: &CubeTensor<CudaRuntime>,
     (rhs, transposed): (&CubeTensor<CudaRuntime>, bool),
@@ -161,8 +162,7 @@ fn gemm(
         || lt::create_handle().map_err(message),
         |handle| Plan::new(handle, &key, bias_ptr).map_err(message),
         |handle, plan| {
-            let workspace = client.empty(plan.workspace.max(1));
-            let ([workspace_ptr], _, _workspace_guard) = buffers(client, [Some(&workspace)])?;
+            let workspace_ptr = workspace(client, key.device, stream, plan.workspace)?;
             let beta = 0.0f32;
             // SAFETY: the descriptors are live (owned by `plan`), the addresses are buffers
             // the guards hold until this returns, with the shapes the plan was made for; the

@@ -14,7 +14,7 @@ use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTenso
 use cubecl::cuda::CudaRuntime;
 use cudarc::cudnn::{result as dnn, sys};
 
-use super::nvidia::{buffers, contiguous, on_cuda, LibraryPath, Session};
+use super::nvidia::{buffers, contiguous, on_cuda, workspace, LibraryPath, Session};
 use super::FusedKernel;
 
 pub mod attention;
@@ -121,15 +121,12 @@ impl Conv2d {
             || dnn::create_handle().map_err(message),
             |handle| Plan::new(handle, &key).map_err(message),
             |handle, plan| {
-                let workspace = client.empty(plan.workspace.max(1));
                 // The guards hold the buffers until the calls are queued.
                 let bias = bias.as_ref().map(|b| &b.handle);
-                let handles = [&x.handle, &weight.handle, &output.handle, &workspace].map(Some);
-                let ([x_ptr, weight_ptr, output_ptr, workspace_ptr, bias_ptr], stream, _guards) =
-                    buffers(
-                        &client,
-                        [handles[0], handles[1], handles[2], handles[3], bias],
-                    )?;
+                let handles = [&x.handle, &weight.handle, &output.handle].map(Some);
+                let ([x_ptr, weight_ptr, output_ptr, bias_ptr], stream, _guards) =
+                    buffers(&client, [handles[0], handles[1], handles[2], bias])?;
+                let workspace_ptr = workspace(&client, key.device, stream, plan.workspace)?;
                 let (one, zero) = (1.0f32, 0.0f32);
                 // SAFETY: the descriptors are live (owned by `plan`) and describe these
                 // buffers, which the guards keep allocated until the work is queued on the

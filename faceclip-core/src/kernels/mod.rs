@@ -23,6 +23,7 @@ pub mod group_norm;
 pub(crate) mod nvidia;
 mod reduce;
 pub mod row_norm;
+mod workspaces;
 
 use std::any::{Any, TypeId};
 use std::fmt::Debug;

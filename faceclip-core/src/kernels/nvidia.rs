@@ -21,6 +21,7 @@ use cubecl::cuda::CudaRuntime;
 use cubecl::server::Handle;
 
 use super::retype;
+use super::workspaces::Workspaces;
 use crate::backend::LibraryStats;
 use crate::error::LibraryError;
 use crate::lock;
@@ -197,6 +198,30 @@ pub(crate) fn buffers<const N: usize>(
         guards.push(managed);
     }
     Ok((addresses, stream, guards))
+}
+
+/// The workspaces of every library path (they share one per stream).
+static WORKSPACES: Workspaces<Handle> = Workspaces::new();
+
+/// The address of at least `bytes` of scratch for work queued on `stream` (the one
+/// [`buffers`] gave for this call's operands) of `client`'s device `device`. Call on the
+/// device thread.
+pub(crate) fn workspace(
+    client: &ComputeClient<CudaRuntime>,
+    device: usize,
+    stream: usize,
+    bytes: usize,
+) -> Result<u64, String> {
+    WORKSPACES.address(device, stream, bytes, |size| {
+        let handle = client.empty(size);
+        let ([address], allocated_on, _guard) = buffers(client, [Some(&handle)])?;
+        if allocated_on != stream {
+            return Err(format!(
+                "workspace allocated on stream {allocated_on:#x}, not the operands' {stream:#x}"
+            ));
+        }
+        Ok((handle, address))
+    })
 }
 
 /// Whether CubeCL runtime `R` is CUDA's (where the NVIDIA libraries run).

@@ -34,7 +34,7 @@ use sys::cudnnReduceTensorOp_t as Reduce;
 use super::graph::{self, check, Descriptor, TensorRole};
 use super::{data_type, CUDNN};
 use crate::backend::FUSED_ATTENTION_MAX_HEAD_DIM as MAX_HEAD_DIM;
-use crate::kernels::nvidia::{buffers, on_cuda, Session};
+use crate::kernels::nvidia::{buffers, on_cuda, workspace, Session};
 use crate::kernels::FusedKernel;
 use crate::nn::{attention_padded_queries, FLASH_QUERY_BLOCK};
 
@@ -457,11 +457,11 @@ impl Attention {
             |handle| Ok(Plan::new(handle, &key)),
             |handle, plan| {
                 let plan = plan.as_ref().map_err(Clone::clone)?;
-                let workspace = client.empty(plan.workspace.max(1));
                 // The guards hold the buffers until the call is queued.
-                let handles = [&q.handle, &k.handle, &v.handle, &output.handle, &workspace];
-                let ([q_ptr, k_ptr, v_ptr, o_ptr, workspace_ptr], stream, _guards) =
+                let handles = [&q.handle, &k.handle, &v.handle, &output.handle];
+                let ([q_ptr, k_ptr, v_ptr, o_ptr], stream, _guards) =
                     buffers(&client, handles.map(Some))?;
+                let workspace_ptr = workspace(&client, key.device, stream, plan.workspace)?;
                 if let Some(address) = [q_ptr, k_ptr, v_ptr, o_ptr].iter().find(|a| *a % 16 != 0) {
                     return Err(format!("operand at {address:#x} is not 16-byte aligned"));
                 }
