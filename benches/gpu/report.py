@@ -81,14 +81,18 @@ def main(paths):
     wgpu = [r for r in rows if r["impl"] == "burn" and r["backend"] == "wgpu"]
     if wgpu:
         print()
-        print("| case | shape | Burn wgpu f32 ms | Burn cuda f32 ms | wgpu / cuda |")
-        print("|---|---|---|---|---|")
+        print("| case | shape | Burn wgpu f32 ms | Burn cuda f32 ms | wgpu / cuda | PyTorch f32 ms "
+              "| wgpu / PyTorch |")
+        print("|---|---|---|---|---|---|---|")
         for r in wgpu:
+            wm = r["mean_batched_ms"]
             c = by.get(("burn", "cuda", r["case"]))
+            t = by.get(("torch", "cuda-f32", r["case"]))
             cm = c["mean_batched_ms"] if c else None
-            ratio = f"{r['mean_batched_ms'] / cm:.2f}" if cm else "–"
-            print(f"| {r['case']} | {r['shape']} | {fmt(r['mean_batched_ms'])} | {fmt(cm)} | "
-                  f"{ratio} |")
+            tm = t["mean_batched_ms"] if t else None
+            ratio = lambda other: f"{wm / other:.2f}" if other else "–"
+            print(f"| {r['case']} | {r['shape']} | {fmt(wm)} | {fmt(cm)} | {ratio(cm)} | "
+                  f"{fmt(tm)} | {ratio(tm)} |")
 
 
 def host_table(by, cases):

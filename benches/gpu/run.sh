@@ -10,6 +10,9 @@
 #              in eight groups), then the stages (UNet step, VAE decode, encoder, the UNet's
 #              levels, the whole 50-step image, FLUX step) timed on Burn `cuda-bf16` and
 #              PyTorch bf16, then the per-kernel table on both
+#     wgpu     item 6 alone: the stages on Burn `wgpu` (f32 on Vulkan), then the same on Burn
+#              `cuda` (f32) and PyTorch f32 beside it, then the wgpu parity tests (binaries
+#              built with GPU_FEATURES=vulkan,cuda prepare.sh); WGPU_ONLY picks the stages
 #     kernels  the per-kernel table only, every backend;  all  everything (the default)
 # Time limits (seconds) come from WARM_S, PARITY_S, BURN_S, WGPU_S and TORCH_S (and, for the
 # kernel table of `stages`, BURN_KERNELS_S and TORCH_KERNELS_S, 0 to skip it; TORCH_ONLY, the
@@ -252,12 +255,29 @@ if [ "$SCOPE" = stages ]; then
   finish
   exit 0
 fi
+# Whether the binaries have the wgpu backend (`vulkan` implies it).
+has_wgpu() { grep -qE 'wgpu|vulkan' .gpu/features 2>/dev/null; }
+if [ "$SCOPE" = wgpu ]; then
+  if ! has_wgpu; then
+    log "wgpu: the binaries were built without it (GPU_FEATURES=vulkan,cuda prepare.sh)"
+    finish
+    exit 1
+  fi
+  # The first call of each stage compiles wgpu's kernels (the bench's warm-up call).
+  ONLY="--iters 5 --only ${WGPU_ONLY:-launch,unet_step,vae_decode,faceclip_encoder}"
+  burn wgpu "${WGPU_S:-240}"
+  burn cuda "${BURN_S:-150}"
+  torch f32 "${TORCH_S:-90}"
+  parity "${PARITY_S:-120}" _wgpu
+  finish
+  exit 0
+fi
 parity "${PARITY_S:-60}" _cuda
 burn cuda "${BURN_S:-110}"
 torch bf16
 torch f32
 burn cuda-bf16 "${BURN_S:-90}"
-if grep -q wgpu .gpu/features 2>/dev/null; then
+if has_wgpu; then
   parity "${PARITY_S:-60}" _wgpu
   burn wgpu "${WGPU_S:-60}"
 else
