@@ -8,7 +8,7 @@
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
 //!     [--burn-kernels] [--attention cudnn|flash|cublaslt] [--memory preset|fitted]
-//!     [--layout dense|pitched]
+//!     [--layout dense|pitched] [--conv legacy|graph]
 //! ```
 //!
 //! On CUDA, linear layers run on cuBLASLt and convolutions on cuDNN when they load
@@ -18,7 +18,8 @@
 //! cublaslt` two batched cuBLASLt GEMMs around a softmax. The kernel table times all three.
 //! `--memory fitted` lays CUDA's memory pool out with `CudaMemoryPools::Fitted` instead of
 //! CubeCL's preset; `--layout pitched` lays CUDA tensors out with CubeCL's padded rows instead
-//! of dense (`CudaTensorLayout`).
+//! of dense (`CudaTensorLayout`); `--conv graph` runs the convolutions through cuDNN's graph
+//! API instead of its legacy call (`CudaConvolution`), and names each row `<case>_conv_graph`.
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -45,9 +46,9 @@ use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
 use faceclip::core::backend::{
-    device_memory, is_cuda, library_stats, set_cuda_attention, set_cuda_memory_pools,
-    set_cuda_tensor_layout, use_library, CudaAttention, CudaMemoryPools, CudaTensorLayout,
-    NvidiaLibrary,
+    device_memory, is_cuda, library_stats, set_cuda_attention, set_cuda_convolution,
+    set_cuda_memory_pools, set_cuda_tensor_layout, use_library, CudaAttention, CudaConvolution,
+    CudaMemoryPools, CudaTensorLayout, NvidiaLibrary,
 };
 use faceclip::core::nn::{
     attention_padded_queries, attention_unfused, conv_forward, group_norm_silu, linear, sdpa,
@@ -75,6 +76,9 @@ struct Options {
     /// The models' attention on CUDA: cuDNN's fused kernel, Burn's flash kernels, or cuBLASLt
     /// unfused.
     attention: CudaAttention,
+    /// The cuDNN interface of the convolutions on CUDA: legacy or graph (whose rows are named
+    /// `<case>_conv_graph`).
+    convolution: CudaConvolution,
     /// The CUDA memory pools' layout: CubeCL's preset or fitted to the tensors.
     memory: CudaMemoryPools,
     /// How CUDA tensors are laid out: dense, or CubeCL's padded rows.
@@ -91,6 +95,7 @@ impl Options {
             only: None,
             burn_kernels: false,
             attention: CudaAttention::Cudnn,
+            convolution: CudaConvolution::CudnnLegacy,
             memory: CudaMemoryPools::CubeclPreset,
             layout: CudaTensorLayout::Dense,
         };
@@ -109,6 +114,13 @@ impl Options {
                         other => {
                             return Err(format!("--attention {other}: cudnn, flash or cublaslt"))
                         }
+                    }
+                }
+                "--conv" => {
+                    options.convolution = match value("--conv")?.as_str() {
+                        "legacy" => CudaConvolution::CudnnLegacy,
+                        "graph" => CudaConvolution::CudnnGraph,
+                        other => return Err(format!("--conv {other}: legacy or graph")),
                     }
                 }
                 "--memory" => {
@@ -233,8 +245,12 @@ fn time_case<B: Backend, T>(
             )
         })
         .collect::<String>();
+    let variant = match options.convolution {
+        CudaConvolution::CudnnGraph => "_conv_graph",
+        CudaConvolution::CudnnLegacy => "",
+    };
     println!(
-        "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}\",\"shape\":\"{shape}\",\
+        "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}{variant}\",\"shape\":\"{shape}\",\
          \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"host_ms\":{host:.4},\
          \"flop\":{flop:e},{libraries}\
          \"first_call_s\":{first_call_s:.2},\"warmup_s\":{warmup_s:.2},\"iters\":{},\
@@ -880,7 +896,11 @@ fn run<B: Backend>(options: &Options, device: B::Device) {
     eprintln!("backend {} on {}", options.backend, B::name(&device));
     if is_cuda::<B>(&device) {
         set_cuda_attention(options.attention);
-        eprintln!("attention: {:?}", options.attention);
+        set_cuda_convolution(options.convolution);
+        eprintln!(
+            "attention: {:?}; convolution: {:?}",
+            options.attention, options.convolution
+        );
         for library in NVIDIA_LIBRARIES {
             match use_library(library, !options.burn_kernels) {
                 Ok(()) if options.burn_kernels => {

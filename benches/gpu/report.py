@@ -42,6 +42,18 @@ def dash(value):
     return "–" if value is None else value
 
 
+def reference_case(case):
+    """The PyTorch case a Burn case is compared with. `X_sdpa` is Burn's model entry point for the
+    op PyTorch times as `X`; `X_burn` is Burn's own ops where the models take a fused kernel or an
+    NVIDIA library; `X_unfused` is attention as two cuBLASLt GEMMs around a softmax, `X_flash`
+    Burn's attention with the queries padded for its flash kernels; `X_conv_graph` is `X` with
+    the convolutions on cuDNN's graph API (`gpu --conv graph`)."""
+    case = case.removesuffix("_conv_graph")
+    for suffix in ("_sdpa", "_burn", "_unfused", "_flash"):
+        case = case.removesuffix(suffix)
+    return case
+
+
 def main(paths):
     rows = load(paths)
     by = {(r["impl"], r["backend"], r["case"]): r for r in rows}
@@ -53,20 +65,13 @@ def main(paths):
     for case in cases:
         for burn_backend, torch_backend in PAIRS:
             b = by.get(("burn", burn_backend, case))
-            # `X_sdpa` is Burn's model entry point for the op PyTorch times as `X`; `X_burn` is
-            # Burn's own ops where the models take a fused kernel or an NVIDIA library;
-            # `X_unfused` is attention as two cuBLASLt GEMMs around a softmax, `X_flash` Burn's
-            # attention with the queries padded for its flash kernels.
-            base = case
-            for suffix in ("_sdpa", "_burn", "_unfused", "_flash"):
-                base = base.removesuffix(suffix)
-            t = by.get(("torch", torch_backend, base))
+            t = by.get(("torch", torch_backend, reference_case(case)))
             if b is None and t is None:
                 continue
             bm = b["mean_batched_ms"] if b else None
             tm = t["mean_batched_ms"] if t else None
             ratio = f"{bm / tm:.2f}" if bm and tm else "–"
-            work = flop.get(case)
+            work = flop.get(case) or flop.get(reference_case(case))
             tflops = lambda ms: f"{work / ms / 1e9:.1f}" if work and ms else "–"
             shape = (b or t)["shape"]
             torch_peak = t.get("peak_reserved_mb") if t else None
@@ -103,7 +108,7 @@ def host_table(by, cases):
     for case in stages:
         for burn_backend, torch_backend in PAIRS:
             b = by.get(("burn", burn_backend, case))
-            t = by.get(("torch", torch_backend, case))
+            t = by.get(("torch", torch_backend, reference_case(case)))
             if (b or {}).get("host_ms") is None and (t or {}).get("host_ms") is None:
                 continue
             ms = lambda r, key: fmt(r.get(key)) if r else "–"
@@ -134,7 +139,7 @@ def launch_table(by, cases):
     for case in (c for c in cases if c.startswith("launch_")):
         for burn_backend, torch_backend in PAIRS:
             b = by.get(("burn", burn_backend, case))
-            t = by.get(("torch", torch_backend, case))
+            t = by.get(("torch", torch_backend, reference_case(case)))
             if b is None and t is None:
                 continue
             calls = int((b or t)["shape"].split()[0])

@@ -20,7 +20,9 @@
 # is installed, for a host profile of Burn's narrow UNet step, `perf-unet_overhead.txt`).
 # BURN_MEMORY=fitted times Burn's CUDA backends with their memory pool laid out by
 # `CudaMemoryPools::Fitted`, BURN_LAYOUT=pitched with CubeCL's padded rows instead of dense
-# tensors.
+# tensors, BURN_CONV=graph with the convolutions on cuDNN's graph API. `stages` also times the
+# convolution cases (`launch_conv`, `vae_decode`) with BURN_CONV=graph for GRAPH_CONV_S seconds
+# (default 40; 0 skips), rows named `<case>_conv_graph`.
 #
 # It writes six to eight files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
 # (environment, steps, the binaries' stderr, cache sizes, peak GPU memory per phase),
@@ -136,7 +138,7 @@ burn() { # backend, time limit in seconds
   sample_memory "$1"
   SAMPLER=$!
   timeout "$2" .gpu/gpu --backend "$1" $ONLY ${BURN_MEMORY:+--memory "$BURN_MEMORY"} \
-    ${BURN_LAYOUT:+--layout "$BURN_LAYOUT"} \
+    ${BURN_LAYOUT:+--layout "$BURN_LAYOUT"} ${BURN_CONV:+--conv "$BURN_CONV"} \
     >>"$RESULTS" 2>>"$RUN_LOG"
   echo "burn $1 exit $?" | tee -a "$RUN_LOG"
   pkill -f "nvidia-smi --query-gpu=memory.used" || kill $SAMPLER
@@ -248,6 +250,11 @@ if [ "$SCOPE" = stages ]; then
   [ "${PERF_S:-0}" -gt 0 ] && profile_host unet_overhead "$PERF_S"
   [ -n "${TORCH_ONLY:-}" ] && ONLY="--iters 5 --only $TORCH_ONLY"
   torch bf16 "${TORCH_S:-60}"
+  # cuDNN's graph API against its legacy call, on the cases made of convolutions.
+  if [ "${GRAPH_CONV_S:-40}" -gt 0 ]; then
+    ONLY="--iters 5 --only launch_conv,vae_decode"
+    BURN_CONV=graph burn cuda-bf16 "${GRAPH_CONV_S:-40}"
+  fi
   ONLY="--iters 5 --only matmul,linear,conv,self,cross,groupnorm,layernorm"
   # A limit of 0 skips the kernel table (`timeout 0` would not limit at all).
   [ "${BURN_KERNELS_S:-60}" -gt 0 ] && burn cuda-bf16 "${BURN_KERNELS_S:-60}"

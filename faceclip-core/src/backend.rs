@@ -273,6 +273,36 @@ pub fn cuda_attention() -> CudaAttention {
     }
 }
 
+/// Which cuDNN interface computes convolutions on Burn's CUDA backend
+/// ([`set_cuda_convolution`]); both run where [`fused_conv2d`] takes cuDNN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CudaConvolution {
+    /// The default: cuDNN's legacy `cudnnConvolutionForward`, its algorithm chosen once per
+    /// shape by `cudnnGetConvolutionForwardAlgorithm_v7`.
+    CudnnLegacy,
+    /// cuDNN's graph API, as PyTorch calls it: a one-operation graph per shape, whose
+    /// execution plan is made once and queued on each call. A shape no engine takes is
+    /// computed by Burn's convolution and counted as a fallback.
+    CudnnGraph,
+}
+
+/// The current [`CudaConvolution`], as its discriminant.
+static CUDA_CONVOLUTION: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(CudaConvolution::CudnnLegacy as u8);
+
+/// Chooses the cuDNN interface of [`fused_conv2d`] on Burn's CUDA backend from now on.
+pub fn set_cuda_convolution(api: CudaConvolution) {
+    CUDA_CONVOLUTION.store(api as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The current [`set_cuda_convolution`] choice.
+pub fn cuda_convolution() -> CudaConvolution {
+    match CUDA_CONVOLUTION.load(std::sync::atomic::Ordering::Relaxed) {
+        x if x == CudaConvolution::CudnnGraph as u8 => CudaConvolution::CudnnGraph,
+        _ => CudaConvolution::CudnnLegacy,
+    }
+}
+
 /// A 2-D convolution of `x` `[n, c, h, w]` with `weight` `[o, c / groups, kh, kw]` (PyTorch's
 /// layout) and `bias` `[o]`, symmetric zero `padding`, computed by cuDNN (`kernels::cudnn`,
 /// built with the `cuda` feature) when `B` is `Cuda` or `CudaBf16`, cuDNN loads and it is

@@ -3,8 +3,9 @@
 //! with PyTorch's `[out, in / groups, kh, kw]` weights, then the bias with `cudnnAddTensor`.
 //! cuDNN's heuristic (`cudnnGetConvolutionForwardAlgorithm_v7`) picks the algorithm and its
 //! math mode (tensor cores for bf16/f16, TF32 allowed for f32) once per shape and element type;
-//! the plan is kept for the process. [`attention`] is cuDNN's fused attention, through its
-//! graph API.
+//! the plan is kept for the process. With [`CudaConvolution::CudnnGraph`] the convolution goes
+//! through cuDNN's graph API instead ([`convolution`]). [`attention`] is cuDNN's fused
+//! attention, through its graph API.
 
 use std::ffi::c_void;
 
@@ -16,8 +17,10 @@ use cudarc::cudnn::{result as dnn, sys};
 
 use super::nvidia::{buffers, contiguous, on_cuda, workspace, LibraryPath, Session};
 use super::FusedKernel;
+use crate::backend::{cuda_convolution, CudaConvolution};
 
 pub mod attention;
+mod convolution;
 mod graph;
 
 /// cuDNN's loading, switch and counters.
@@ -115,6 +118,14 @@ impl Conv2d {
             dilation: self.dilation,
             groups: self.groups,
         };
+        if cuda_convolution() == CudaConvolution::CudnnGraph {
+            convolution::run(&client, &key, [&x, &weight, &output])?;
+            // The bias in place, by Burn's broadcasting add (`[1, o, 1, 1]`).
+            return Ok(match bias {
+                Some(bias) => burn_cubecl::ops::numeric::add(output, bias),
+                None => output,
+            });
+        }
         let message = |error: dnn::CudnnError| error.to_string();
         SESSION.run(
             key,

@@ -1,7 +1,7 @@
 //! `nn::conv_forward` against `torch.nn.Conv2d` (fixtures from
 //! `tools/parity/make_kernel_fixtures.py`): 3×3 same-size, stride-2, 1×1 and grouped
 //! convolutions; on CUDA (f32 on TF32, and bf16) they run on cuDNN, which these tests also
-//! check is the path taken.
+//! check is the path taken, through its legacy call and (the `_graph` tests) its graph API.
 
 use super::fixture;
 use crate::{open_weights, reference as tensor};
@@ -75,5 +75,33 @@ test_alone!(
         let device = Default::default();
         crate::assert_own_float_dtype::<CudaBf16>(&device);
         crate::core_tests::on_library(NvidiaLibrary::Cudnn, 4, || check_convs::<CudaBf16>(&device));
+    }
+);
+
+/// The same convolutions through cuDNN's graph API (`CudaConvolution::CudnnGraph`), each
+/// backend in a process of its own: the choice holds for every thread.
+#[cfg(feature = "cuda")]
+fn on_cudnn_graph(check: impl FnOnce()) {
+    use faceclip_core::backend::{set_cuda_convolution, CudaConvolution, NvidiaLibrary};
+    set_cuda_convolution(CudaConvolution::CudnnGraph);
+    super::on_library(NvidiaLibrary::Cudnn, 4, check);
+}
+
+test_alone!(
+    #[cfg(feature = "cuda")]
+    convs_match_torch_cuda_graph,
+    {
+        on_cudnn_graph(|| check_convs::<faceclip_core::backend::Cuda>(&Default::default()));
+    }
+);
+
+test_alone!(
+    #[cfg(feature = "cuda")]
+    convs_match_torch_cuda_bf16_graph,
+    {
+        use faceclip_core::backend::CudaBf16;
+        let device = Default::default();
+        crate::assert_own_float_dtype::<CudaBf16>(&device);
+        on_cudnn_graph(|| check_convs::<CudaBf16>(&device));
     }
 );

@@ -25,25 +25,18 @@ use burn_cubecl::{
 };
 use cubecl::cuda::CudaRuntime;
 use cudarc::cudnn::{result as dnn, sys};
-use sys::cudnnBackendAttributeName_t as Name;
-use sys::cudnnBackendAttributeType_t as Type;
-use sys::cudnnBackendDescriptorType_t as Kind;
 use sys::cudnnPointwiseMode_t as Pointwise;
 use sys::cudnnReduceTensorOp_t as Reduce;
 
-use super::graph::{self, check, Descriptor, TensorRole};
+use super::graph::{self, Descriptor, ExecutionPlan, TensorRole};
 use super::{data_type, CUDNN};
 use crate::backend::FUSED_ATTENTION_MAX_HEAD_DIM as MAX_HEAD_DIM;
 use crate::kernels::nvidia::{buffers, on_cuda, workspace, Session};
 use crate::kernels::FusedKernel;
 use crate::nn::{attention_padded_queries, FLASH_QUERY_BLOCK};
 
-/// The oldest cuDNN whose graph API runs this attention graph and explains its errors.
-const MIN_VERSION: usize = 90000;
 /// cuDNN releases whose bf16/f16 fused attention NVIDIA's cudnn-frontend refuses for known bugs.
 const BROKEN_VERSIONS: [usize; 2] = [91000, 91001];
-/// How many of the heuristic's engine configurations are tried, best first.
-const CONFIGS_TRIED: usize = 8;
 
 /// `softmax(q·kᵀ·scale)·v` of `q` `[b, h, s_q, d]`, `k` `[b, h, s_kv, d]`, `v`
 /// `[b, h, s_kv, d_v]` (no mask), the output `[b, h, s_q, d_v]` a view of a contiguous
@@ -175,103 +168,16 @@ mod uid {
     pub const VIRTUAL: i64 = 100;
 }
 
-/// The execution plan of one key and what it refers to.
-struct Plan {
-    plan: Descriptor,
-    workspace: usize,
-    /// The graph's tensors, operations and their parts, alive as long as the plan.
-    _parts: Vec<Descriptor>,
-}
-
-impl Plan {
-    /// Builds the graph for `key` and the first engine configuration cuDNN's heuristic
-    /// offers that makes a plan.
-    fn new(handle: sys::cudnnHandle_t, key: &PlanKey) -> Result<Self, String> {
-        // SAFETY: a plain query of the loaded library.
-        let version = unsafe { sys::cudnnGetVersion() };
-        if version < MIN_VERSION {
-            return Err(format!(
-                "fused attention needs cuDNN 9 or later; the loaded cuDNN is {version}"
-            ));
-        }
-        if BROKEN_VERSIONS.contains(&version) {
-            return Err(format!(
-                "cuDNN {version} has known bugs in fused bf16/f16 attention; use 9.10.2 or later"
-            ));
-        }
-        let mut parts = operations(key)?;
-        let ops: Vec<&Descriptor> = parts.ops.iter().collect();
-        let op_graph = Descriptor::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
-        op_graph.set(
-            Name::CUDNN_ATTR_OPERATIONGRAPH_HANDLE,
-            Type::CUDNN_TYPE_HANDLE,
-            &[handle],
-        )?;
-        op_graph.set_descriptors(Name::CUDNN_ATTR_OPERATIONGRAPH_OPS, &ops)?;
-        let op_graph = op_graph.finalize()?;
-
-        let mut declined = Vec::new();
-        // cuDNN's ranked heuristic first, then its fallback list (as cudnn-frontend does).
-        for mode in [
-            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A,
-            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_FALLBACK,
-        ] {
-            let heuristic = Descriptor::new(Kind::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
-            heuristic.set_descriptors(Name::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &[&op_graph])?;
-            heuristic.set(
-                Name::CUDNN_ATTR_ENGINEHEUR_MODE,
-                Type::CUDNN_TYPE_HEUR_MODE,
-                &[mode],
-            )?;
-            let configs = heuristic.finalize().and_then(|heuristic| {
-                heuristic.get_descriptors(
-                    Name::CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                    Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
-                    CONFIGS_TRIED,
-                )
-            });
-            let configs = match configs {
-                Ok(configs) => configs,
-                Err(error) => {
-                    declined.push(error);
-                    continue;
-                }
-            };
-            for config in configs {
-                match execution_plan(handle, &config) {
-                    Ok(plan) => {
-                        let workspace =
-                            plan.get_i64(Name::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
-                        parts.other.extend([op_graph, config]);
-                        parts.other.append(&mut parts.ops);
-                        return Ok(Self {
-                            plan,
-                            workspace: usize::try_from(workspace).unwrap_or(0),
-                            _parts: parts.other,
-                        });
-                    }
-                    Err(error) => declined.push(error),
-                }
-            }
-        }
-        Err(if declined.is_empty() {
-            "cuDNN's heuristics offer no engine for this attention".to_owned()
-        } else {
-            format!("no engine makes a plan: {}", declined.join("; "))
-        })
+/// The execution plan of one key's attention graph (or why it has none).
+fn plan(handle: sys::cudnnHandle_t, key: &PlanKey) -> Result<ExecutionPlan, String> {
+    let version = graph::cudnn_version("fused attention")?;
+    if BROKEN_VERSIONS.contains(&version) {
+        return Err(format!(
+            "cuDNN {version} has known bugs in fused bf16/f16 attention; use 9.10.2 or later"
+        ));
     }
-}
-
-/// A finalised execution plan of engine configuration `config`.
-fn execution_plan(handle: sys::cudnnHandle_t, config: &Descriptor) -> Result<Descriptor, String> {
-    let plan = Descriptor::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)?;
-    plan.set(
-        Name::CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
-        Type::CUDNN_TYPE_HANDLE,
-        &[handle],
-    )?;
-    plan.set_descriptors(Name::CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, &[config])?;
-    plan.finalize()
+    let parts = operations(key)?;
+    ExecutionPlan::new(handle, parts.ops, parts.other, "attention")
 }
 
 /// A graph's operations, in order, and the descriptors they refer to.
@@ -422,7 +328,7 @@ enum Step {
 }
 
 /// The cuDNN handle of the attention plans and the plans (or why a key has none).
-static SESSION: Session<sys::cudnnHandle_t, PlanKey, Result<Plan, String>> =
+static SESSION: Session<sys::cudnnHandle_t, PlanKey, Result<ExecutionPlan, String>> =
     Session::new(&super::CUDNN);
 
 impl Attention {
@@ -454,7 +360,7 @@ impl Attention {
         SESSION.run(
             key,
             || dnn::create_handle().map_err(|error| error.to_string()),
-            |handle| Ok(Plan::new(handle, &key)),
+            |handle| Ok(plan(handle, &key)),
             |handle, plan| {
                 let plan = plan.as_ref().map_err(Clone::clone)?;
                 // The guards hold the buffers until the call is queued.
@@ -478,34 +384,18 @@ impl Attention {
                     ids.push(uid::MASKED);
                     pointers.push(scalar(&masked));
                 }
-                let pack = Descriptor::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
-                pack.set(
-                    Name::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
-                    Type::CUDNN_TYPE_INT64,
-                    &ids,
-                )?;
-                pack.set(
-                    Name::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-                    Type::CUDNN_TYPE_VOID_PTR,
-                    &pointers,
-                )?;
-                pack.set(
-                    Name::CUDNN_ATTR_VARIANT_PACK_WORKSPACE,
-                    Type::CUDNN_TYPE_VOID_PTR,
-                    &[workspace_ptr as *mut c_void],
-                )?;
-                let pack = pack.finalize()?;
-                // SAFETY: the plan was made for these layouts; the pack's addresses are
-                // buffers the guards hold until the work is queued on the stream that orders
-                // them, and the scalars (read by value) outlive the call.
-                CUDNN.in_library(|| unsafe {
-                    dnn::set_stream(handle, stream as sys::cudaStream_t)
-                        .map_err(|error| error.to_string())?;
-                    check(
-                        sys::cudnnBackendExecute(handle, plan.plan.raw(), pack.raw()),
+                // SAFETY: the plan was made for these layouts; the addresses are buffers the
+                // guards hold until the work is queued on the stream that orders them, and
+                // the scalars (read by value) outlive the call.
+                unsafe {
+                    plan.execute(
+                        handle,
+                        stream,
+                        (&ids, &pointers),
+                        workspace_ptr,
                         "running fused attention",
                     )
-                })
+                }
             },
         )?;
         // [b, s_q, h, d_v] seen as [b, h, s_q, d_v].
@@ -635,8 +525,7 @@ mod tests {
 
     /// Whether cuDNN 9 loads here (the GPU hosts; the graph checks need no GPU).
     fn cudnn_9_loads() -> bool {
-        // SAFETY: a plain query of the loaded library.
-        CUDNN.available().is_ok() && unsafe { sys::cudnnGetVersion() } >= MIN_VERSION
+        CUDNN.available().is_ok() && graph::cudnn_version("attention").is_ok()
     }
 
     /// Where cuDNN 9 loads, every tensor and operation of the graph passes cuDNN's own checks

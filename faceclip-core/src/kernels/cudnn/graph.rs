@@ -1,13 +1,36 @@
 //! cuDNN's graph (backend descriptor) API, as small owned values: a [`Descriptor`] is created,
 //! given its attributes, finalised, and destroyed when dropped. The builders name the few
-//! tensor and operation kinds fused attention needs.
+//! tensor and operation kinds fused attention and the convolution need; an [`ExecutionPlan`]
+//! is a graph's plan, made once and queued per call.
 
 use std::ffi::{c_char, c_void, CStr};
 
-use cudarc::cudnn::sys;
+use cudarc::cudnn::{result as dnn, sys};
 use sys::cudnnBackendAttributeName_t as Name;
 use sys::cudnnBackendAttributeType_t as Type;
 use sys::cudnnBackendDescriptorType_t as Kind;
+
+use super::CUDNN;
+
+/// The oldest cuDNN whose graph API this module drives (and whose `cudnnGetLastErrorString`
+/// [`check`] reads: checked by [`cudnn_version`]).
+const MIN_VERSION: usize = 90000;
+/// How many of each heuristic's engine configurations are tried, best first.
+const CONFIGS_TRIED: usize = 8;
+
+/// The loaded cuDNN's version, when its graph API can run this module's graphs (cuDNN 9 or
+/// later); call before building any of them. `what` names the graph in the error.
+pub(crate) fn cudnn_version(what: &str) -> Result<usize, String> {
+    // SAFETY: a plain query of the loaded library.
+    let version = unsafe { sys::cudnnGetVersion() };
+    if version < MIN_VERSION {
+        return Err(format!(
+            "{what} through cuDNN's graph API needs cuDNN 9 or later; the loaded cuDNN is \
+             {version}"
+        ));
+    }
+    Ok(version)
+}
 
 /// `status` as a `Result`, the error naming `what` failed with cuDNN's status and, where cuDNN
 /// 9 keeps one, its own explanation of the latest error.
@@ -344,4 +367,208 @@ pub(crate) fn reduction(
     let op = operation(Kind::CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &slots)?;
     keep.push(function);
     Ok(op)
+}
+
+/// A finalised 2-D forward convolution (cross-correlation) `y = x ⊛ w` computed in `f32`, with
+/// `[stride, padding, dilation]` per spatial axis (height, width; padding on both sides); its
+/// convolution descriptor is pushed to `keep`.
+pub(crate) fn convolution(
+    x: &Descriptor,
+    w: &Descriptor,
+    y: &Descriptor,
+    [stride, padding, dilation]: [[i64; 2]; 3],
+    keep: &mut Vec<Descriptor>,
+) -> Result<Descriptor, String> {
+    let conv = Descriptor::new(Kind::CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR)?;
+    conv.set(
+        Name::CUDNN_ATTR_CONVOLUTION_COMP_TYPE,
+        Type::CUDNN_TYPE_DATA_TYPE,
+        &[sys::cudnnDataType_t::CUDNN_DATA_FLOAT],
+    )?;
+    conv.set(
+        Name::CUDNN_ATTR_CONVOLUTION_CONV_MODE,
+        Type::CUDNN_TYPE_CONVOLUTION_MODE,
+        &[sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION],
+    )?;
+    conv.set(
+        Name::CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS,
+        Type::CUDNN_TYPE_INT64,
+        &[2i64],
+    )?;
+    for (name, values) in [
+        (Name::CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, stride),
+        (Name::CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, padding),
+        (Name::CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, padding),
+        (Name::CUDNN_ATTR_CONVOLUTION_DILATIONS, dilation),
+    ] {
+        conv.set(name, Type::CUDNN_TYPE_INT64, &values)?;
+    }
+    let conv = conv.finalize()?;
+    let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR)?;
+    for (name, value) in [
+        (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, x),
+        (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w),
+        (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, y),
+        (
+            Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+            &conv,
+        ),
+    ] {
+        op.set_descriptors(name, &[value])?;
+    }
+    // y = 1·(x ⊛ w) + 0·y, the factors as `float` (cuDNN's type for every compute type but
+    // double).
+    op.set(
+        Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
+        Type::CUDNN_TYPE_FLOAT,
+        &[1.0f32],
+    )?;
+    op.set(
+        Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA,
+        Type::CUDNN_TYPE_FLOAT,
+        &[0.0f32],
+    )?;
+    keep.push(conv);
+    op.finalize()
+}
+
+/// A graph's execution plan: the engine configuration chosen for it, the workspace it needs,
+/// and every descriptor the plan refers to (kept alive with it).
+pub(crate) struct ExecutionPlan {
+    plan: Descriptor,
+    /// Bytes of workspace each run needs.
+    pub(crate) workspace: usize,
+    _graph: Vec<Descriptor>,
+}
+
+impl ExecutionPlan {
+    /// The plan of the graph of `ops` (in order; `parts` are the tensors and descriptors they
+    /// refer to): the first engine configuration, of cuDNN's ranked heuristic and then of its
+    /// fallback list (as cudnn-frontend tries them), that makes a plan. `what` names the graph
+    /// in errors. Build the graph only after [`cudnn_version`] allowed it.
+    pub(crate) fn new(
+        handle: sys::cudnnHandle_t,
+        ops: Vec<Descriptor>,
+        parts: Vec<Descriptor>,
+        what: &str,
+    ) -> Result<Self, String> {
+        let op_graph = Descriptor::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
+        op_graph.set(
+            Name::CUDNN_ATTR_OPERATIONGRAPH_HANDLE,
+            Type::CUDNN_TYPE_HANDLE,
+            &[handle],
+        )?;
+        let op_list: Vec<&Descriptor> = ops.iter().collect();
+        op_graph.set_descriptors(Name::CUDNN_ATTR_OPERATIONGRAPH_OPS, &op_list)?;
+        let op_graph = op_graph.finalize()?;
+
+        let mut declined = Vec::new();
+        for mode in [
+            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A,
+            sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_FALLBACK,
+        ] {
+            let heuristic = Descriptor::new(Kind::CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR)?;
+            heuristic.set_descriptors(Name::CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, &[&op_graph])?;
+            heuristic.set(
+                Name::CUDNN_ATTR_ENGINEHEUR_MODE,
+                Type::CUDNN_TYPE_HEUR_MODE,
+                &[mode],
+            )?;
+            let configs = heuristic.finalize().and_then(|heuristic| {
+                heuristic.get_descriptors(
+                    Name::CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                    Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
+                    CONFIGS_TRIED,
+                )
+            });
+            let configs = match configs {
+                Ok(configs) => configs,
+                Err(error) => {
+                    declined.push(error);
+                    continue;
+                }
+            };
+            for config in configs {
+                match plan_of(handle, &config) {
+                    Ok(plan) => {
+                        let workspace =
+                            plan.get_i64(Name::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
+                        let mut graph = parts;
+                        graph.extend(ops);
+                        graph.extend([op_graph, config]);
+                        return Ok(Self {
+                            plan,
+                            workspace: usize::try_from(workspace).unwrap_or(0),
+                            _graph: graph,
+                        });
+                    }
+                    Err(error) => declined.push(error),
+                }
+            }
+        }
+        Err(if declined.is_empty() {
+            format!("cuDNN's heuristics offer no engine for this {what}")
+        } else {
+            format!(
+                "no engine makes a plan for this {what}: {}",
+                declined.join("; ")
+            )
+        })
+    }
+
+    /// Queues one run on `stream`, the graph's tensors `ids` at `pointers` (device buffers, or
+    /// host scalars for by-value tensors), with `workspace` (at least [`Self::workspace`]
+    /// bytes). `what` names the run in errors.
+    ///
+    /// # Safety
+    ///
+    /// The pointers must be live, of the layouts the plan was made for, and stay allocated
+    /// until the run is queued on `stream`, which must order them.
+    pub(crate) unsafe fn execute(
+        &self,
+        handle: sys::cudnnHandle_t,
+        stream: usize,
+        (ids, pointers): (&[i64], &[*mut c_void]),
+        workspace: u64,
+        what: &str,
+    ) -> Result<(), String> {
+        let pack = Descriptor::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
+        pack.set(
+            Name::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
+            Type::CUDNN_TYPE_INT64,
+            ids,
+        )?;
+        pack.set(
+            Name::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
+            Type::CUDNN_TYPE_VOID_PTR,
+            pointers,
+        )?;
+        pack.set(
+            Name::CUDNN_ATTR_VARIANT_PACK_WORKSPACE,
+            Type::CUDNN_TYPE_VOID_PTR,
+            &[workspace as *mut c_void],
+        )?;
+        let pack = pack.finalize()?;
+        // SAFETY: the plan and pack are live; the caller vouches for the addresses.
+        CUDNN.in_library(|| unsafe {
+            dnn::set_stream(handle, stream as sys::cudaStream_t)
+                .map_err(|error| error.to_string())?;
+            check(
+                sys::cudnnBackendExecute(handle, self.plan.raw(), pack.raw()),
+                what,
+            )
+        })
+    }
+}
+
+/// A finalised execution plan of engine configuration `config`.
+fn plan_of(handle: sys::cudnnHandle_t, config: &Descriptor) -> Result<Descriptor, String> {
+    let plan = Descriptor::new(Kind::CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)?;
+    plan.set(
+        Name::CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+        Type::CUDNN_TYPE_HANDLE,
+        &[handle],
+    )?;
+    plan.set_descriptors(Name::CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, &[config])?;
+    plan.finalize()
 }
