@@ -84,19 +84,38 @@ fn tiny_sdxl_pipeline_matches_diffusers_cuda() {
     println!("tiny SDXL pipeline PSNR vs diffusers (cuda): {db:.1} dB");
 }
 
+/// The whole tiny pipeline with bf16 weights and activations against the f32 reference (in a
+/// process of its own: the device's float type is the first backend's).
+#[cfg(feature = "cuda")]
+fn check_bf16_pipeline(label: &str) {
+    let device = Default::default();
+    crate::assert_own_float_dtype::<faceclip_core::backend::CudaBf16>(&device);
+    let db = check_pipeline::<faceclip_core::backend::CudaBf16>(&device);
+    assert!(
+        db >= MIN_PSNR_DB_BF16,
+        "PSNR {db:.1} dB < {MIN_PSNR_DB_BF16} dB"
+    );
+    println!("tiny SDXL pipeline PSNR vs diffusers ({label}): {db:.1} dB");
+}
+
 test_alone!(
-    /// The whole tiny pipeline with bf16 weights and activations against the f32 reference.
     #[cfg(feature = "cuda")]
     tiny_sdxl_pipeline_matches_diffusers_cuda_bf16,
     {
-        let device = Default::default();
-        crate::assert_own_float_dtype::<faceclip_core::backend::CudaBf16>(&device);
-        let db = check_pipeline::<faceclip_core::backend::CudaBf16>(&device);
-        assert!(
-            db >= MIN_PSNR_DB_BF16,
-            "PSNR {db:.1} dB < {MIN_PSNR_DB_BF16} dB"
-        );
-        println!("tiny SDXL pipeline PSNR vs diffusers (cuda, bf16): {db:.1} dB");
+        check_bf16_pipeline("cuda, bf16");
+    }
+);
+
+test_alone!(
+    /// With every convolution on cuDNN's graph API, none falling back to Burn's.
+    #[cfg(feature = "cuda")]
+    tiny_sdxl_pipeline_matches_diffusers_cuda_bf16_conv_graph,
+    {
+        use faceclip_core::backend::{set_cuda_convolution, CudaConvolution, NvidiaLibrary};
+        set_cuda_convolution(CudaConvolution::CudnnGraph);
+        crate::core_tests::on_library(NvidiaLibrary::Cudnn, 1, || {
+            check_bf16_pipeline("cuda, bf16, cuDNN graph convolutions")
+        });
     }
 );
 
