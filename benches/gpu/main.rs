@@ -19,7 +19,8 @@
 //! `--memory fitted` lays CUDA's memory pool out with `CudaMemoryPools::Fitted` instead of
 //! CubeCL's preset; `--layout pitched` lays CUDA tensors out with CubeCL's padded rows instead
 //! of dense (`CudaTensorLayout`); `--conv graph` runs the convolutions through cuDNN's graph
-//! API instead of its legacy call (`CudaConvolution`), and names each row `<case>_conv_graph`.
+//! API instead of its legacy call (`CudaConvolution`). Each of these three names the rows
+//! `<case>_conv_graph`, `<case>_fitted` or `<case>_pitched` (in that order).
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -31,8 +32,9 @@
 //! was live before the first timed call; `warmup_peak_reserved_mb`: the pool's peak over the
 //! warm-up, autotuning's buffers included; `null` on ndarray). Each row also has, per batched
 //! call, the NVIDIA libraries' operations (`cublaslt_calls`, `cudnn_calls`), the host time they
-//! took on the device thread (`cublaslt_host_ms`, `cudnn_host_ms`; `*_library_ms`: the part
-//! inside the libraries' own functions) and the plans they made (`*_plans`; all 0 off CUDA).
+//! took (`cublaslt_host_ms`, `cudnn_host_ms`; `*_library_ms`: the part inside the libraries'
+//! own functions; `*_queue_ms`: the part spent waiting for CubeCL's device thread to take the
+//! call) and the plans they made (`*_plans`; all 0 off CUDA).
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
 use std::ops::ControlFlow;
@@ -167,6 +169,24 @@ impl Options {
             .is_none_or(|names| names.iter().any(|n| case.starts_with(n.as_str())))
     }
 
+    /// What the rows' case names end with when the CUDA settings are not the defaults:
+    /// `_conv_graph` (`--conv graph`), `_fitted` (`--memory fitted`), `_pitched` (`--layout
+    /// pitched`), so one results file can hold a case timed both ways.
+    fn variant(&self) -> String {
+        [
+            (
+                self.convolution == CudaConvolution::CudnnGraph,
+                "_conv_graph",
+            ),
+            (self.memory == CudaMemoryPools::Fitted, "_fitted"),
+            (self.layout == CudaTensorLayout::Pitched, "_pitched"),
+        ]
+        .iter()
+        .filter(|(differs, _)| *differs)
+        .map(|(_, suffix)| *suffix)
+        .collect()
+    }
+
     /// Whether any of `cases` is wanted (a group of cases makes its inputs only then).
     fn wants_any(&self, cases: &[&str]) -> bool {
         cases.iter().any(|case| self.wants(case))
@@ -236,19 +256,17 @@ fn time_case<B: Backend, T>(
             let after = library_stats(*library);
             format!(
                 "\"{name}_calls\":{:.1},\"{name}_host_ms\":{:.4},\"{name}_library_ms\":{:.4},\
-                 \"{name}_plans\":{:.1},",
+                 \"{name}_queue_ms\":{:.4},\"{name}_plans\":{:.1},",
                 per_call(after.launched - before.launched),
                 per_call(after.host_micros - before.host_micros) / 1e3,
                 per_call(after.library_micros - before.library_micros) / 1e3,
+                per_call(after.queue_micros - before.queue_micros) / 1e3,
                 per_call(after.plans - before.plans),
                 name = library.name().to_lowercase(),
             )
         })
         .collect::<String>();
-    let variant = match options.convolution {
-        CudaConvolution::CudnnGraph => "_conv_graph",
-        CudaConvolution::CudnnLegacy => "",
-    };
+    let variant = options.variant();
     println!(
         "{{\"impl\":\"burn\",\"backend\":\"{}\",\"case\":\"{name}{variant}\",\"shape\":\"{shape}\",\
          \"median_synced_ms\":{median:.4},\"mean_batched_ms\":{batched:.4},\"host_ms\":{host:.4},\

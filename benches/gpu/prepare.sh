@@ -10,12 +10,15 @@
 #   .gl/              the Vulkan/GL loader packages wgpu needs on the host
 # Check the script's flow here with `bash benches/gpu/dry_run.sh` (no GPU needed). Then, with the
 # device tool: run(command="export OUT; WARM_PARTS='unet_level2 unet_level1 vae_decode
-# faceclip_encoder flux_step unet_overhead launch' WARM_S=200 BURN_S=110 TORCH_S=100
+# faceclip_encoder flux_step unet_overhead launch' WARM_S=180 BURN_S=100 TORCH_S=90
 # TORCH_ONLY=launch,unet_step,unet_overhead,vae_decode,faceclip_encoder,sdxl_image,flux_step
-# BURN_KERNELS_S=0 TORCH_KERNELS_S=0 bash benches/gpu/run.sh stages", carry=[".gpu", ".whl", ".gl"],
-# timeout_s=500) — `stages` fits a 15-minute lease (the kernel table, BURN_KERNELS_S=50
-# TORCH_KERNELS_S=30 and the default WARM_PARTS, needs another ~150 s); copy the returned cubecl-cache.tar.xz to .gpu/ at once (or `cat` its
-# .part0 .part1 pieces into it), so the next run starts from what this one compiled. The working
+# GRAPH_CONV_S=40 FITTED_S=50 BURN_KERNELS_S=0 TORCH_KERNELS_S=0 bash benches/gpu/run.sh
+# stages", carry=[".gpu", ".whl", ".gl"], timeout_s=540) — `stages` fits a 15-minute lease (the
+# kernel table, BURN_KERNELS_S=50 TORCH_KERNELS_S=30 and the default WARM_PARTS, needs another
+# ~150 s); copy the returned cubecl-cache.tar.xz to .gpu/ at once (or `cat` its .part0 .part1
+# pieces into it), so the next run starts from what this one compiled. Item 6 (wgpu) takes a
+# lease of its own: `GPU_FEATURES=vulkan,cuda bash benches/gpu/prepare.sh`, then `run.sh wgpu`
+# (the stages on Burn wgpu, Burn cuda f32 and PyTorch f32; WGPU_S, BURN_S, TORCH_S). The working
 # tree that travels is limited to 64 MiB; the workspace's integration tests are one binary
 # (`tests/parity`), run there filtered by backend.
 set -euo pipefail

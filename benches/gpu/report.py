@@ -13,7 +13,8 @@ footprint during the case, inputs and weights included: PyTorch's `max_memory_re
 JSON); "mem ratio" = Burn / PyTorch. A second table gives each stage's host time: the part of
 the batched calls until the last one returned, before the sync (`unet_overhead`, the UNet step
 narrowed to a tenth of its width on a small latent, is nearly all of it: the step's fixed cost),
-and what Burn's NVIDIA-library calls took of the host (on the device thread) per call. A third
+and what Burn's NVIDIA-library calls took of the host per call (the part inside the libraries,
+and the part spent waiting for CubeCL's device thread to take them). A third
 gives the host's cost of one call of each kind (`launch_*`: chains of tiny calls).
 """
 
@@ -46,9 +47,11 @@ def reference_case(case):
     """The PyTorch case a Burn case is compared with. `X_sdpa` is Burn's model entry point for the
     op PyTorch times as `X`; `X_burn` is Burn's own ops where the models take a fused kernel or an
     NVIDIA library; `X_unfused` is attention as two cuBLASLt GEMMs around a softmax, `X_flash`
-    Burn's attention with the queries padded for its flash kernels; `X_conv_graph` is `X` with
-    the convolutions on cuDNN's graph API (`gpu --conv graph`)."""
-    case = case.removesuffix("_conv_graph")
+    Burn's attention with the queries padded for its flash kernels; `X_conv_graph`, `X_fitted`
+    and `X_pitched` are `X` with the convolutions on cuDNN's graph API, the fitted memory pools
+    or the padded tensor layout (`gpu --conv graph`, `--memory fitted`, `--layout pitched`)."""
+    for variant in ("_pitched", "_fitted", "_conv_graph"):
+        case = case.removesuffix(variant)
     for suffix in ("_sdpa", "_burn", "_unfused", "_flash"):
         case = case.removesuffix(suffix)
     return case
@@ -116,8 +119,12 @@ def host_table(by, cases):
             if b and "cublaslt_calls" in b:
                 inside = ""
                 if "cublaslt_library_ms" in b:
-                    inside = (f" ({b['cublaslt_library_ms'] + b['cudnn_library_ms']:.1f} in "
-                              "the libraries' calls)")
+                    inside = (f"{b['cublaslt_library_ms'] + b['cudnn_library_ms']:.1f} in the "
+                              "libraries' calls")
+                if "cublaslt_queue_ms" in b:
+                    inside += (f", {b['cublaslt_queue_ms'] + b['cudnn_queue_ms']:.1f} waiting for "
+                               "the device thread")
+                inside = f" ({inside})" if inside else ""
                 libraries = (f"{b['cublaslt_calls']:.0f} / {b['cudnn_calls']:.0f} calls, "
                              f"{b['cublaslt_host_ms'] + b['cudnn_host_ms']:.1f} ms{inside}, "
                              f"{b['cublaslt_plans'] + b['cudnn_plans']:.0f} plans")

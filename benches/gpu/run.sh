@@ -22,7 +22,8 @@
 # `CudaMemoryPools::Fitted`, BURN_LAYOUT=pitched with CubeCL's padded rows instead of dense
 # tensors, BURN_CONV=graph with the convolutions on cuDNN's graph API. `stages` also times the
 # convolution cases (`launch_conv`, `vae_decode`) with BURN_CONV=graph for GRAPH_CONV_S seconds
-# (default 40; 0 skips), rows named `<case>_conv_graph`.
+# (default 40; 0 skips), rows named `<case>_conv_graph`, and the UNet step and the VAE decode
+# with BURN_MEMORY=fitted for FITTED_S seconds (default 60; 0 skips), rows `<case>_fitted`.
 #
 # It writes six to eight files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
 # (environment, steps, the binaries' stderr, cache sizes, peak GPU memory per phase),
@@ -254,6 +255,11 @@ if [ "$SCOPE" = stages ]; then
   if [ "${GRAPH_CONV_S:-40}" -gt 0 ]; then
     ONLY="--iters 5 --only launch_conv,vae_decode"
     BURN_CONV=graph burn cuda-bf16 "${GRAPH_CONV_S:-40}"
+  fi
+  # The peak memory of the fitted pools against CubeCL's preset (item 4's memory target).
+  if [ "${FITTED_S:-60}" -gt 0 ]; then
+    ONLY="--iters 5 --only unet_step,vae_decode"
+    BURN_MEMORY=fitted burn cuda-bf16 "${FITTED_S:-60}"
   fi
   ONLY="--iters 5 --only matmul,linear,conv,self,cross,groupnorm,layernorm"
   # A limit of 0 skips the kernel table (`timeout 0` would not limit at all).

@@ -414,6 +414,9 @@ pub struct LibraryStats {
     /// Of `host_micros`, the time inside the library's own functions that queue the work (the
     /// rest: buffer look-ups, output and workspace allocations, plans).
     pub library_micros: u64,
+    /// Of `host_micros`, the time the calls waited for CubeCL's device thread to take them
+    /// (it runs the work queued on it before, such as Burn's kernel launches, first).
+    pub queue_micros: u64,
     /// Plans made (descriptors and the chosen algorithm, once per shape, cached after).
     pub plans: u64,
 }

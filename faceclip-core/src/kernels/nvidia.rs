@@ -41,6 +41,7 @@ pub(crate) struct LibraryPath {
     last_failure: Mutex<Option<String>>,
     host_nanos: AtomicU64,
     library_nanos: AtomicU64,
+    queue_nanos: AtomicU64,
     plans: AtomicU64,
 }
 
@@ -62,6 +63,7 @@ impl LibraryPath {
             last_failure: Mutex::new(None),
             host_nanos: AtomicU64::new(0),
             library_nanos: AtomicU64::new(0),
+            queue_nanos: AtomicU64::new(0),
             plans: AtomicU64::new(0),
         }
     }
@@ -115,6 +117,7 @@ impl LibraryPath {
             last_failure: lock(&self.last_failure).clone(),
             host_micros: self.host_nanos.load(Ordering::Relaxed) / 1000,
             library_micros: self.library_nanos.load(Ordering::Relaxed) / 1000,
+            queue_micros: self.queue_nanos.load(Ordering::Relaxed) / 1000,
             plans: self.plans.load(Ordering::Relaxed),
         }
     }
@@ -149,7 +152,12 @@ impl LibraryPath {
         let failure = match retype::<_, [CubeTensor<CudaRuntime>; 3]>(inputs.clone()) {
             Ok(cuda) => {
                 let client = cuda[0].client.clone();
-                match client.exclusive(move || run(cuda)) {
+                let requested = Instant::now();
+                let on_device_thread = move || {
+                    add_elapsed(&self.queue_nanos, requested);
+                    run(cuda)
+                };
+                match client.exclusive(on_device_thread) {
                     Ok(Ok(output)) => {
                         self.launched.fetch_add(1, Ordering::Relaxed);
                         match retype::<_, CubeTensor<R>>(output) {
@@ -173,9 +181,14 @@ impl LibraryPath {
 fn timed<T>(nanos: &AtomicU64, work: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let output = work();
+    add_elapsed(nanos, started);
+    output
+}
+
+/// Adds the time since `started` to `nanos`.
+fn add_elapsed(nanos: &AtomicU64, started: Instant) {
     let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     nanos.fetch_add(elapsed, Ordering::Relaxed);
-    output
 }
 
 /// The device addresses of the operands' buffers (0 for an absent one), the stream the server
