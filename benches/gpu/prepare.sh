@@ -3,6 +3,7 @@
 # host), all git-ignored:
 #   .gpu/bins.tar.xz  the `gpu` bench and the release `parity` test binary (cuda; GPU_FEATURES)
 #   .gpu/features     the cargo features they were built with
+#   .gpu/commit       the commit they were built from (run.sh logs it)
 #   .gpu/built_in     this checkout's path (the test binaries find their fixtures through it)
 #   .gpu/cubecl-cache.tar.xz  (optional, kept) CubeCL PTX + autotune cache from an earlier run
 #   .whl/             diffusers 0.42.1 (without its pipelines) + importlib_metadata wheels (the
@@ -68,9 +69,12 @@ cp "$(executable benches/gpu/main.rs /tmp/gpu-bench.log)" "$stage/gpu"
 cp "$(executable tests/parity/main.rs /tmp/gpu-tests.log)" "$stage/tests/parity"
 strip "$stage/gpu" "$stage"/tests/*
 # Keeps a carried .gpu/cubecl-cache.tar.xz.
-mkdir -p .gpu && rm -f .gpu/bins.tar.xz .gpu/built_in .gpu/features
+mkdir -p .gpu && rm -f .gpu/bins.tar.xz .gpu/built_in .gpu/features .gpu/commit
 pwd >.gpu/built_in
 echo "$FEATURES" >.gpu/features
+# The commit the binaries were built from ("+changes" when the tree differed from it).
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!benches/gpu/results' ||
+  echo +changes)" >.gpu/commit
 (cd "$stage" && tar -cf - gpu tests | xz -T2 -9 >"$OLDPWD/.gpu/bins.tar.xz")
 rm -rf "$stage"
 

@@ -57,6 +57,8 @@ log "environment"
   python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'
   uname -r
   echo "profilers: $(command -v perf nsys ncu gdb | tr '\n' ' ')"
+  echo "binaries: $(cat .gpu/commit 2>/dev/null || echo 'commit not recorded'), features" \
+    "$(cat .gpu/features 2>/dev/null)"
 } 2>&1 | tee -a "$RUN_LOG"
 
 # Tools and libraries the binaries need at run time.
