@@ -32,7 +32,7 @@ cd "$DRY/repo"
 ln -s "$ROOT/benches" benches
 [ -d "$ROOT/.whl" ] && ln -s "$ROOT/.whl" .whl
 cp "$ROOT/.gpu/bins.tar.xz" .gpu/
-for f in features commit; do [ -f "$ROOT/.gpu/$f" ] && cp "$ROOT/.gpu/$f" .gpu/; done
+for f in features commit; do if [ -f "$ROOT/.gpu/$f" ]; then cp "$ROOT/.gpu/$f" .gpu/; fi; done
 pwd >.gpu/built_in
 
 export PATH="$DRY/stubs:$PATH" OUT="$DRY/out" CUBECL_CACHE="$DRY/cubecl-cache"
