@@ -118,54 +118,31 @@ mod tests {
         let Ok(version) = graph::cudnn_version("convolution") else {
             return;
         };
-        let key = |dtype, x, weight, output, stride, padding, dilation| PlanKey {
-            device: 0,
-            dtype,
-            dims: ConvDims { x, weight, output },
-            stride: [stride; 2],
-            padding: [padding; 2],
-            dilation: [dilation; 2],
-            groups: x[1] / weight[1],
+        // [x, weight, output] sizes and [stride, padding, dilation].
+        let key = |dtype,
+                   [x, weight, output]: [[usize; 4]; 3],
+                   [stride, padding, dilation]: [usize; 3]| {
+            PlanKey {
+                device: 0,
+                dtype,
+                dims: ConvDims { x, weight, output },
+                stride: [stride; 2],
+                padding: [padding; 2],
+                dilation: [dilation; 2],
+                groups: x[1] / weight[1],
+            }
         };
+        let same = [[2, 640, 72, 54], [640, 640, 3, 3], [2, 640, 72, 54]];
+        let down = [[2, 320, 144, 108], [320, 320, 3, 3], [2, 320, 72, 54]];
+        let shortcut = [[1, 512, 36, 27], [256, 512, 1, 1], [1, 256, 36, 27]];
+        let grouped = [[1, 8, 5, 5], [12, 2, 3, 3], [1, 12, 1, 1]];
         for key in [
-            // SDXL's 3×3 at 1152×864 (bf16), its downsampler, a 1×1 shortcut (f32).
-            key(
-                DType::BF16,
-                [2, 640, 72, 54],
-                [640, 640, 3, 3],
-                [2, 640, 72, 54],
-                1,
-                1,
-                1,
-            ),
-            key(
-                DType::BF16,
-                [2, 320, 144, 108],
-                [320, 320, 3, 3],
-                [2, 320, 72, 54],
-                2,
-                1,
-                1,
-            ),
-            key(
-                DType::F32,
-                [1, 512, 36, 27],
-                [256, 512, 1, 1],
-                [1, 256, 36, 27],
-                1,
-                0,
-                1,
-            ),
-            // Grouped and dilated (f16).
-            key(
-                DType::F16,
-                [1, 8, 5, 5],
-                [12, 2, 3, 3],
-                [1, 12, 1, 1],
-                1,
-                0,
-                2,
-            ),
+            // SDXL's 3×3 at 1152×864 (bf16), its downsampler, a 1×1 shortcut (f32), and a
+            // grouped, dilated one (f16).
+            key(DType::BF16, same, [1, 1, 1]),
+            key(DType::BF16, down, [2, 1, 1]),
+            key(DType::F32, shortcut, [1, 0, 1]),
+            key(DType::F16, grouped, [1, 0, 2]),
         ] {
             let (op, parts) = operation(&key).unwrap_or_else(|e| panic!("{key:?}: {e}"));
             assert_eq!(
@@ -176,16 +153,9 @@ mod tests {
             drop(op);
         }
         // A size the padding and strides do not give is refused by cuDNN, named.
-        let wrong = key(
-            DType::BF16,
-            [2, 64, 8, 8],
-            [64, 64, 3, 3],
-            [2, 64, 9, 9],
-            1,
-            1,
-            1,
-        );
-        let error = operation(&wrong).expect_err("an inconsistent output size");
+        let wrong = [[2, 64, 8, 8], [64, 64, 3, 3], [2, 64, 9, 9]];
+        let error = operation(&key(DType::BF16, wrong, [1, 1, 1]))
+            .expect_err("an inconsistent output size");
         assert!(error.contains("CONVOLUTION_FORWARD"), "{error}");
         println!("cuDNN {version}: the convolution graphs finalise; refused: {error}");
     }
