@@ -4,8 +4,8 @@
 //! cuDNN's heuristic (`cudnnGetConvolutionForwardAlgorithm_v7`) picks the algorithm and its
 //! math mode (tensor cores for bf16/f16, TF32 allowed for f32) once per shape and element type;
 //! the plan is kept for the process. With [`CudaConvolution::CudnnGraph`] the convolution goes
-//! through cuDNN's graph API instead ([`convolution`]). [`attention`] is cuDNN's fused
-//! attention, through its graph API.
+//! through cuDNN's graph API instead (the private `convolution` module). [`attention`] is
+//! cuDNN's fused attention, through its graph API.
 
 use std::ffi::c_void;
 
