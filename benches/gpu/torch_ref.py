@@ -86,6 +86,8 @@ OVERHEAD_LATENT = (32, 24)
 FLUX_SMALL = dict(FLUX_DEV, num_layers=1, num_single_layers=1, num_attention_heads=2,
                   joint_attention_dim=64, pooled_projection_dim=32)
 IMAGE_GUIDANCE = 5.0
+# The parity fixtures' reference modules (the FaceCLIP fuser over transformers' GroundingDINO).
+PARITY_TOOLS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "tools", "parity")
 
 
 def parse():
@@ -403,8 +405,8 @@ class EncoderBranch(torch.nn.Module):
 
     def __init__(self, width, layers, heads, act, face, fuser_layers, ffn):
         super().__init__()
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "tools",
-                                        "parity"))
+        if PARITY_TOOLS not in sys.path:
+            sys.path.insert(0, PARITY_TOOLS)
         from faceclip_fuser import ReferenceFuser
 
         nn = torch.nn
