@@ -31,7 +31,8 @@ fn probe() -> bool {
     unsafe { sys::is_culib_present() }
 }
 
-/// The most workspace an algorithm may ask for.
+/// The most workspace an algorithm (legacy API) or engine configuration (graph API) may ask
+/// for: the stream's workspace grows to the largest and is kept.
 const MAX_WORKSPACE_BYTES: usize = 256 << 20;
 
 /// A convolution of `x` `[n, c, h, w]` with a weight `[o, c / groups, kh, kw]` and, when

@@ -10,7 +10,7 @@ use sys::cudnnBackendAttributeName_t as Name;
 use sys::cudnnBackendAttributeType_t as Type;
 use sys::cudnnBackendDescriptorType_t as Kind;
 
-use super::CUDNN;
+use super::{CUDNN, MAX_WORKSPACE_BYTES};
 
 /// The oldest cuDNN whose graph API this module drives (and whose `cudnnGetLastErrorString`
 /// [`check`] reads: checked by [`cudnn_version`]).
@@ -444,8 +444,9 @@ pub(crate) struct ExecutionPlan {
 impl ExecutionPlan {
     /// The plan of the graph of `ops` (in order; `parts` are the tensors and descriptors they
     /// refer to): the first engine configuration, of cuDNN's ranked heuristic and then of its
-    /// fallback list (as cudnn-frontend tries them), that makes a plan. `what` names the graph
-    /// in errors. Build the graph only after [`cudnn_version`] allowed it.
+    /// fallback list (as cudnn-frontend tries them), that makes a plan needing at most
+    /// `MAX_WORKSPACE_BYTES` of workspace. `what` names the graph in errors. Build the graph
+    /// only after [`cudnn_version`] allowed it.
     pub(crate) fn new(
         handle: sys::cudnnHandle_t,
         ops: Vec<Descriptor>,
@@ -489,16 +490,24 @@ impl ExecutionPlan {
                 }
             };
             for config in configs {
-                match plan_of(handle, &config) {
-                    Ok(plan) => {
-                        let workspace =
-                            plan.get_i64(Name::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
+                let made = plan_of(handle, &config).and_then(|plan| {
+                    let workspace = plan.get_i64(Name::CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)?;
+                    match usize::try_from(workspace) {
+                        Ok(bytes) if bytes <= MAX_WORKSPACE_BYTES => Ok((plan, bytes)),
+                        _ => Err(format!(
+                            "an engine asks for {workspace} bytes of workspace, over the \
+                             {MAX_WORKSPACE_BYTES} allowed"
+                        )),
+                    }
+                });
+                match made {
+                    Ok((plan, workspace)) => {
                         let mut graph = parts;
                         graph.extend(ops);
                         graph.extend([op_graph, config]);
                         return Ok(Self {
                             plan,
-                            workspace: usize::try_from(workspace).unwrap_or(0),
+                            workspace,
                             _graph: graph,
                         });
                     }
