@@ -253,16 +253,24 @@ pub(crate) fn matmul(
         (Name::CUDNN_ATTR_OPERATION_MATMUL_CDESC, c),
         (Name::CUDNN_ATTR_OPERATION_MATMUL_DESC, &product),
     ];
-    let op = operation(Kind::CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &slots)?;
+    let op = operation(Kind::CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &slots, &[])?;
     keep.push(product);
     Ok(op)
 }
 
-/// A finalised operation of `kind` whose descriptor-valued attributes are `slots`.
-fn operation(kind: Kind, slots: &[(Name, &Descriptor)]) -> Result<Descriptor, String> {
+/// A finalised operation of `kind` whose descriptor-valued attributes are `slots` and whose
+/// `float`-valued ones are `factors`.
+fn operation(
+    kind: Kind,
+    slots: &[(Name, &Descriptor)],
+    factors: &[(Name, f32)],
+) -> Result<Descriptor, String> {
     let op = Descriptor::new(kind)?;
     for (name, value) in slots {
         op.set_descriptors(*name, &[value])?;
+    }
+    for (name, value) in factors {
+        op.set(*name, Type::CUDNN_TYPE_FLOAT, &[*value])?;
     }
     op.finalize()
 }
@@ -364,7 +372,11 @@ pub(crate) fn reduction(
         (Name::CUDNN_ATTR_OPERATION_REDUCTION_YDESC, y),
         (Name::CUDNN_ATTR_OPERATION_REDUCTION_DESC, &function),
     ];
-    let op = operation(Kind::CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &slots)?;
+    let op = operation(
+        Kind::CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR,
+        &slots,
+        &[],
+    )?;
     keep.push(function);
     Ok(op)
 }
@@ -404,8 +416,7 @@ pub(crate) fn convolution(
         conv.set(name, Type::CUDNN_TYPE_INT64, &values)?;
     }
     let conv = conv.finalize()?;
-    let op = Descriptor::new(Kind::CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR)?;
-    for (name, value) in [
+    let slots = [
         (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, x),
         (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w),
         (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, y),
@@ -413,23 +424,20 @@ pub(crate) fn convolution(
             Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
             &conv,
         ),
-    ] {
-        op.set_descriptors(name, &[value])?;
-    }
+    ];
     // y = 1·(x ⊛ w) + 0·y, the factors as `float` (cuDNN's type for every compute type but
     // double).
-    op.set(
-        Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
-        Type::CUDNN_TYPE_FLOAT,
-        &[1.0f32],
-    )?;
-    op.set(
-        Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA,
-        Type::CUDNN_TYPE_FLOAT,
-        &[0.0f32],
+    let factors = [
+        (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, 1.0),
+        (Name::CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, 0.0),
+    ];
+    let op = operation(
+        Kind::CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
+        &slots,
+        &factors,
     )?;
     keep.push(conv);
-    op.finalize()
+    Ok(op)
 }
 
 /// A graph's execution plan: the engine configuration chosen for it, the workspace it needs,
