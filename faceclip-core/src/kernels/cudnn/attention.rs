@@ -368,9 +368,7 @@ impl Attention {
                 let ([q_ptr, k_ptr, v_ptr, o_ptr], stream, _guards) =
                     buffers(&client, handles.map(Some))?;
                 let workspace_ptr = workspace(&client, key.device, stream, plan.workspace)?;
-                if let Some(address) = [q_ptr, k_ptr, v_ptr, o_ptr].iter().find(|a| *a % 16 != 0) {
-                    return Err(format!("operand at {address:#x} is not 16-byte aligned"));
-                }
+                graph::check_aligned(&[q_ptr, k_ptr, v_ptr, o_ptr])?;
                 // The by-value scalars, read from host memory when the call is queued.
                 let (scale, masked) = (self.scale, f32::MIN);
                 let scalar = |value: &f32| (value as *const f32).cast_mut().cast::<c_void>();

@@ -44,9 +44,7 @@ pub(super) fn run(
             // The guards hold the buffers until the call is queued.
             let handles = [&x.handle, &weight.handle, &output.handle].map(Some);
             let (addresses, stream, _guards) = buffers(client, handles)?;
-            if let Some(address) = addresses.iter().find(|a| *a % 16 != 0) {
-                return Err(format!("operand at {address:#x} is not 16-byte aligned"));
-            }
+            graph::check_aligned(&addresses)?;
             let workspace_ptr = workspace(client, key.device, stream, plan.workspace)?;
             let pointers = addresses.map(|address| address as *mut c_void);
             // SAFETY: the plan was made for these sizes; the addresses are buffers the guards

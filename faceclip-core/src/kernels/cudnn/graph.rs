@@ -183,7 +183,22 @@ pub(crate) enum TensorRole {
     ByValue,
 }
 
-/// A finalised tensor descriptor: `dims` and `strides` in elements, 16-byte aligned buffers.
+/// The alignment, in bytes, every buffer [`tensor`] declares.
+const BUFFER_ALIGNMENT: u64 = 16;
+
+/// Whether device buffers at `addresses` have the alignment [`tensor`] declares; the error
+/// names the first that does not.
+pub(crate) fn check_aligned(addresses: &[u64]) -> Result<(), String> {
+    match addresses.iter().find(|a| *a % BUFFER_ALIGNMENT != 0) {
+        Some(address) => Err(format!(
+            "operand at {address:#x} is not {BUFFER_ALIGNMENT}-byte aligned"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A finalised tensor descriptor: `dims` and `strides` in elements, buffers aligned to
+/// `BUFFER_ALIGNMENT` bytes.
 pub(crate) fn tensor(
     uid: i64,
     dims: [i64; 4],
@@ -215,7 +230,7 @@ pub(crate) fn tensor(
     tensor.set(
         Name::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT,
         Type::CUDNN_TYPE_INT64,
-        &[16i64],
+        &[BUFFER_ALIGNMENT as i64],
     )?;
     tensor.set(
         Name::CUDNN_ATTR_TENSOR_IS_VIRTUAL,
