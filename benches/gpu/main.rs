@@ -8,7 +8,7 @@
 //! cargo bench --bench gpu --features wgpu,cuda --no-run
 //! gpu --backend cuda|cuda-bf16|wgpu|ndarray [--small] [--iters N] [--only NAME,NAME]
 //!     [--burn-kernels] [--attention cudnn|flash|cublaslt] [--memory preset|fitted]
-//!     [--layout dense|pitched] [--conv legacy|graph]
+//!     [--layout dense|pitched] [--conv legacy|graph] [--calls blocking|queued]
 //! ```
 //!
 //! On CUDA, linear layers run on cuBLASLt and convolutions on cuDNN when they load
@@ -19,8 +19,10 @@
 //! `--memory fitted` lays CUDA's memory pool out with `CudaMemoryPools::Fitted` instead of
 //! CubeCL's preset; `--layout pitched` lays CUDA tensors out with CubeCL's padded rows instead
 //! of dense (`CudaTensorLayout`); `--conv graph` runs the convolutions through cuDNN's graph
-//! API instead of its legacy call (`CudaConvolution`). Each of these three names the rows
-//! `<case>_conv_graph`, `<case>_fitted` or `<case>_pitched` (in that order).
+//! API instead of its legacy call (`CudaConvolution`); `--calls queued` queues the libraries'
+//! calls on CubeCL's device thread without waiting once a call of their plan has run
+//! (`CudaLibraryCalls`). Each of these four names the rows `<case>_conv_graph`,
+//! `<case>_queued`, `<case>_fitted` or `<case>_pitched` (in that order).
 //!
 //! Each case runs `warmup` times (kernel compilation and autotuning happen there; the first call's
 //! time is reported apart as `first_call_s`), then is timed two ways on the host:
@@ -33,8 +35,9 @@
 //! warm-up, autotuning's buffers included; `null` on ndarray). Each row also has, per batched
 //! call, the NVIDIA libraries' operations (`cublaslt_calls`, `cudnn_calls`), the host time they
 //! took (`cublaslt_host_ms`, `cudnn_host_ms`; `*_library_ms`: the part inside the libraries'
-//! own functions; `*_queue_ms`: the part spent waiting for CubeCL's device thread to take the
-//! call) and the plans they made (`*_plans`; all 0 off CUDA).
+//! own functions; `*_queue_ms`: the time until CubeCL's device thread took the call, which
+//! the caller waited unless the call was queued), the calls queued without waiting
+//! (`*_queued`) and the plans they made (`*_plans`; all 0 off CUDA).
 //! `--small` shrinks every shape so a CPU backend finishes in seconds (a dry run of the program).
 
 use std::ops::ControlFlow;
@@ -49,8 +52,9 @@ use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{Distribution, Tensor};
 use faceclip::core::backend::{
     device_memory, is_cuda, library_stats, set_cuda_attention, set_cuda_convolution,
-    set_cuda_memory_pools, set_cuda_tensor_layout, use_library, CudaAttention, CudaConvolution,
-    CudaMemoryPools, CudaTensorLayout, NvidiaLibrary,
+    set_cuda_library_calls, set_cuda_memory_pools, set_cuda_tensor_layout, use_library,
+    CudaAttention, CudaConvolution, CudaLibraryCalls, CudaMemoryPools, CudaTensorLayout,
+    NvidiaLibrary,
 };
 use faceclip::core::nn::{
     attention_padded_queries, attention_unfused, conv_forward, group_norm_silu, linear, sdpa,
@@ -81,6 +85,9 @@ struct Options {
     /// The cuDNN interface of the convolutions on CUDA: legacy or graph (whose rows are named
     /// `<case>_conv_graph`).
     convolution: CudaConvolution,
+    /// How the libraries' calls reach the device thread on CUDA: waited for, or queued once
+    /// their plan has run (rows named `<case>_queued`).
+    calls: CudaLibraryCalls,
     /// The CUDA memory pools' layout: CubeCL's preset or fitted to the tensors.
     memory: CudaMemoryPools,
     /// How CUDA tensors are laid out: dense, or CubeCL's padded rows.
@@ -98,6 +105,7 @@ impl Options {
             burn_kernels: false,
             attention: CudaAttention::Cudnn,
             convolution: CudaConvolution::CudnnLegacy,
+            calls: CudaLibraryCalls::Blocking,
             memory: CudaMemoryPools::CubeclPreset,
             layout: CudaTensorLayout::Dense,
         };
@@ -123,6 +131,13 @@ impl Options {
                         "legacy" => CudaConvolution::CudnnLegacy,
                         "graph" => CudaConvolution::CudnnGraph,
                         other => return Err(format!("--conv {other}: legacy or graph")),
+                    }
+                }
+                "--calls" => {
+                    options.calls = match value("--calls")?.as_str() {
+                        "blocking" => CudaLibraryCalls::Blocking,
+                        "queued" => CudaLibraryCalls::Queued,
+                        other => return Err(format!("--calls {other}: blocking or queued")),
                     }
                 }
                 "--memory" => {
@@ -170,14 +185,16 @@ impl Options {
     }
 
     /// What the rows' case names end with when the CUDA settings are not the defaults:
-    /// `_conv_graph` (`--conv graph`), `_fitted` (`--memory fitted`), `_pitched` (`--layout
-    /// pitched`), so one results file can hold a case timed both ways.
+    /// `_conv_graph` (`--conv graph`), `_queued` (`--calls queued`), `_fitted` (`--memory
+    /// fitted`), `_pitched` (`--layout pitched`), so one results file can hold a case timed
+    /// several ways.
     fn variant(&self) -> String {
         [
             (
                 self.convolution == CudaConvolution::CudnnGraph,
                 "_conv_graph",
             ),
+            (self.calls == CudaLibraryCalls::Queued, "_queued"),
             (self.memory == CudaMemoryPools::Fitted, "_fitted"),
             (self.layout == CudaTensorLayout::Pitched, "_pitched"),
         ]
@@ -256,11 +273,12 @@ fn time_case<B: Backend, T>(
             let after = library_stats(*library);
             format!(
                 "\"{name}_calls\":{:.1},\"{name}_host_ms\":{:.4},\"{name}_library_ms\":{:.4},\
-                 \"{name}_queue_ms\":{:.4},\"{name}_plans\":{:.1},",
+                 \"{name}_queue_ms\":{:.4},\"{name}_queued\":{:.1},\"{name}_plans\":{:.1},",
                 per_call(after.launched - before.launched),
                 per_call(after.host_micros - before.host_micros) / 1e3,
                 per_call(after.library_micros - before.library_micros) / 1e3,
                 per_call(after.queue_micros - before.queue_micros) / 1e3,
+                per_call(after.queued - before.queued),
                 per_call(after.plans - before.plans),
                 name = library.name().to_lowercase(),
             )
@@ -915,9 +933,10 @@ fn run<B: Backend>(options: &Options, device: B::Device) {
     if is_cuda::<B>(&device) {
         set_cuda_attention(options.attention);
         set_cuda_convolution(options.convolution);
+        set_cuda_library_calls(options.calls);
         eprintln!(
-            "attention: {:?}; convolution: {:?}",
-            options.attention, options.convolution
+            "attention: {:?}; convolution: {:?}; library calls: {:?}",
+            options.attention, options.convolution, options.calls
         );
         for library in NVIDIA_LIBRARIES {
             match use_library(library, !options.burn_kernels) {

@@ -13,8 +13,8 @@
 # device tool: run(command="export OUT; WARM_PARTS='unet_level2 unet_level1 vae_decode
 # faceclip_encoder flux_step unet_overhead launch' WARM_S=180 BURN_S=100 TORCH_S=90
 # TORCH_ONLY=launch,unet_step,unet_overhead,vae_decode,faceclip_encoder,sdxl_image,flux_step
-# GRAPH_CONV_S=40 FITTED_S=50 BURN_KERNELS_S=0 TORCH_KERNELS_S=0 bash benches/gpu/run.sh
-# stages", carry=[".gpu", ".whl", ".gl"], timeout_s=540) — `stages` fits a 15-minute lease (the
+# QUEUED_S=60 GRAPH_CONV_S=30 FITTED_S=40 BURN_KERNELS_S=0 TORCH_KERNELS_S=0 bash
+# benches/gpu/run.sh stages", carry=[".gpu", ".whl", ".gl"], timeout_s=540) — `stages` fits a 15-minute lease (the
 # kernel table, BURN_KERNELS_S=50 TORCH_KERNELS_S=30 and the default WARM_PARTS, needs another
 # ~150 s); copy the returned cubecl-cache.tar.xz to .gpu/ at once (or `cat` its .part0 .part1
 # pieces into it), so the next run starts from what this one compiled. Item 6 (wgpu) takes a

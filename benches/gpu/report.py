@@ -47,10 +47,11 @@ def reference_case(case):
     """The PyTorch case a Burn case is compared with. `X_sdpa` is Burn's model entry point for the
     op PyTorch times as `X`; `X_burn` is Burn's own ops where the models take a fused kernel or an
     NVIDIA library; `X_unfused` is attention as two cuBLASLt GEMMs around a softmax, `X_flash`
-    Burn's attention with the queries padded for its flash kernels; `X_conv_graph`, `X_fitted`
-    and `X_pitched` are `X` with the convolutions on cuDNN's graph API, the fitted memory pools
-    or the padded tensor layout (`gpu --conv graph`, `--memory fitted`, `--layout pitched`)."""
-    for variant in ("_pitched", "_fitted", "_conv_graph"):
+    Burn's attention with the queries padded for its flash kernels; `X_conv_graph`, `X_queued`,
+    `X_fitted` and `X_pitched` are `X` with the convolutions on cuDNN's graph API, the
+    libraries' calls queued without waiting, the fitted memory pools or the padded tensor layout
+    (`gpu --conv graph`, `--calls queued`, `--memory fitted`, `--layout pitched`)."""
+    for variant in ("_pitched", "_fitted", "_queued", "_conv_graph"):
         case = case.removesuffix(variant)
     for suffix in ("_sdpa", "_burn", "_unfused", "_flash"):
         case = case.removesuffix(suffix)
@@ -122,8 +123,11 @@ def host_table(by, cases):
                     inside = (f"{b['cublaslt_library_ms'] + b['cudnn_library_ms']:.1f} in the "
                               "libraries' calls")
                 if "cublaslt_queue_ms" in b:
-                    inside += (f", {b['cublaslt_queue_ms'] + b['cudnn_queue_ms']:.1f} waiting for "
-                               "the device thread")
+                    inside += (f", {b['cublaslt_queue_ms'] + b['cudnn_queue_ms']:.1f} until the "
+                               "device thread took them")
+                if "cublaslt_queued" in b:
+                    inside += (f", {b['cublaslt_queued'] + b['cudnn_queued']:.0f} calls queued "
+                               "without waiting")
                 inside = f" ({inside})" if inside else ""
                 libraries = (f"{b['cublaslt_calls']:.0f} / {b['cudnn_calls']:.0f} calls, "
                              f"{b['cublaslt_host_ms'] + b['cudnn_host_ms']:.1f} ms{inside}, "

@@ -20,10 +20,13 @@
 # is installed, for a host profile of Burn's narrow UNet step, `perf-unet_overhead.txt`).
 # BURN_MEMORY=fitted times Burn's CUDA backends with their memory pool laid out by
 # `CudaMemoryPools::Fitted`, BURN_LAYOUT=pitched with CubeCL's padded rows instead of dense
-# tensors, BURN_CONV=graph with the convolutions on cuDNN's graph API. `stages` also times the
+# tensors, BURN_CONV=graph with the convolutions on cuDNN's graph API, BURN_CALLS=queued with
+# the NVIDIA libraries' calls queued on CubeCL's device thread without waiting. `stages` also
+# times the library-bound cases (`launch`, UNet step, VAE decode, encoder, FLUX step) with
+# BURN_CALLS=queued for QUEUED_S seconds (default 60; 0 skips), rows named `<case>_queued`; the
 # convolution cases (`launch_conv`, `vae_decode`) with BURN_CONV=graph for GRAPH_CONV_S seconds
-# (default 40; 0 skips), rows named `<case>_conv_graph`, and the UNet step and the VAE decode
-# with BURN_MEMORY=fitted for FITTED_S seconds (default 60; 0 skips), rows `<case>_fitted`.
+# (default 40; 0 skips), rows `<case>_conv_graph`; and the UNet step and the VAE decode with
+# BURN_MEMORY=fitted for FITTED_S seconds (default 60; 0 skips), rows `<case>_fitted`.
 #
 # It writes six to eight files to $OUT (the device tool returns at most 8, 16 MiB each): run.log
 # (environment, steps, the binaries' stderr, cache sizes, peak GPU memory per phase),
@@ -142,7 +145,7 @@ burn() { # backend, time limit in seconds
   SAMPLER=$!
   timeout "$2" .gpu/gpu --backend "$1" $ONLY ${BURN_MEMORY:+--memory "$BURN_MEMORY"} \
     ${BURN_LAYOUT:+--layout "$BURN_LAYOUT"} ${BURN_CONV:+--conv "$BURN_CONV"} \
-    >>"$RESULTS" 2>>"$RUN_LOG"
+    ${BURN_CALLS:+--calls "$BURN_CALLS"} >>"$RESULTS" 2>>"$RUN_LOG"
   echo "burn $1 exit $?" | tee -a "$RUN_LOG"
   pkill -f "nvidia-smi --query-gpu=memory.used" || kill $SAMPLER
   cache_report "after burn $1"
@@ -253,6 +256,11 @@ if [ "$SCOPE" = stages ]; then
   [ "${PERF_S:-0}" -gt 0 ] && profile_host unet_overhead "$PERF_S"
   [ -n "${TORCH_ONLY:-}" ] && ONLY="--iters 5 --only $TORCH_ONLY"
   torch bf16 "${TORCH_S:-60}"
+  # The libraries' calls queued without waiting for the device thread, against waited for.
+  if [ "${QUEUED_S:-60}" -gt 0 ]; then
+    ONLY="--iters 5 --only launch,unet_step,vae_decode,faceclip_encoder,flux_step"
+    BURN_CALLS=queued burn cuda-bf16 "${QUEUED_S:-60}"
+  fi
   # cuDNN's graph API against its legacy call, on the cases made of convolutions.
   if [ "${GRAPH_CONV_S:-40}" -gt 0 ]; then
     ONLY="--iters 5 --only launch_conv,vae_decode"

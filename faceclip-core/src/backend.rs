@@ -275,7 +275,7 @@ pub fn cuda_attention() -> CudaAttention {
 
 /// Which cuDNN interface computes convolutions on Burn's CUDA backend
 /// ([`set_cuda_convolution`]); both run where [`fused_conv2d`] takes cuDNN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CudaConvolution {
     /// The default: cuDNN's legacy `cudnnConvolutionForward`, its algorithm chosen once per
     /// shape by `cudnnGetConvolutionForwardAlgorithm_v7`.
@@ -300,6 +300,41 @@ pub fn cuda_convolution() -> CudaConvolution {
     match CUDA_CONVOLUTION.load(std::sync::atomic::Ordering::Relaxed) {
         x if x == CudaConvolution::CudnnGraph as u8 => CudaConvolution::CudnnGraph,
         _ => CudaConvolution::CudnnLegacy,
+    }
+}
+
+/// How calls of NVIDIA's libraries reach CubeCL's device thread on Burn's CUDA backend
+/// ([`set_cuda_library_calls`]). Either way a call runs there, in order with Burn's kernel
+/// launches, and queues its work on the same CUDA stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CudaLibraryCalls {
+    /// The default: the caller waits until the device thread has run every launch queued
+    /// before and the call (`ComputeClient::exclusive`); a call that fails is computed by
+    /// Burn's ops instead ([`LibraryStats::fallbacks`]).
+    Blocking,
+    /// The caller queues the call as it queues a kernel launch and goes on, once a call of
+    /// the same plan (operation, sizes, element types, operand alignments) has succeeded
+    /// waited for; new plans are still waited for. A queued call that fails anyway cannot be
+    /// computed by Burn: its output stays unwritten, it is counted in [`LibraryStats::lost`],
+    /// logged, and that library's calls wait from then on.
+    Queued,
+}
+
+/// The current [`CudaLibraryCalls`], as its discriminant.
+static CUDA_LIBRARY_CALLS: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(CudaLibraryCalls::Blocking as u8);
+
+/// Chooses how calls of NVIDIA's libraries reach the device thread on Burn's CUDA backend from
+/// now on.
+pub fn set_cuda_library_calls(calls: CudaLibraryCalls) {
+    CUDA_LIBRARY_CALLS.store(calls as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The current [`set_cuda_library_calls`] choice.
+pub fn cuda_library_calls() -> CudaLibraryCalls {
+    match CUDA_LIBRARY_CALLS.load(std::sync::atomic::Ordering::Relaxed) {
+        x if x == CudaLibraryCalls::Queued as u8 => CudaLibraryCalls::Queued,
+        _ => CudaLibraryCalls::Blocking,
     }
 }
 
@@ -405,20 +440,27 @@ pub struct LibraryStats {
     pub launched: u64,
     /// Operations routed to the library that Burn's kernels computed instead.
     pub fallbacks: u64,
-    /// Why the latest fallback happened.
+    /// Why the latest fallback (or lost call) happened.
     pub last_failure: Option<String>,
-    /// Host time spent queueing the library's operations, in microseconds: operand buffers
-    /// looked up, outputs and workspaces allocated, plans made, the library called (on the
-    /// device thread, where Burn's fusion stream runs the operations).
+    /// Time the callers spent in the library's path, in microseconds: operands made
+    /// contiguous and outputs allocated (queued like Burn's own work), and for calls waited
+    /// for ([`CudaLibraryCalls::Blocking`], and every call of a new plan) the call on CubeCL's
+    /// device thread: buffers looked up, workspace grown, plan made, library called.
     pub host_micros: u64,
-    /// Of `host_micros`, the time inside the library's own functions that queue the work (the
-    /// rest: buffer look-ups, output and workspace allocations, plans).
+    /// Time inside the library's own functions that queue the work (on the device thread; part
+    /// of `host_micros` for the calls waited for).
     pub library_micros: u64,
-    /// Of `host_micros`, the time the calls waited for CubeCL's device thread to take them
-    /// (it runs the work queued on it before, such as Burn's kernel launches, first).
+    /// Time from each call's request until CubeCL's device thread took it (it runs the work
+    /// queued before, such as Burn's kernel launches, first); part of `host_micros` for the
+    /// calls waited for, which block their caller that long.
     pub queue_micros: u64,
     /// Plans made (descriptors and the chosen algorithm, once per shape, cached after).
     pub plans: u64,
+    /// Of `launched`, the calls queued without waiting ([`CudaLibraryCalls::Queued`]).
+    pub queued: u64,
+    /// Queued calls that failed on the device thread, their outputs left unwritten (0 unless
+    /// something is wrong; `last_failure` says what).
+    pub lost: u64,
 }
 
 /// What a GPU backend's memory pool holds on one device (CubeCL's allocator, which Burn's

@@ -10,7 +10,7 @@ use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTenso
 use cubecl::cuda::CudaRuntime;
 use cudarc::cublaslt::{result as lt, sys};
 
-use super::nvidia::{buffers, contiguous, on_cuda, workspace, LibraryPath, Session};
+use super::nvidia::{buffers, contiguous, on_cuda, workspace, Call, LibraryPath, Session};
 use super::FusedKernel;
 
 /// cuBLASLt's loading, switch and counters.
@@ -46,11 +46,8 @@ impl Linear {
         (weight_k == k && m > 0 && k > 0 && n > 0 && bias_fits && fits_i32).then_some((m, k, n))
     }
 
-    /// cuBLASLt on CUDA tensors; runs on the device thread.
-    fn run(
-        &self,
-        [x, weight, bias]: [CubeTensor<CudaRuntime>; 3],
-    ) -> Result<CubeTensor<CudaRuntime>, String> {
+    /// The cuBLASLt call on CUDA tensors.
+    fn prepare(&self, [x, weight, bias]: [CubeTensor<CudaRuntime>; 3]) -> Result<Call, String> {
         let x = contiguous(x);
         let (weight, transposed) = rhs_layout(weight);
         let bias = self.has_bias.then(|| contiguous(bias));
@@ -69,15 +66,7 @@ impl Linear {
             x.dtype,
         );
         let sizes = GemmSizes { batch: 1, m, n, k };
-        gemm(
-            &x,
-            (&weight, transposed),
-            bias.as_ref(),
-            &output,
-            sizes,
-            1.0,
-        )?;
-        Ok(output)
+        Ok(gemm_call(x, (weight, transposed), bias, output, sizes, 1.0))
     }
 }
 
@@ -102,22 +91,55 @@ impl FusedKernel for Linear {
         B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
         R: CubeRuntime,
     {
-        let layer = self.clone();
         CUBLASLT.launch(
             inputs,
-            move |cuda| layer.run(cuda),
+            |cuda| self.prepare(cuda),
             |inputs| burn_linear::<B>(inputs, self.has_bias),
         )
     }
 }
 
 /// `batch`, `m`, `n`, `k` of a GEMM.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Hash)]
 struct GemmSizes {
     batch: usize,
     m: usize,
     n: usize,
     k: usize,
+}
+
+/// The call [`gemm`] makes on these operands (kept until it is queued).
+fn gemm_call(
+    lhs: CubeTensor<CudaRuntime>,
+    (rhs, transposed): (CubeTensor<CudaRuntime>, bool),
+    bias: Option<CubeTensor<CudaRuntime>>,
+    output: CubeTensor<CudaRuntime>,
+    sizes: GemmSizes,
+    alpha: f32,
+) -> Call {
+    let plan = (
+        lhs.device.index,
+        lhs.dtype,
+        sizes,
+        transposed,
+        bias.is_some(),
+    );
+    let queue = {
+        let (lhs, rhs, bias, output) = (lhs.clone(), rhs.clone(), bias.clone(), output.clone());
+        move || {
+            gemm(
+                &lhs,
+                (&rhs, transposed),
+                bias.as_ref(),
+                &output,
+                sizes,
+                alpha,
+            )
+        }
+    };
+    let mut operands = vec![&lhs.handle, &rhs.handle, &output.handle];
+    operands.extend(bias.as_ref().map(|b| &b.handle));
+    Call::new(plan, &operands, output.clone(), queue)
 }
 
 /// Queues `output = alpha · lhs·rhs (+ bias)` on the device thread: `lhs` contiguous
@@ -221,11 +243,8 @@ impl BatchedMatmul {
         })
     }
 
-    /// cuBLASLt on CUDA tensors; runs on the device thread.
-    fn run(
-        &self,
-        [lhs, rhs, _]: [CubeTensor<CudaRuntime>; 3],
-    ) -> Result<CubeTensor<CudaRuntime>, String> {
+    /// The cuBLASLt call on CUDA tensors.
+    fn prepare(&self, [lhs, rhs, _]: [CubeTensor<CudaRuntime>; 3]) -> Result<Call, String> {
         let lhs = contiguous(lhs);
         let (rhs, transposed) = rhs_layout(rhs);
         let sizes = Self::sizes(&lhs.shape(), &rhs.shape())
@@ -236,8 +255,14 @@ impl BatchedMatmul {
             Shape::new([sizes.batch, sizes.m, sizes.n]),
             lhs.dtype,
         );
-        gemm(&lhs, (&rhs, transposed), None, &output, sizes, self.scale)?;
-        Ok(output)
+        Ok(gemm_call(
+            lhs,
+            (rhs, transposed),
+            None,
+            output,
+            sizes,
+            self.scale,
+        ))
     }
 }
 
@@ -262,10 +287,9 @@ impl FusedKernel for BatchedMatmul {
         B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
         R: CubeRuntime,
     {
-        let layer = self.clone();
         CUBLASLT.launch(
             inputs,
-            move |cuda| layer.run(cuda),
+            |cuda| self.prepare(cuda),
             |[lhs, rhs, _]| B::float_mul_scalar(B::float_matmul(lhs, rhs), self.scale.into()),
         )
     }

@@ -15,7 +15,7 @@ use burn_cubecl::{ops::numeric::empty_device_contiguous_dtype, tensor::CubeTenso
 use cubecl::cuda::CudaRuntime;
 use cudarc::cudnn::{result as dnn, sys};
 
-use super::nvidia::{buffers, contiguous, on_cuda, workspace, LibraryPath, Session};
+use super::nvidia::{buffers, contiguous, on_cuda, workspace, Call, LibraryPath, Session};
 use super::FusedKernel;
 use crate::backend::{cuda_convolution, CudaConvolution};
 
@@ -88,11 +88,8 @@ impl Conv2d {
         (groups_fit && bias_fits && sizes_fit).then_some(dims)
     }
 
-    /// cuDNN on CUDA tensors; runs on the device thread.
-    fn run(
-        &self,
-        [x, weight, bias]: [CubeTensor<CudaRuntime>; 3],
-    ) -> Result<CubeTensor<CudaRuntime>, String> {
+    /// The cuDNN call on CUDA tensors, through the interface [`cuda_convolution`] chooses.
+    fn prepare(&self, [x, weight, bias]: [CubeTensor<CudaRuntime>; 3]) -> Result<Call, String> {
         let x = contiguous(x);
         let weight = contiguous(weight);
         let bias = self.has_bias.then(|| contiguous(bias));
@@ -103,9 +100,8 @@ impl Conv2d {
                 &bias.as_ref().map_or(Shape::new([0]), |b| b.shape()),
             )
             .ok_or("operands the convolution does not take")?;
-        let client = x.client.clone();
         let output = empty_device_contiguous_dtype(
-            client.clone(),
+            x.client.clone(),
             x.device.clone(),
             Shape::from(dims.output.to_vec()),
             x.dtype,
@@ -119,68 +115,90 @@ impl Conv2d {
             dilation: self.dilation,
             groups: self.groups,
         };
-        if cuda_convolution() == CudaConvolution::CudnnGraph {
-            convolution::run(&client, &key, [&x, &weight, &output])?;
-            // The bias in place, by Burn's broadcasting add (`[1, o, 1, 1]`).
-            return Ok(match bias {
-                Some(bias) => burn_cubecl::ops::numeric::add(output, bias),
-                None => output,
-            });
+        let api = cuda_convolution();
+        let queue = {
+            let (x, weight, bias, output) =
+                (x.clone(), weight.clone(), bias.clone(), output.clone());
+            move || match api {
+                CudaConvolution::CudnnGraph => convolution::run(&key, [&x, &weight, &output]),
+                CudaConvolution::CudnnLegacy => legacy(&key, [&x, &weight, &output], bias.as_ref()),
+            }
+        };
+        let mut operands = vec![&x.handle, &weight.handle, &output.handle];
+        let graph = api == CudaConvolution::CudnnGraph;
+        match bias {
+            // The graph's convolution has no bias: Burn's broadcasting add (`[1, o, 1, 1]`)
+            // adds it in place.
+            Some(bias) if graph => Ok(Call::new((api, key), &operands, output.clone(), queue)
+                .then(move |output| burn_cubecl::ops::numeric::add(output, bias))),
+            bias => {
+                operands.extend(bias.as_ref().map(|b| &b.handle));
+                Ok(Call::new((api, key), &operands, output.clone(), queue))
+            }
         }
-        let message = |error: dnn::CudnnError| error.to_string();
-        SESSION.run(
-            key,
-            || dnn::create_handle().map_err(message),
-            |handle| Plan::new(handle, &key).map_err(message),
-            |handle, plan| {
-                // The guards hold the buffers until the calls are queued.
-                let bias = bias.as_ref().map(|b| &b.handle);
-                let handles = [&x.handle, &weight.handle, &output.handle].map(Some);
-                let ([x_ptr, weight_ptr, output_ptr, bias_ptr], stream, _guards) =
-                    buffers(&client, [handles[0], handles[1], handles[2], bias])?;
-                let workspace_ptr = workspace(&client, key.device, stream, plan.workspace)?;
-                let (one, zero) = (1.0f32, 0.0f32);
-                // SAFETY: the descriptors are live (owned by `plan`) and describe these
-                // buffers, which the guards keep allocated until the work is queued on the
-                // stream that orders them; the scaling factors are `float`, as cuDNN wants for
-                // every data type but double.
-                CUDNN.in_library(|| unsafe {
-                    dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(message)?;
-                    dnn::convolution_forward(
+    }
+}
+
+/// Queues `output = x ⊛ weight (+ bias)` for `key`'s sizes (all contiguous) through cuDNN's
+/// legacy API, the plan made once per key; runs on the device thread.
+fn legacy(
+    key: &PlanKey,
+    [x, weight, output]: [&CubeTensor<CudaRuntime>; 3],
+    bias: Option<&CubeTensor<CudaRuntime>>,
+) -> Result<(), String> {
+    let message = |error: dnn::CudnnError| error.to_string();
+    SESSION.run(
+        *key,
+        || dnn::create_handle().map_err(message),
+        |handle| Plan::new(handle, key).map_err(message),
+        |handle, plan| {
+            // The guards hold the buffers until the calls are queued.
+            let client = &x.client;
+            let bias = bias.map(|b| &b.handle);
+            let handles = [&x.handle, &weight.handle, &output.handle].map(Some);
+            let ([x_ptr, weight_ptr, output_ptr, bias_ptr], stream, _guards) =
+                buffers(client, [handles[0], handles[1], handles[2], bias])?;
+            let workspace_ptr = workspace(client, key.device, stream, plan.workspace)?;
+            let (one, zero) = (1.0f32, 0.0f32);
+            // SAFETY: the descriptors are live (owned by `plan`) and describe these
+            // buffers, which the guards keep allocated until the work is queued on the
+            // stream that orders them; the scaling factors are `float`, as cuDNN wants for
+            // every data type but double.
+            CUDNN.in_library(|| unsafe {
+                dnn::set_stream(handle, stream as sys::cudaStream_t).map_err(message)?;
+                dnn::convolution_forward(
+                    handle,
+                    (&one as *const f32).cast(),
+                    plan.x,
+                    x_ptr as *const c_void,
+                    plan.weight,
+                    weight_ptr as *const c_void,
+                    plan.conv,
+                    plan.algo,
+                    workspace_ptr as *mut c_void,
+                    plan.workspace,
+                    (&zero as *const f32).cast(),
+                    plan.output,
+                    output_ptr as *mut c_void,
+                )
+                .map_err(message)?;
+                if bias.is_some() {
+                    sys::cudnnAddTensor(
                         handle,
                         (&one as *const f32).cast(),
-                        plan.x,
-                        x_ptr as *const c_void,
-                        plan.weight,
-                        weight_ptr as *const c_void,
-                        plan.conv,
-                        plan.algo,
-                        workspace_ptr as *mut c_void,
-                        plan.workspace,
-                        (&zero as *const f32).cast(),
+                        plan.bias,
+                        bias_ptr as *const c_void,
+                        (&one as *const f32).cast(),
                         plan.output,
                         output_ptr as *mut c_void,
                     )
+                    .result()
                     .map_err(message)?;
-                    if bias.is_some() {
-                        sys::cudnnAddTensor(
-                            handle,
-                            (&one as *const f32).cast(),
-                            plan.bias,
-                            bias_ptr as *const c_void,
-                            (&one as *const f32).cast(),
-                            plan.output,
-                            output_ptr as *mut c_void,
-                        )
-                        .result()
-                        .map_err(message)?;
-                    }
-                    Ok(())
-                })
-            },
-        )?;
-        Ok(output)
-    }
+                }
+                Ok(())
+            })
+        },
+    )
 }
 
 impl FusedKernel for Conv2d {
@@ -205,11 +223,10 @@ impl FusedKernel for Conv2d {
         B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
         R: CubeRuntime,
     {
-        let conv = self.clone();
         CUDNN.launch(
             inputs,
-            move |cuda| {
-                conv.run(cuda)
+            |cuda| {
+                self.prepare(cuda)
                     .map_err(|error| format!("convolution: {error}"))
             },
             |[x, weight, bias]| {

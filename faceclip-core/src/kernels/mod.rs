@@ -18,6 +18,7 @@
 pub mod cublaslt;
 #[cfg(feature = "cuda")]
 pub mod cudnn;
+mod device_thread;
 pub mod group_norm;
 #[cfg(feature = "cuda")]
 pub(crate) mod nvidia;

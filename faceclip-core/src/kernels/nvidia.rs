@@ -2,14 +2,19 @@
 //! library at run time, the on/off switch and counters, the call on the CubeCL server's device
 //! thread, buffer addresses with the stream that orders them, and the fallback to Burn's ops.
 //!
-//! A library is never linked: `cudarc` opens it (`dlopen`) on first use. A call is made on the
-//! CubeCL server's device thread, where Burn's CUDA context is current and where the server
-//! calls the path makes (allocations, buffer look-ups) run at once, and is queued on the CUDA
-//! stream the server executes the caller's work on (exposed by the vendored `cubecl-cuda`), so
-//! it is ordered with Burn's own kernels without any host synchronisation.
+//! A library is never linked: `cudarc` opens it (`dlopen`) on first use. A call is prepared on
+//! the caller's thread (operands made contiguous, output allocated: queued like Burn's own
+//! work), then made on the CubeCL server's device thread, where Burn's CUDA context is current
+//! and where the server calls it makes (buffer look-ups, workspace allocations) run at once.
+//! There it queues its work on the CUDA stream the server executes the caller's work on
+//! (exposed by the vendored `cubecl-cuda`), so it is ordered with Burn's own kernels without
+//! any host synchronisation. The caller waits for that call, or queues it and goes on
+//! ([`CudaLibraryCalls`]; queued only once a call of the same plan has succeeded waited for,
+//! since a queued call that fails cannot fall back to Burn's ops).
 
-use std::collections::hash_map::{Entry, HashMap};
-use std::hash::Hash;
+use std::collections::hash_map::{DefaultHasher, Entry, HashMap};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -20,9 +25,9 @@ use cubecl::client::ComputeClient;
 use cubecl::cuda::CudaRuntime;
 use cubecl::server::Handle;
 
-use super::retype;
 use super::workspaces::Workspaces;
-use crate::backend::LibraryStats;
+use super::{device_thread, retype};
+use crate::backend::{cuda_library_calls, CudaLibraryCalls, LibraryStats};
 use crate::error::LibraryError;
 use crate::lock;
 
@@ -43,6 +48,12 @@ pub(crate) struct LibraryPath {
     library_nanos: AtomicU64,
     queue_nanos: AtomicU64,
     plans: AtomicU64,
+    queued: AtomicU64,
+    lost: AtomicU64,
+    /// [`Call::plan`]s a call waited for has run: later calls with one may be queued.
+    proven: Mutex<Option<HashSet<u64>>>,
+    /// Cleared by a queued call that failed: the path's calls wait again from then on.
+    queueing: AtomicBool,
 }
 
 impl LibraryPath {
@@ -65,6 +76,10 @@ impl LibraryPath {
             library_nanos: AtomicU64::new(0),
             queue_nanos: AtomicU64::new(0),
             plans: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            proven: Mutex::new(None),
+            queueing: AtomicBool::new(true),
         }
     }
 
@@ -119,20 +134,24 @@ impl LibraryPath {
             library_micros: self.library_nanos.load(Ordering::Relaxed) / 1000,
             queue_micros: self.queue_nanos.load(Ordering::Relaxed) / 1000,
             plans: self.plans.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
         }
     }
 
-    /// `run` on the CUDA operands, on the device thread; when the operands are not CUDA
-    /// tensors or `run` fails, `fallback` (Burn's ops) computes the result and the failure is
+    /// The library's result on `inputs`: `prepare` (on the caller's thread) makes the
+    /// [`Call`] on the CUDA operands, which then runs on the device thread, waited for or
+    /// queued ([`CudaLibraryCalls`]). When the operands are not CUDA tensors, or `prepare` or
+    /// a call waited for fails, `fallback` (Burn's ops) computes the result and the failure is
     /// counted.
     pub(crate) fn launch<R: CubeRuntime>(
-        &self,
+        &'static self,
         inputs: [CubeTensor<R>; 3],
-        run: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> + Send,
+        prepare: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<Call, String>,
         fallback: impl FnOnce([CubeTensor<R>; 3]) -> CubeTensor<R>,
     ) -> CubeTensor<R> {
         timed(&self.host_nanos, || {
-            self.launch_timed(inputs, run, fallback)
+            self.launch_timed(inputs, prepare, fallback)
         })
     }
 
@@ -144,37 +163,144 @@ impl LibraryPath {
 
     /// [`Self::launch`] without the clock.
     fn launch_timed<R: CubeRuntime>(
-        &self,
+        &'static self,
         inputs: [CubeTensor<R>; 3],
-        run: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<CubeTensor<CudaRuntime>, String> + Send,
+        prepare: impl FnOnce([CubeTensor<CudaRuntime>; 3]) -> Result<Call, String>,
         fallback: impl FnOnce([CubeTensor<R>; 3]) -> CubeTensor<R>,
     ) -> CubeTensor<R> {
         let failure = match retype::<_, [CubeTensor<CudaRuntime>; 3]>(inputs.clone()) {
-            Ok(cuda) => {
-                let client = cuda[0].client.clone();
-                let requested = Instant::now();
-                let on_device_thread = move || {
-                    add_elapsed(&self.queue_nanos, requested);
-                    run(cuda)
-                };
-                match client.exclusive(on_device_thread) {
-                    Ok(Ok(output)) => {
-                        self.launched.fetch_add(1, Ordering::Relaxed);
-                        match retype::<_, CubeTensor<R>>(output) {
-                            Ok(output) => return output,
-                            Err(_) => unreachable!("R is CudaRuntime: the inputs retyped"),
-                        }
-                    }
-                    Ok(Err(error)) => format!("{}: {error}", self.name),
-                    Err(error) => format!("{}: CubeCL device thread: {error:?}", self.name),
-                }
-            }
+            Ok(cuda) => match prepare(cuda).and_then(|call| self.submit(call)) {
+                Ok(output) => match retype::<_, CubeTensor<R>>(output) {
+                    Ok(output) => return output,
+                    Err(_) => unreachable!("R is CudaRuntime: the inputs retyped"),
+                },
+                Err(error) => format!("{}: {error}", self.name),
+            },
             Err(_) => format!("{}: not on Burn's CUDA runtime", self.name),
         };
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
         *lock(&self.last_failure) = Some(failure);
         fallback(inputs)
     }
+
+    /// Runs `call` on the device thread and returns its output: queued when calls are
+    /// [queued](CudaLibraryCalls::Queued) and one with its plan has run, else waited for (an
+    /// error then leaves the output unwritten and is returned).
+    fn submit(&'static self, call: Call) -> Result<CubeTensor<CudaRuntime>, String> {
+        let Call {
+            plan,
+            output,
+            queue,
+            finish,
+        } = call;
+        let requested = Instant::now();
+        if self.may_queue(plan) {
+            let on_device_thread = move || {
+                add_elapsed(&self.queue_nanos, requested);
+                if let Err(error) = queue() {
+                    self.lose(error);
+                }
+            };
+            device_thread::queue::<CudaRuntime>(&output.device, on_device_thread)?;
+            self.queued.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let on_device_thread = move || {
+                add_elapsed(&self.queue_nanos, requested);
+                queue()
+            };
+            output
+                .client
+                .exclusive(on_device_thread)
+                .map_err(|error| format!("CubeCL device thread: {error:?}"))??;
+            lock(&self.proven)
+                .get_or_insert_with(HashSet::new)
+                .insert(plan);
+        }
+        self.launched.fetch_add(1, Ordering::Relaxed);
+        Ok(match finish {
+            Some(finish) => finish(output),
+            None => output,
+        })
+    }
+
+    /// Whether a call with `plan` may be queued now.
+    fn may_queue(&self, plan: u64) -> bool {
+        cuda_library_calls() == CudaLibraryCalls::Queued
+            && self.queueing.load(Ordering::Relaxed)
+            && lock(&self.proven)
+                .as_ref()
+                .is_some_and(|proven| proven.contains(&plan))
+    }
+
+    /// Records a queued call that failed on the device thread (its output was not written):
+    /// counted as lost, the reason kept, logged, and the path's later calls waited for.
+    fn lose(&self, error: String) {
+        let failure = format!(
+            "{}: a queued call failed, its output left unwritten; later calls wait: {error}",
+            self.name
+        );
+        log::error!("{failure}");
+        self.lost.fetch_add(1, Ordering::Relaxed);
+        self.queueing.store(false, Ordering::Relaxed);
+        *lock(&self.last_failure) = Some(failure);
+    }
+}
+
+/// One library operation, prepared on the caller's thread (operands made contiguous, output
+/// allocated: queued like Burn's own work), left to queue on the device thread.
+pub(crate) struct Call {
+    /// Identifies the plan the call needs: the operation, its sizes and element types, and
+    /// the operands' alignments as their offsets give them. A call waited for that succeeded
+    /// proves its plan; a call with a proven plan may be queued.
+    plan: u64,
+    /// What [`Self::queue`] writes.
+    output: CubeTensor<CudaRuntime>,
+    /// Queues the library's work on the device thread (buffer look-ups, plan, library call).
+    queue: Box<dyn FnOnce() -> Result<(), String> + Send>,
+    /// Burn's work on the output after the library's (on the caller's thread).
+    finish: Option<Box<Finish>>,
+}
+
+/// Burn's work on a library call's output.
+type Finish = dyn FnOnce(CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime>;
+
+impl Call {
+    /// The call that `queue` makes on the device thread to write `output`; `plan` and the
+    /// `operands` (every buffer the call reads or writes) decide its [plan's identity](Self).
+    pub(crate) fn new(
+        plan: impl Hash,
+        operands: &[&Handle],
+        output: CubeTensor<CudaRuntime>,
+        queue: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) -> Self {
+        let mut hasher = DefaultHasher::new();
+        plan.hash(&mut hasher);
+        for operand in operands {
+            offset_alignment(operand).hash(&mut hasher);
+        }
+        Self {
+            plan: hasher.finish(),
+            output,
+            queue: Box::new(queue),
+            finish: None,
+        }
+    }
+
+    /// The call with `finish` applied to its output afterwards (queued after the library's
+    /// work, on the caller's thread).
+    pub(crate) fn then(
+        mut self,
+        finish: impl FnOnce(CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> + 'static,
+    ) -> Self {
+        self.finish = Some(Box::new(finish));
+        self
+    }
+}
+
+/// The alignment a buffer's address owes to its offset into the allocation CubeCL made (whose
+/// start is aligned to 512 bytes on CUDA): the largest power of two up to 512 dividing it.
+fn offset_alignment(handle: &Handle) -> u32 {
+    (handle.offset_start.unwrap_or(0) | 512).trailing_zeros()
 }
 
 /// `work`'s result, its duration added to `nanos`.
@@ -307,5 +433,45 @@ impl<H: Copy, K: Copy + Eq + Hash, P> Session<H, K, P> {
             }
         };
         call(handle, plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::set_cuda_library_calls;
+
+    fn never_present() -> bool {
+        false
+    }
+
+    #[test]
+    fn calls_are_queued_only_for_proven_plans_until_one_is_lost() {
+        static PATH: LibraryPath = LibraryPath::new("test library", "none", never_present);
+        lock(&PATH.proven)
+            .get_or_insert_with(HashSet::new)
+            .insert(7);
+        // Waited for by default, even with a proven plan.
+        assert!(!PATH.may_queue(7));
+        set_cuda_library_calls(CudaLibraryCalls::Queued);
+        assert!(PATH.may_queue(7));
+        assert!(
+            !PATH.may_queue(8),
+            "a plan no call has run yet is waited for"
+        );
+        PATH.lose("engine refused".into());
+        assert!(
+            !PATH.may_queue(7),
+            "after a lost call, the path's calls wait"
+        );
+        set_cuda_library_calls(CudaLibraryCalls::Blocking);
+        let stats = PATH.stats();
+        assert_eq!((stats.lost, stats.queued, stats.fallbacks), (1, 0, 0));
+        let failure = stats.last_failure.unwrap_or_default();
+        assert!(
+            failure.starts_with("test library: a queued call failed"),
+            "{failure}"
+        );
+        assert!(failure.ends_with("engine refused"), "{failure}");
     }
 }

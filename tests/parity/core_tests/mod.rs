@@ -19,7 +19,7 @@ pub fn fixture(name: &str) -> String {
 
 /// Runs `check`, which must send at least `calls` operations to `library`, and asserts they all
 /// ran on it: the library must be installed on a CUDA test machine (the error names the files
-/// looked for), and none may fall back to Burn's kernels.
+/// looked for), none may fall back to Burn's kernels, and no queued call may fail.
 #[cfg(feature = "cuda")]
 pub fn on_library(
     library: faceclip_core::backend::NvidiaLibrary,
@@ -34,4 +34,5 @@ pub fn on_library(
     println!("{}: {before:?} -> {after:?}", library.name());
     assert!(after.launched >= before.launched + calls, "{after:?}");
     assert_eq!(after.fallbacks, before.fallbacks, "{after:?}");
+    assert_eq!(after.lost, before.lost, "{after:?}");
 }

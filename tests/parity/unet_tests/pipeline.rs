@@ -119,6 +119,32 @@ test_alone!(
     }
 );
 
+test_alone!(
+    /// With the libraries' calls queued without waiting once a call of their plan has run
+    /// (`CudaLibraryCalls::Queued`): the later steps' calls must be queued, and none may fall
+    /// back or fail.
+    #[cfg(feature = "cuda")]
+    tiny_sdxl_pipeline_matches_diffusers_cuda_bf16_queued_calls,
+    {
+        use faceclip_core::backend::{
+            library_stats, set_cuda_library_calls, CudaLibraryCalls, NvidiaLibrary,
+        };
+        use crate::core_tests::on_library;
+        set_cuda_library_calls(CudaLibraryCalls::Queued);
+        let libraries = [NvidiaLibrary::CublasLt, NvidiaLibrary::Cudnn];
+        let before = libraries.map(library_stats);
+        on_library(NvidiaLibrary::Cudnn, 1, || {
+            on_library(NvidiaLibrary::CublasLt, 1, || {
+                check_bf16_pipeline("cuda, bf16, library calls queued")
+            })
+        });
+        for (library, before) in libraries.into_iter().zip(before) {
+            let after = library_stats(library);
+            assert!(after.queued > before.queued, "{}: {after:?}", library.name());
+        }
+    }
+);
+
 #[test]
 fn denoise_refuses_bad_guidance_and_steps_and_can_be_cancelled() {
     let device = Default::default();

@@ -31,7 +31,7 @@ use sys::cudnnReduceTensorOp_t as Reduce;
 use super::graph::{self, Descriptor, ExecutionPlan, TensorRole};
 use super::{data_type, CUDNN};
 use crate::backend::FUSED_ATTENTION_MAX_HEAD_DIM as MAX_HEAD_DIM;
-use crate::kernels::nvidia::{buffers, on_cuda, workspace, Session};
+use crate::kernels::nvidia::{buffers, on_cuda, workspace, Call, Session};
 use crate::kernels::FusedKernel;
 use crate::nn::{attention_padded_queries, FLASH_QUERY_BLOCK};
 
@@ -332,19 +332,15 @@ static SESSION: Session<sys::cudnnHandle_t, PlanKey, Result<ExecutionPlan, Strin
     Session::new(&super::CUDNN);
 
 impl Attention {
-    /// cuDNN on CUDA tensors; runs on the device thread.
-    fn run(
-        &self,
-        [q, k, v]: [CubeTensor<CudaRuntime>; 3],
-    ) -> Result<CubeTensor<CudaRuntime>, String> {
+    /// The cuDNN call on CUDA tensors.
+    fn prepare(&self, [q, k, v]: [CubeTensor<CudaRuntime>; 3]) -> Result<Call, String> {
         let sizes = Sizes::of(&q.shape(), &k.shape(), &v.shape())
             .ok_or("operands attention does not take")?;
         let readable = |t| readable(t).ok_or("an operand of rank other than 4");
         let ((q, q_layout), (k, k_layout), (v, v_layout)) =
             (readable(q)?, readable(k)?, readable(v)?);
-        let client = q.client.clone();
         let output = empty_device_contiguous_dtype(
-            client.clone(),
+            q.client.clone(),
             q.device.clone(),
             Shape::from(sizes.output_stored().to_vec()),
             q.dtype,
@@ -357,48 +353,64 @@ impl Attention {
             k: k_layout,
             v: v_layout,
         };
-        SESSION.run(
-            key,
-            || dnn::create_handle().map_err(|error| error.to_string()),
-            |handle| Ok(plan(handle, &key)),
-            |handle, plan| {
-                let plan = plan.as_ref().map_err(Clone::clone)?;
-                // The guards hold the buffers until the call is queued.
-                let handles = [&q.handle, &k.handle, &v.handle, &output.handle];
-                let ([q_ptr, k_ptr, v_ptr, o_ptr], stream, _guards) =
-                    buffers(&client, handles.map(Some))?;
-                let workspace_ptr = workspace(&client, key.device, stream, plan.workspace)?;
-                graph::check_aligned(&[q_ptr, k_ptr, v_ptr, o_ptr])?;
-                // The by-value scalars, read from host memory when the call is queued.
-                let (scale, masked) = (self.scale, f32::MIN);
-                let scalar = |value: &f32| (value as *const f32).cast_mut().cast::<c_void>();
-                let mut ids = vec![uid::Q, uid::K_T, uid::V, uid::O, uid::SCALE];
-                let mut pointers: Vec<*mut c_void> = [q_ptr, k_ptr, v_ptr, o_ptr]
-                    .iter()
-                    .map(|address| *address as *mut c_void)
-                    .chain([scalar(&scale)])
-                    .collect();
-                if self.causal {
-                    ids.push(uid::MASKED);
-                    pointers.push(scalar(&masked));
-                }
-                // SAFETY: the plan was made for these layouts; the addresses are buffers the
-                // guards hold until the work is queued on the stream that orders them, and
-                // the scalars (read by value) outlive the call.
-                unsafe {
-                    plan.execute(
-                        handle,
-                        stream,
-                        (&ids, &pointers),
-                        workspace_ptr,
-                        "running fused attention",
-                    )
-                }
-            },
-        )?;
+        let queue = {
+            let operands = [q.clone(), k.clone(), v.clone(), output.clone()];
+            let scale = self.scale;
+            move || run(&key, &operands, scale)
+        };
         // [b, s_q, h, d_v] seen as [b, h, s_q, d_v].
-        Ok(permute(output, &[0, 2, 1, 3]))
+        let seen = permute(output.clone(), &[0, 2, 1, 3]);
+        let operands = [&q.handle, &k.handle, &v.handle, &output.handle];
+        Ok(Call::new(("attention", key), &operands, seen, queue))
     }
+}
+
+/// Queues `output = softmax(q·kᵀ·scale)·v` for `key`'s layouts (`[q, k, v, output]`); runs on
+/// the device thread.
+fn run(
+    key: &PlanKey,
+    [q, k, v, output]: &[CubeTensor<CudaRuntime>; 4],
+    scale: f32,
+) -> Result<(), String> {
+    SESSION.run(
+        *key,
+        || dnn::create_handle().map_err(|error| error.to_string()),
+        |handle| Ok(plan(handle, key)),
+        |handle, plan| {
+            let plan = plan.as_ref().map_err(Clone::clone)?;
+            // The guards hold the buffers until the call is queued.
+            let handles = [&q.handle, &k.handle, &v.handle, &output.handle];
+            let ([q_ptr, k_ptr, v_ptr, o_ptr], stream, _guards) =
+                buffers(&q.client, handles.map(Some))?;
+            let workspace_ptr = workspace(&q.client, key.device, stream, plan.workspace)?;
+            graph::check_aligned(&[q_ptr, k_ptr, v_ptr, o_ptr])?;
+            // The by-value scalars, read from host memory when the call is queued.
+            let masked = f32::MIN;
+            let scalar = |value: &f32| (value as *const f32).cast_mut().cast::<c_void>();
+            let mut ids = vec![uid::Q, uid::K_T, uid::V, uid::O, uid::SCALE];
+            let mut pointers: Vec<*mut c_void> = [q_ptr, k_ptr, v_ptr, o_ptr]
+                .iter()
+                .map(|address| *address as *mut c_void)
+                .chain([scalar(&scale)])
+                .collect();
+            if key.causal {
+                ids.push(uid::MASKED);
+                pointers.push(scalar(&masked));
+            }
+            // SAFETY: the plan was made for these layouts; the addresses are buffers the
+            // guards hold until the work is queued on the stream that orders them, and
+            // the scalars (read by value) outlive the call.
+            unsafe {
+                plan.execute(
+                    handle,
+                    stream,
+                    (&ids, &pointers),
+                    workspace_ptr,
+                    "running fused attention",
+                )
+            }
+        },
+    )
 }
 
 impl FusedKernel for Attention {
@@ -422,12 +434,10 @@ impl FusedKernel for Attention {
         B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
         R: CubeRuntime,
     {
-        let attention = self.clone();
         CUDNN.launch(
             inputs,
-            move |cuda| {
-                attention
-                    .run(cuda)
+            |cuda| {
+                self.prepare(cuda)
                     .map_err(|error| format!("attention: {error}"))
             },
             |[q, k, v]| {

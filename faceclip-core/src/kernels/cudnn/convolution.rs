@@ -9,7 +9,6 @@
 use std::ffi::c_void;
 
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::client::ComputeClient;
 use cubecl::cuda::CudaRuntime;
 use cudarc::cudnn::{result as dnn, sys};
 
@@ -31,10 +30,10 @@ static SESSION: Session<sys::cudnnHandle_t, PlanKey, Result<ExecutionPlan, Strin
 /// Queues `output = x ⊛ weight` for `key`'s sizes (all three contiguous); runs on the device
 /// thread.
 pub(super) fn run(
-    client: &ComputeClient<CudaRuntime>,
     key: &PlanKey,
     [x, weight, output]: [&CubeTensor<CudaRuntime>; 3],
 ) -> Result<(), String> {
+    let client = &x.client;
     SESSION.run(
         *key,
         || dnn::create_handle().map_err(|error| error.to_string()),
