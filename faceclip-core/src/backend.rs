@@ -154,6 +154,30 @@ pub fn fused_row_norm<B: Backend, const D: usize, const A: usize>(
     }
 }
 
+/// The dense bilinear sampling matrix `[batch, heads, cells, cells]` of single-level
+/// deformable attention on a `grid` (`[height, width]`, one query per cell): entry `[b, h, q,
+/// c]` sums, over the points `p`, `alpha[b, q, h, p]` times the bilinear weight of cell `c` at
+/// query `q`'s position plus `offsets[b, q, h, p]` (`(x, y)`, in cells; corners outside the grid
+/// add nothing). `alpha` is `[batch, cells, heads, points]`, `offsets` `[batch, cells, heads,
+/// points, 2]`. One CubeCL kernel ([`crate::kernels::sampling`]) on the wgpu and CUDA
+/// backends; `None` otherwise, or for operands that do not fit the grid.
+pub fn fused_sampling_matrix<B: Backend>(
+    alpha: &Tensor<B, 4>,
+    offsets: &Tensor<B, 5>,
+    grid: [usize; 2],
+) -> Option<Tensor<B, 4>> {
+    #[cfg(feature = "cube-kernels")]
+    {
+        let kernel = crate::kernels::sampling::SamplingMatrix { grid };
+        fused(&kernel, alpha, offsets, offsets)
+    }
+    #[cfg(not(feature = "cube-kernels"))]
+    {
+        let _ = (alpha, offsets, grid);
+        None
+    }
+}
+
 /// `x·W (+ b)` over the last axis of `x` (`[…, k]`, `W` `[k, n]`, `b` `[n]`) computed by
 /// cuBLASLt (`kernels::cublaslt`, built with the `cuda` feature) when `B` is `Cuda` or
 /// `CudaBf16`, cuBLASLt loads and it is [enabled](use_library); `None` otherwise, for Burn's

@@ -24,6 +24,7 @@ pub mod group_norm;
 pub(crate) mod nvidia;
 mod reduce;
 pub mod row_norm;
+pub mod sampling;
 mod workspaces;
 
 use std::any::{Any, TypeId};

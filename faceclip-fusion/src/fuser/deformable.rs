@@ -9,6 +9,7 @@
 use burn::module::Module;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
+use faceclip_core::backend::fused_sampling_matrix;
 use faceclip_core::nn::LayerNorm;
 use faceclip_core::nn::{load_layer_norm, load_linear, Linear};
 use faceclip_core::weights::Weights;
@@ -128,46 +129,57 @@ impl<B: Backend> DeformableLayer<B> {
     }
 
     /// Dense sampling weights `[B, heads, queries, cells]` from offsets `[B, N, heads, points, 2]`
-    /// and point weights `[B, N, heads, points]`.
+    /// and point weights `[B, N, heads, points]`: one kernel on the CubeCL backends, else
+    /// [`sampling_matrix`].
     fn sampling_matrix(&self, offsets: Tensor<B, 5>, alpha: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, n, heads, points, _] = offsets.dims();
-        let [gh, gw] = self.grid;
-        let device = offsets.device();
-        let cols: Vec<f32> = (0..n).map(|q| (q % gw) as f32).collect();
-        let rows: Vec<f32> = (0..n).map(|q| (q / gw) as f32).collect();
-        let grid_coord = |c: Vec<f32>| {
-            Tensor::<B, 1>::from_data(TensorData::new(c, [n]), &device).reshape([1, n, 1, 1])
-        };
-        let px = offsets
-            .clone()
-            .narrow(4, 0, 1)
-            .reshape([b, n, heads, points])
-            + grid_coord(cols);
-        let py = offsets.narrow(4, 1, 1).reshape([b, n, heads, points]) + grid_coord(rows);
-        let (x0, y0) = (px.clone().floor(), py.clone().floor());
-        let (fx, fy) = (px - x0.clone(), py - y0.clone());
-        let mut matrix = Tensor::<B, 4>::zeros([b, n, heads, n], &device);
-        for (dx, dy) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
-            let (x, y) = (x0.clone() + dx, y0.clone() + dy);
-            let wx = if dx == 0.0 {
-                fx.clone().neg() + 1.0
-            } else {
-                fx.clone()
-            };
-            let wy = if dy == 0.0 {
-                fy.clone().neg() + 1.0
-            } else {
-                fy.clone()
-            };
-            let inside = x.clone().greater_equal_elem(0.0).float()
-                * x.clone().lower_equal_elem((gw - 1) as f32).float()
-                * y.clone().greater_equal_elem(0.0).float()
-                * y.clone().lower_equal_elem((gh - 1) as f32).float();
-            let weight = alpha.clone() * wx * wy * inside;
-            let cell = (y * gw as f32 + x).clamp(0.0, (n - 1) as f32);
-            let scattered = cell.one_hot::<5>(n) * weight.unsqueeze_dim::<5>(4);
-            matrix = matrix + scattered.sum_dim(3).reshape([b, n, heads, n]);
-        }
-        matrix.swap_dims(1, 2)
+        fused_sampling_matrix(&alpha, &offsets, self.grid)
+            .unwrap_or_else(|| sampling_matrix(offsets, alpha, self.grid))
     }
+}
+
+/// [`DeformableLayer`]'s sampling matrix from Burn's ops: per corner of the bilinear cell, its
+/// weight scattered (one-hot) onto the cells it falls on.
+fn sampling_matrix<B: Backend>(
+    offsets: Tensor<B, 5>,
+    alpha: Tensor<B, 4>,
+    [gh, gw]: [usize; 2],
+) -> Tensor<B, 4> {
+    let [b, n, heads, points, _] = offsets.dims();
+    let device = offsets.device();
+    let cols: Vec<f32> = (0..n).map(|q| (q % gw) as f32).collect();
+    let rows: Vec<f32> = (0..n).map(|q| (q / gw) as f32).collect();
+    let grid_coord = |c: Vec<f32>| {
+        Tensor::<B, 1>::from_data(TensorData::new(c, [n]), &device).reshape([1, n, 1, 1])
+    };
+    let px = offsets
+        .clone()
+        .narrow(4, 0, 1)
+        .reshape([b, n, heads, points])
+        + grid_coord(cols);
+    let py = offsets.narrow(4, 1, 1).reshape([b, n, heads, points]) + grid_coord(rows);
+    let (x0, y0) = (px.clone().floor(), py.clone().floor());
+    let (fx, fy) = (px - x0.clone(), py - y0.clone());
+    let mut matrix = Tensor::<B, 4>::zeros([b, n, heads, n], &device);
+    for (dx, dy) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
+        let (x, y) = (x0.clone() + dx, y0.clone() + dy);
+        let wx = if dx == 0.0 {
+            fx.clone().neg() + 1.0
+        } else {
+            fx.clone()
+        };
+        let wy = if dy == 0.0 {
+            fy.clone().neg() + 1.0
+        } else {
+            fy.clone()
+        };
+        let inside = x.clone().greater_equal_elem(0.0).float()
+            * x.clone().lower_equal_elem((gw - 1) as f32).float()
+            * y.clone().greater_equal_elem(0.0).float()
+            * y.clone().lower_equal_elem((gh - 1) as f32).float();
+        let weight = alpha.clone() * wx * wy * inside;
+        let cell = (y * gw as f32 + x).clamp(0.0, (n - 1) as f32);
+        let scattered = cell.one_hot::<5>(n) * weight.unsqueeze_dim::<5>(4);
+        matrix = matrix + scattered.sum_dim(3).reshape([b, n, heads, n]);
+    }
+    matrix.swap_dims(1, 2)
 }

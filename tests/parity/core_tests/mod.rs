@@ -9,6 +9,7 @@ mod linear;
 mod memory;
 mod nn;
 mod row_norm;
+mod sampling;
 mod schedule;
 mod sdpa;
 
