@@ -278,23 +278,35 @@ pub enum CudaAttention {
     CublasLt,
 }
 
-/// The current [`CudaAttention`], as its discriminant.
-static CUDA_ATTENTION: std::sync::atomic::AtomicU8 =
-    std::sync::atomic::AtomicU8::new(CudaAttention::Cudnn as u8);
+/// A process-wide choice that every thread reads (the CUDA switches of this module).
+struct Choice<T>(std::sync::Mutex<T>);
+
+impl<T: Copy> Choice<T> {
+    const fn new(value: T) -> Self {
+        Self(std::sync::Mutex::new(value))
+    }
+
+    fn set(&self, value: T) {
+        *crate::lock(&self.0) = value;
+    }
+
+    fn get(&self) -> T {
+        *crate::lock(&self.0)
+    }
+}
+
+/// The current [`CudaAttention`].
+static CUDA_ATTENTION: Choice<CudaAttention> = Choice::new(CudaAttention::Cudnn);
 
 /// Chooses how [`sdpa`](crate::nn::sdpa) computes attention on Burn's CUDA backend from now
 /// on (other backends always use Burn's attention).
 pub fn set_cuda_attention(kind: CudaAttention) {
-    CUDA_ATTENTION.store(kind as u8, std::sync::atomic::Ordering::Relaxed);
+    CUDA_ATTENTION.set(kind);
 }
 
 /// The current [`set_cuda_attention`] choice.
 pub fn cuda_attention() -> CudaAttention {
-    match CUDA_ATTENTION.load(std::sync::atomic::Ordering::Relaxed) {
-        x if x == CudaAttention::Flash as u8 => CudaAttention::Flash,
-        x if x == CudaAttention::CublasLt as u8 => CudaAttention::CublasLt,
-        _ => CudaAttention::Cudnn,
-    }
+    CUDA_ATTENTION.get()
 }
 
 /// Which cuDNN interface computes convolutions on Burn's CUDA backend
@@ -310,21 +322,17 @@ pub enum CudaConvolution {
     CudnnGraph,
 }
 
-/// The current [`CudaConvolution`], as its discriminant.
-static CUDA_CONVOLUTION: std::sync::atomic::AtomicU8 =
-    std::sync::atomic::AtomicU8::new(CudaConvolution::CudnnLegacy as u8);
+/// The current [`CudaConvolution`].
+static CUDA_CONVOLUTION: Choice<CudaConvolution> = Choice::new(CudaConvolution::CudnnLegacy);
 
 /// Chooses the cuDNN interface of [`fused_conv2d`] on Burn's CUDA backend from now on.
 pub fn set_cuda_convolution(api: CudaConvolution) {
-    CUDA_CONVOLUTION.store(api as u8, std::sync::atomic::Ordering::Relaxed);
+    CUDA_CONVOLUTION.set(api);
 }
 
 /// The current [`set_cuda_convolution`] choice.
 pub fn cuda_convolution() -> CudaConvolution {
-    match CUDA_CONVOLUTION.load(std::sync::atomic::Ordering::Relaxed) {
-        x if x == CudaConvolution::CudnnGraph as u8 => CudaConvolution::CudnnGraph,
-        _ => CudaConvolution::CudnnLegacy,
-    }
+    CUDA_CONVOLUTION.get()
 }
 
 /// How calls of NVIDIA's libraries reach CubeCL's device thread on Burn's CUDA backend
@@ -344,22 +352,18 @@ pub enum CudaLibraryCalls {
     Queued,
 }
 
-/// The current [`CudaLibraryCalls`], as its discriminant.
-static CUDA_LIBRARY_CALLS: std::sync::atomic::AtomicU8 =
-    std::sync::atomic::AtomicU8::new(CudaLibraryCalls::Blocking as u8);
+/// The current [`CudaLibraryCalls`].
+static CUDA_LIBRARY_CALLS: Choice<CudaLibraryCalls> = Choice::new(CudaLibraryCalls::Blocking);
 
 /// Chooses how calls of NVIDIA's libraries reach the device thread on Burn's CUDA backend from
 /// now on.
 pub fn set_cuda_library_calls(calls: CudaLibraryCalls) {
-    CUDA_LIBRARY_CALLS.store(calls as u8, std::sync::atomic::Ordering::Relaxed);
+    CUDA_LIBRARY_CALLS.set(calls);
 }
 
 /// The current [`set_cuda_library_calls`] choice.
 pub fn cuda_library_calls() -> CudaLibraryCalls {
-    match CUDA_LIBRARY_CALLS.load(std::sync::atomic::Ordering::Relaxed) {
-        x if x == CudaLibraryCalls::Queued as u8 => CudaLibraryCalls::Queued,
-        _ => CudaLibraryCalls::Blocking,
-    }
+    CUDA_LIBRARY_CALLS.get()
 }
 
 /// A 2-D convolution of `x` `[n, c, h, w]` with `weight` `[o, c / groups, kh, kw]` (PyTorch's
