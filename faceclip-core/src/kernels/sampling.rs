@@ -113,10 +113,11 @@ impl FusedKernel for SamplingMatrix {
     {
         let alpha = into_contiguous(alpha);
         let offsets = into_contiguous(offsets);
-        let [_, heads, points] = self
+        let [batch, heads, points] = self
             .sizes(&alpha.shape(), &offsets.shape())
             .expect("launched only on operands `supports` accepted");
-        let shape = self.output_shape([&alpha.shape(), &offsets.shape(), &offsets.shape()]);
+        let cells = self.grid[0] * self.grid[1];
+        let shape = Shape::new([batch, heads, cells, cells]);
         let len = shape.num_elements();
         let client = alpha.client.clone();
         let dtype = alpha.dtype;
@@ -134,7 +135,7 @@ impl FusedKernel for SamplingMatrix {
             heads,
             points,
             self.grid[1],
-            self.grid[0] * self.grid[1],
+            cells,
             dtype.into(),
         );
         matrix
