@@ -6,7 +6,9 @@ use burn::module::Module;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
-use faceclip_core::nn::{gelu_tanh, load_linear, modulated_layer_norm, sdpa, Linear, RmsNorm};
+use faceclip_core::nn::{
+    gelu_tanh, load_linear, modulated_layer_norm, sdpa, Linear, PackedLinear, RmsNorm,
+};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -49,15 +51,52 @@ impl<B: Backend> Modulation<B> {
     }
 }
 
-/// Query, key and value projections of one stream, with RMS-normalised queries and keys.
+/// The RMS norms of one stream's queries and keys, and its split into heads.
 #[derive(Module, Debug)]
-struct QkvProjection<B: Backend> {
-    q: Linear<B>,
-    k: Linear<B>,
-    v: Linear<B>,
+struct QkNorms<B: Backend> {
     norm_q: RmsNorm<B>,
     norm_k: RmsNorm<B>,
     heads: usize,
+}
+
+impl<B: Backend> QkNorms<B> {
+    /// `names` = the q and k norms under `vb`.
+    fn load(
+        vb: &Weights<B>,
+        names: [&str; 2],
+        dim: usize,
+        heads: usize,
+    ) -> Result<Self, LoadError> {
+        let head_dim = dim / heads;
+        Ok(Self {
+            norm_q: RmsNorm::load(&vb.pp(names[0]), head_dim, EPS)?,
+            norm_k: RmsNorm::load(&vb.pp(names[1]), head_dim, EPS)?,
+            heads,
+        })
+    }
+
+    /// Projected `[batch, tokens, dim]` queries, keys and values as `[batch, heads, tokens,
+    /// head_dim]` each, queries and keys normalised.
+    fn forward(&self, [q, k, v]: [Tensor<B, 3>; 3]) -> [Tensor<B, 4>; 3] {
+        let split = |t: Tensor<B, 3>| {
+            let [b, n, dim] = t.dims();
+            t.reshape([b, n, self.heads, dim / self.heads])
+                .swap_dims(1, 2)
+        };
+        [
+            self.norm_q.forward(split(q)),
+            self.norm_k.forward(split(k)),
+            split(v),
+        ]
+    }
+}
+
+/// Query, key and value projections of one stream (one GEMM), with RMS-normalised queries and
+/// keys.
+#[derive(Module, Debug)]
+struct QkvProjection<B: Backend> {
+    qkv: PackedLinear<B>,
+    norms: QkNorms<B>,
 }
 
 impl<B: Backend> QkvProjection<B> {
@@ -68,29 +107,15 @@ impl<B: Backend> QkvProjection<B> {
         dim: usize,
         heads: usize,
     ) -> Result<Self, LoadError> {
-        let head_dim = dim / heads;
         Ok(Self {
-            q: load_linear(&vb.pp(names[0]), dim, dim, true)?,
-            k: load_linear(&vb.pp(names[1]), dim, dim, true)?,
-            v: load_linear(&vb.pp(names[2]), dim, dim, true)?,
-            norm_q: RmsNorm::load(&vb.pp(names[3]), head_dim, EPS)?,
-            norm_k: RmsNorm::load(&vb.pp(names[4]), head_dim, EPS)?,
-            heads,
+            qkv: PackedLinear::load(vb, [names[0], names[1], names[2]], dim, [dim; 3], true)?,
+            norms: QkNorms::load(vb, [names[3], names[4]], dim, heads)?,
         })
     }
 
     /// `[batch, heads, tokens, head_dim]` each.
     fn forward(&self, x: Tensor<B, 3>) -> [Tensor<B, 4>; 3] {
-        let split = |t: Tensor<B, 3>| {
-            let [b, n, dim] = t.dims();
-            t.reshape([b, n, self.heads, dim / self.heads])
-                .swap_dims(1, 2)
-        };
-        [
-            self.norm_q.forward(split(self.q.forward(x.clone()))),
-            self.norm_k.forward(split(self.k.forward(x.clone()))),
-            split(self.v.forward(x)),
-        ]
+        self.norms.forward(self.qkv.forward(x))
     }
 }
 
@@ -222,12 +247,13 @@ impl<B: Backend> DoubleStreamBlock<B> {
     }
 }
 
-/// `FluxSingleTransformerBlock`: one stream over `[text; image]`, attention and MLP in parallel.
+/// `FluxSingleTransformerBlock`: one stream over `[text; image]`, attention and MLP in
+/// parallel; the q, k, v and MLP projections read the same input and run as one GEMM.
 #[derive(Module, Debug)]
 pub(crate) struct SingleStreamBlock<B: Backend> {
     norm: Modulation<B>,
-    qkv: QkvProjection<B>,
-    proj_mlp: Linear<B>,
+    qkv_mlp: PackedLinear<B>,
+    norms: QkNorms<B>,
     proj_out: Linear<B>,
 }
 
@@ -235,8 +261,14 @@ impl<B: Backend> SingleStreamBlock<B> {
     pub(crate) fn load(vb: &Weights<B>, dim: usize, heads: usize) -> Result<Self, LoadError> {
         Ok(Self {
             norm: Modulation::load(&vb.pp("norm"), dim, 3)?,
-            qkv: QkvProjection::load(&vb.pp("attn"), IMAGE_QKV, dim, heads)?,
-            proj_mlp: load_linear(&vb.pp("proj_mlp"), dim, 4 * dim, true)?,
+            qkv_mlp: PackedLinear::load(
+                vb,
+                ["attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"],
+                dim,
+                [dim, dim, dim, 4 * dim],
+                true,
+            )?,
+            norms: QkNorms::load(&vb.pp("attn"), ["norm_q", "norm_k"], dim, heads)?,
             proj_out: load_linear(&vb.pp("proj_out"), 5 * dim, dim, true)?,
         })
     }
@@ -249,8 +281,9 @@ impl<B: Backend> SingleStreamBlock<B> {
     ) -> Tensor<B, 3> {
         let m = self.norm.forward(temb);
         let normed = modulate(x.clone(), &m[0], &m[1]);
-        let mlp = gelu_tanh(self.proj_mlp.forward(normed.clone()));
-        let attn = joint_attention(self.qkv.forward(normed), rope);
+        let [q, k, v, mlp] = self.qkv_mlp.forward(normed);
+        let attn = joint_attention(self.norms.forward([q, k, v]), rope);
+        let mlp = gelu_tanh(mlp);
         x + gated(
             &m[2],
             self.proj_out.forward(Tensor::cat(vec![attn, mlp], 2)),

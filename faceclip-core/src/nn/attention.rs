@@ -212,8 +212,12 @@ impl<B: Backend> PackedMultiheadAttention<B> {
         let weights = ["q_proj.weight", "k_proj.weight", "v_proj.weight"];
         let biases = ["q_proj.bias", "k_proj.bias", "v_proj.bias"];
         Ok(Self {
-            in_proj_weight: Param::from_tensor(vb.linear_weights_concat(&weights, width, width)?),
-            in_proj_bias: Param::from_tensor(vb.tensors_concat(&biases, width)?),
+            in_proj_weight: Param::from_tensor(vb.linear_weights_concat(
+                &weights,
+                width,
+                &[width; 3],
+            )?),
+            in_proj_bias: Param::from_tensor(vb.tensors_concat(&biases, &[width; 3])?),
             out_proj: load_linear(&vb.pp("out_proj"), width, width, true)?,
             heads,
         })

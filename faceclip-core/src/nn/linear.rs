@@ -5,6 +5,8 @@ use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::backend::fused_linear;
+use crate::error::LoadError;
+use crate::weights::Weights;
 
 /// A linear layer with the record layout of `burn::nn::Linear` (`weight` `[d_in, d_out]`,
 /// optional `bias` `[d_out]`), whose forward pass takes cuBLASLt on Burn's CUDA backend.
@@ -37,6 +39,64 @@ pub fn linear<B: Backend, const D: usize>(
     match fused_linear(&x, weight, bias) {
         Some(y) => y,
         None => burn::tensor::module::linear(x, weight.clone(), bias.cloned()),
+    }
+}
+
+/// Linear layers that read the same input, run as one: their weights side by side in one
+/// `[d_in, Σ d_out]` matrix, so one GEMM (one cuBLASLt call on CUDA) does the work of several,
+/// and each layer's output is a view of the joint product. Attention's q, k and v projections
+/// are such layers, which PyTorch checkpoints often store apart.
+#[derive(Module, Debug)]
+pub struct PackedLinear<B: Backend> {
+    /// The layers as one: weight `[d_in, Σ d_out]`, bias `[Σ d_out]`.
+    pub joint: Linear<B>,
+    /// Each layer's output width, in order.
+    pub widths: Vec<usize>,
+}
+
+impl<B: Backend> PackedLinear<B> {
+    /// Loads the PyTorch `nn.Linear(d_in, d_outs[i])` layers `names[i]` under `vb` (keys
+    /// `{name}.weight [d_out, d_in]`, and `{name}.bias [d_out]` when `bias`) and packs them.
+    pub fn load<const N: usize>(
+        vb: &Weights<B>,
+        names: [&str; N],
+        d_in: usize,
+        d_outs: [usize; N],
+        bias: bool,
+    ) -> Result<Self, LoadError> {
+        let keys = |leaf: &str| names.map(|name| format!("{name}.{leaf}"));
+        let weights = keys("weight");
+        let weight =
+            vb.linear_weights_concat(&weights.each_ref().map(String::as_str), d_in, &d_outs)?;
+        let bias = if bias {
+            let biases = keys("bias");
+            Some(Param::from_tensor(vb.tensors_concat(
+                &biases.each_ref().map(String::as_str),
+                &d_outs,
+            )?))
+        } else {
+            None
+        };
+        Ok(Self {
+            joint: Linear {
+                weight: Param::from_tensor(weight),
+                bias,
+            },
+            widths: d_outs.to_vec(),
+        })
+    }
+
+    /// Each layer's output `[…, d_outs[i]]`, in the order loaded: `N` is the number of layers
+    /// loaded.
+    pub fn forward<const D: usize, const N: usize>(&self, x: Tensor<B, D>) -> [Tensor<B, D>; N] {
+        debug_assert_eq!(N, self.widths.len(), "PackedLinear holds {:?}", self.widths);
+        let joint = self.joint.forward(x);
+        let mut start = 0;
+        std::array::from_fn(|i| {
+            let width = self.widths[i];
+            start += width;
+            joint.clone().narrow(D - 1, start - width, width)
+        })
     }
 }
 
@@ -90,5 +150,38 @@ mod tests {
             .to_vec()
             .unwrap();
         assert_eq!(y, [3.0, 6.0]);
+    }
+
+    /// Packed layers give each layer's own output, whatever their widths, with and without
+    /// biases: the same keys load the same values, and each part of the product is one
+    /// layer's.
+    #[test]
+    fn packed_layers_give_each_layers_output() {
+        use crate::nn::load_linear;
+        use crate::parity::{relative_l2, to_vec};
+        let device = Default::default();
+        let vb = Weights::<NdArray>::seeded(&device, 7).pp("attn");
+        let x = Tensor::<NdArray, 3>::random([2, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let layers = [("to_q", 2), ("to_k", 3), ("proj_mlp", 5)];
+        for bias in [true, false] {
+            let packed = PackedLinear::load(
+                &vb,
+                layers.map(|(name, _)| name),
+                4,
+                layers.map(|l| l.1),
+                bias,
+            )
+            .unwrap();
+            assert_eq!(packed.joint.weight.dims(), [4, 10]);
+            let outputs: [Tensor<NdArray, 3>; 3] = packed.forward(x.clone());
+            for (output, (name, width)) in outputs.into_iter().zip(layers) {
+                let alone = load_linear(&vb.pp(name), 4, width, bias)
+                    .unwrap()
+                    .forward(x.clone());
+                assert_eq!(output.dims(), [2, 3, width], "{name}");
+                let err = relative_l2(&to_vec(output), &to_vec(alone));
+                assert!(err < 1e-6, "{name}, bias {bias}: relative L2 {err:e}");
+            }
+        }
     }
 }

@@ -19,6 +19,6 @@ pub use attention::{
 pub use layers::{
     conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,
 };
-pub use linear::{linear, Linear};
+pub use linear::{linear, Linear, PackedLinear};
 pub use norm::{group_norm, group_norm_silu, modulated_layer_norm, LayerNorm};
 pub use resize::{bilinear_taps, resize_bilinear};

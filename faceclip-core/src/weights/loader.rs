@@ -266,7 +266,7 @@ impl<B: Backend> Weights<B> {
         shape: [usize; D],
     ) -> Result<Tensor<B, D>, LoadError> {
         let fetched = self.fetch(name, &shape)?;
-        self.place(&self.key(name), vec![fetched], shape)
+        self.place(&self.key(name), vec![fetched], &[shape[D - 1]], shape)
     }
 
     /// Loads a PyTorch `Linear` weight stored `[d_out, d_in]` and returns it transposed to
@@ -277,42 +277,61 @@ impl<B: Backend> Weights<B> {
         d_in: usize,
         d_out: usize,
     ) -> Result<Tensor<B, 2>, LoadError> {
-        self.linear_weights_concat(&[name], d_in, d_out)
+        self.linear_weights_concat(&[name], d_in, &[d_out])
     }
 
-    /// Loads the PyTorch `Linear` weights `names` (each stored `[d_out, d_in]`) as one
-    /// `[d_in, names.len() * d_out]` tensor, their outputs side by side in the order given: a
-    /// packed projection whose checkpoint stores its parts apart (attention's q, k and v). The
-    /// parts are joined before they reach the device, which holds only the result.
+    /// Loads the PyTorch `Linear` weights `names` (weight `i` stored `[d_outs[i], d_in]`) as
+    /// one `[d_in, Σ d_outs]` tensor, their outputs side by side in the order given: a packed
+    /// projection whose checkpoint stores its parts apart (attention's q, k and v, or layers
+    /// that read the same input). The parts are joined before they reach the device, which
+    /// holds only the result.
     pub fn linear_weights_concat(
         &self,
         names: &[&str],
         d_in: usize,
-        d_out: usize,
+        d_outs: &[usize],
     ) -> Result<Tensor<B, 2>, LoadError> {
+        let key = self.keys(names, d_outs)?;
         let parts = names
             .iter()
-            .map(|name| self.fetch_linear(name, d_in, d_out))
+            .zip(d_outs)
+            .map(|(name, &d_out)| self.fetch_linear(name, d_in, d_out))
             .collect::<Result<Vec<_>, _>>()?;
-        self.place(&self.keys(names)?, parts, [d_in, names.len() * d_out])
+        self.place(&key, parts, d_outs, [d_in, d_outs.iter().sum()])
     }
 
-    /// Loads the 1-D tensors `names`, each of `len` values, as one tensor of
-    /// `names.len() * len` (a packed projection's biases).
-    pub fn tensors_concat(&self, names: &[&str], len: usize) -> Result<Tensor<B, 1>, LoadError> {
+    /// Loads the 1-D tensors `names` (tensor `i` of `lens[i]` values) as one tensor of
+    /// `Σ lens` values (a packed projection's biases).
+    pub fn tensors_concat(
+        &self,
+        names: &[&str],
+        lens: &[usize],
+    ) -> Result<Tensor<B, 1>, LoadError> {
+        let key = self.keys(names, lens)?;
         let parts = names
             .iter()
-            .map(|name| self.fetch(name, &[len]))
+            .zip(lens)
+            .map(|(name, &len)| self.fetch(name, &[len]))
             .collect::<Result<Vec<_>, _>>()?;
-        self.place(&self.keys(names)?, parts, [names.len() * len])
+        self.place(&key, parts, lens, [lens.iter().sum()])
     }
 
-    /// The full keys of `names` joined with `+` (for messages); an error for no names.
-    fn keys(&self, names: &[&str]) -> Result<String, LoadError> {
+    /// The full keys of `names` joined with `+` (for messages); an error for no names or
+    /// for a size list `sizes` of another length.
+    fn keys(&self, names: &[&str], sizes: &[usize]) -> Result<String, LoadError> {
         if names.is_empty() {
             return Err(LoadError::Config(format!(
                 "{}: no tensors to concatenate",
                 self.prefix
+            )));
+        }
+        if names.len() != sizes.len() {
+            return Err(LoadError::Config(format!(
+                "{}: {} tensors to concatenate ({}) but {} sizes ({sizes:?})",
+                self.prefix,
+                names.len(),
+                names.join(", "),
+                sizes.len()
             )));
         }
         Ok(names
@@ -338,8 +357,8 @@ impl<B: Backend> Weights<B> {
         })
     }
 
-    /// Creates weight `key` of `shape` on the device from `parts`, equal slices of its last
-    /// axis side by side (one part: the whole tensor), in the backend's persistent allocation
+    /// Creates weight `key` of `shape` on the device from `parts`, slices of its last axis
+    /// `widths` wide side by side (one part: the whole tensor), in the backend's persistent allocation
     /// mode: on CubeCL (wgpu, CUDA) each weight gets a buffer of its own size instead of a
     /// slice of the shared pages activations use, so the pool holds little beyond the live
     /// weights (as Burn's own parameter loading does). Host parts are joined on the host;
@@ -350,11 +369,15 @@ impl<B: Backend> Weights<B> {
         &self,
         key: &str,
         parts: Vec<Fetched>,
+        widths: &[usize],
         shape: [usize; D],
     ) -> Result<Tensor<B, D>, LoadError> {
         let device = &self.shared.device;
-        let mut part_shape = shape;
-        part_shape[D - 1] /= parts.len().max(1);
+        let part_shape = |width: usize| {
+            let mut part = shape;
+            part[D - 1] = width;
+            part
+        };
         let sync = || {
             B::sync(device).map_err(|error| LoadError::Device {
                 key: key.to_string(),
@@ -374,16 +397,17 @@ impl<B: Backend> Weights<B> {
                         Fetched::Random(_) => None,
                     })
                     .collect();
-                let values = concat_rows(host, part_shape[D - 1]);
+                let values = concat_rows(host, widths);
                 return Ok(Tensor::from_data(TensorData::new(values, shape), device));
             }
             let mut tensors: Vec<Tensor<B, D>> = parts
                 .into_iter()
-                .map(|part| match part {
+                .zip(widths)
+                .map(|(part, &width)| match part {
                     Fetched::Host(values) => {
-                        Tensor::from_data(TensorData::new(values, part_shape), device)
+                        Tensor::from_data(TensorData::new(values, part_shape(width)), device)
                     }
-                    Fetched::Random(dist) => Tensor::random(part_shape, dist, device),
+                    Fetched::Random(dist) => Tensor::random(part_shape(width), dist, device),
                 })
                 .collect();
             let tensor = match tensors.len() {
@@ -482,17 +506,17 @@ impl<B: Backend> Weights<B> {
     }
 }
 
-/// Row-major tensors with rows of `width` values laid side by side: row `r` of the result is
-/// row `r` of every part in turn.
-fn concat_rows(mut parts: Vec<Vec<f32>>, width: usize) -> Vec<f32> {
+/// Row-major tensors with rows of `widths[i]` values (part `i`) laid side by side: row `r` of
+/// the result is row `r` of every part in turn.
+fn concat_rows(mut parts: Vec<Vec<f32>>, widths: &[usize]) -> Vec<f32> {
     if parts.len() == 1 {
         return parts.remove(0);
     }
-    let width = width.max(1);
-    let rows = parts.first().map_or(0, |part| part.len() / width);
-    let mut values = Vec::with_capacity(rows * width * parts.len());
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let rows = total / widths.iter().sum::<usize>().max(1);
+    let mut values = Vec::with_capacity(total);
     for row in 0..rows {
-        for part in &parts {
+        for (part, &width) in parts.iter().zip(widths) {
             values.extend_from_slice(&part[row * width..(row + 1) * width]);
         }
     }

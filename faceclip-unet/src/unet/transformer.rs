@@ -9,7 +9,9 @@ use burn::tensor::activation::gelu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::{conv_forward, group_norm, load_layer_norm, load_linear, sdpa, Linear};
+use faceclip_core::nn::{
+    conv_forward, group_norm, load_layer_norm, load_linear, sdpa, Linear, PackedLinear,
+};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -37,17 +39,42 @@ pub(crate) struct TransformerSpec {
     pub linear_projection: bool,
 }
 
-/// diffusers' `Attention` with `heads` heads: bias-free `to_q/to_k/to_v`, biased `to_out.0`.
+/// diffusers' `Attention` as self-attention: bias-free `to_q/to_k/to_v` packed into one
+/// projection (one GEMM), biased `to_out.0`.
 #[derive(Module, Debug)]
-struct MultiHeadAttention<B: Backend> {
-    to_q: Linear<B>,
-    to_k: Linear<B>,
-    to_v: Linear<B>,
+struct SelfAttention<B: Backend> {
+    to_qkv: PackedLinear<B>,
     to_out: Linear<B>,
     heads: usize,
 }
 
-impl<B: Backend> MultiHeadAttention<B> {
+impl<B: Backend> SelfAttention<B> {
+    fn load(vb: &Weights<B>, dim: usize, heads: usize) -> Result<Self, LoadError> {
+        Ok(Self {
+            to_qkv: PackedLinear::load(vb, ["to_q", "to_k", "to_v"], dim, [dim; 3], false)?,
+            to_out: load_linear(&vb.pp("to_out").pp(0), dim, dim, true)?,
+            heads,
+        })
+    }
+
+    /// Queries, keys and values from `x [batch, n, dim]`.
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [q, k, v] = self.to_qkv.forward(x);
+        multi_head_attention([q, k, v], self.heads, &self.to_out)
+    }
+}
+
+/// diffusers' `Attention` as cross-attention: bias-free `to_q`, `to_k/to_v` packed into one
+/// projection of the context, biased `to_out.0`.
+#[derive(Module, Debug)]
+struct CrossAttention<B: Backend> {
+    to_q: Linear<B>,
+    to_kv: PackedLinear<B>,
+    to_out: Linear<B>,
+    heads: usize,
+}
+
+impl<B: Backend> CrossAttention<B> {
     fn load(
         vb: &Weights<B>,
         dim: usize,
@@ -56,8 +83,7 @@ impl<B: Backend> MultiHeadAttention<B> {
     ) -> Result<Self, LoadError> {
         Ok(Self {
             to_q: load_linear(&vb.pp("to_q"), dim, dim, false)?,
-            to_k: load_linear(&vb.pp("to_k"), context_dim, dim, false)?,
-            to_v: load_linear(&vb.pp("to_v"), context_dim, dim, false)?,
+            to_kv: PackedLinear::load(vb, ["to_k", "to_v"], context_dim, [dim; 2], false)?,
             to_out: load_linear(&vb.pp("to_out").pp(0), dim, dim, true)?,
             heads,
         })
@@ -65,19 +91,26 @@ impl<B: Backend> MultiHeadAttention<B> {
 
     /// Queries from `x [batch, n, dim]`, keys and values from `context [batch, m, context_dim]`.
     fn forward(&self, x: Tensor<B, 3>, context: Tensor<B, 3>) -> Tensor<B, 3> {
-        let split = |t: Tensor<B, 3>| {
-            let [b, n, c] = t.dims();
-            t.reshape([b, n, self.heads, c / self.heads])
-                .swap_dims(1, 2)
-        };
-        let q = split(self.to_q.forward(x));
-        let k = split(self.to_k.forward(context.clone()));
-        let v = split(self.to_v.forward(context));
-        let out = sdpa(q, k, v, AttentionModuleOptions::default());
-        let [b, h, n, d] = out.dims();
-        self.to_out
-            .forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
+        let [k, v] = self.to_kv.forward(context);
+        multi_head_attention([self.to_q.forward(x), k, v], self.heads, &self.to_out)
     }
+}
+
+/// Attention of projected `[batch, tokens, heads·head_dim]` queries, keys and values over
+/// `heads` heads, the heads merged back and projected by `to_out`.
+fn multi_head_attention<B: Backend>(
+    qkv: [Tensor<B, 3>; 3],
+    heads: usize,
+    to_out: &Linear<B>,
+) -> Tensor<B, 3> {
+    let split = |t: Tensor<B, 3>| {
+        let [b, n, c] = t.dims();
+        t.reshape([b, n, heads, c / heads]).swap_dims(1, 2)
+    };
+    let [q, k, v] = qkv.map(split);
+    let out = sdpa(q, k, v, AttentionModuleOptions::default());
+    let [b, h, n, d] = out.dims();
+    to_out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
 }
 
 /// The GEGLU feed-forward: `net.2(hidden · gelu(gate))` with `[hidden, gate] = net.0.proj(x)`.
@@ -111,9 +144,9 @@ impl<B: Backend> GegluFeedForward<B> {
 #[derive(Module, Debug)]
 struct BasicTransformerBlock<B: Backend> {
     norm1: LayerNorm<B>,
-    attn1: MultiHeadAttention<B>,
+    attn1: SelfAttention<B>,
     norm2: LayerNorm<B>,
-    attn2: MultiHeadAttention<B>,
+    attn2: CrossAttention<B>,
     norm3: LayerNorm<B>,
     ff: GegluFeedForward<B>,
 }
@@ -123,17 +156,16 @@ impl<B: Backend> BasicTransformerBlock<B> {
         let c = spec.channels;
         Ok(Self {
             norm1: load_layer_norm(&vb.pp("norm1"), c, LAYER_NORM_EPS)?,
-            attn1: MultiHeadAttention::load(&vb.pp("attn1"), c, c, spec.heads)?,
+            attn1: SelfAttention::load(&vb.pp("attn1"), c, spec.heads)?,
             norm2: load_layer_norm(&vb.pp("norm2"), c, LAYER_NORM_EPS)?,
-            attn2: MultiHeadAttention::load(&vb.pp("attn2"), c, spec.context_dim, spec.heads)?,
+            attn2: CrossAttention::load(&vb.pp("attn2"), c, spec.context_dim, spec.heads)?,
             norm3: load_layer_norm(&vb.pp("norm3"), c, LAYER_NORM_EPS)?,
             ff: GegluFeedForward::load(&vb.pp("ff"), c)?,
         })
     }
 
     fn forward(&self, x: Tensor<B, 3>, context: &Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.norm1.forward(x.clone());
-        let x = x + self.attn1.forward(h.clone(), h);
+        let x = x.clone() + self.attn1.forward(self.norm1.forward(x));
         let x = x.clone() + self.attn2.forward(self.norm2.forward(x), context.clone());
         x.clone() + self.ff.forward(self.norm3.forward(x))
     }

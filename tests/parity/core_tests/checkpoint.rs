@@ -322,7 +322,7 @@ fn split_projections(strict: bool) -> Weights<NdArray> {
 fn packed_projection_joins_its_parts_in_order() {
     let vb = split_projections(true).pp("attn");
     let weight = vb
-        .linear_weights_concat(&["q_proj.weight", "k_proj.weight"], 3, 2)
+        .linear_weights_concat(&["q_proj.weight", "k_proj.weight"], 3, &[2, 2])
         .unwrap();
     assert_eq!(weight.dims(), [3, 4]);
     // Row i holds input i's weight in q's outputs, then in k's.
@@ -331,16 +331,25 @@ fn packed_projection_joins_its_parts_in_order() {
         vec![1.0, 4.0, 7.0, 10.0, 2.0, 5.0, 8.0, 11.0, 3.0, 6.0, 9.0, 12.0]
     );
     let bias = vb
-        .tensors_concat(&["q_proj.bias", "k_proj.bias"], 2)
+        .tensors_concat(&["q_proj.bias", "k_proj.bias"], &[2, 2])
         .unwrap();
     assert_eq!(to_vec(bias), vec![0.1, 0.2, 0.3, 0.4]);
     assert_eq!(vb.finish().unwrap().applied.len(), 4);
 
-    match vb.linear_weights_concat(&["q_proj.weight", "v_proj.weight"], 3, 2) {
+    match vb.linear_weights_concat(&["q_proj.weight", "v_proj.weight"], 3, &[2, 2]) {
         Err(LoadError::MissingKey { key, .. }) => assert_eq!(key, "attn.v_proj.weight"),
         other => panic!("expected MissingKey, got {other:?}"),
     }
-    match vb.tensors_concat(&[], 2) {
+    match vb.tensors_concat(&["q_proj.bias", "k_proj.bias"], &[2]) {
+        Err(LoadError::Config(message)) => {
+            assert!(
+                message.contains("2 tensors") && message.contains("1 sizes"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    match vb.tensors_concat(&[], &[]) {
         Err(LoadError::Config(message)) => assert!(message.contains("attn"), "{message}"),
         other => panic!("expected a configuration error, got {other:?}"),
     }
@@ -350,7 +359,7 @@ fn packed_projection_joins_its_parts_in_order() {
 fn packed_projection_with_a_missing_part_is_random_there_when_not_strict() {
     let vb = split_projections(false).pp("attn");
     let weight = vb
-        .linear_weights_concat(&["q_proj.weight", "v_proj.weight"], 3, 2)
+        .linear_weights_concat(&["q_proj.weight", "v_proj.weight"], 3, &[2, 2])
         .unwrap();
     assert_eq!(weight.dims(), [3, 4]);
     let values = to_vec(weight);
