@@ -7,7 +7,7 @@ use burn::module::{Module, Param};
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
-use faceclip_core::nn::{gelu_tanh, load_linear, Linear, RmsNorm};
+use faceclip_core::nn::{gelu_tanh, load_linear, Linear, PackedLinear, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -132,13 +132,12 @@ impl T5Layout {
 #[derive(Module, Debug)]
 struct T5Block<B: Backend> {
     attention_norm: RmsNorm<B>,
-    q: Linear<B>,
-    k: Linear<B>,
-    v: Linear<B>,
+    /// `q`, `k` and `v` as one GEMM.
+    qkv: PackedLinear<B>,
     o: Linear<B>,
     ff_norm: RmsNorm<B>,
-    wi_0: Linear<B>,
-    wi_1: Linear<B>,
+    /// `wi_0` (gate) and `wi_1` as one GEMM.
+    wi: PackedLinear<B>,
     wo: Linear<B>,
     heads: usize,
 }
@@ -151,13 +150,10 @@ impl<B: Backend> T5Block<B> {
         let [wi_0, wi_1, wo, ff_norm] = layout.ff();
         Ok(Self {
             attention_norm: RmsNorm::load(&vb.pp(layout.attention_norm()), c.d_model, c.eps)?,
-            q: load_linear(&attn.pp(q), c.d_model, inner, false)?,
-            k: load_linear(&attn.pp(k), c.d_model, inner, false)?,
-            v: load_linear(&attn.pp(v), c.d_model, inner, false)?,
+            qkv: PackedLinear::load(&attn, [q, k, v], c.d_model, [inner; 3], false)?,
             o: load_linear(&attn.pp(o), inner, c.d_model, false)?,
             ff_norm: RmsNorm::load(&vb.pp(ff_norm), c.d_model, c.eps)?,
-            wi_0: load_linear(&vb.pp(wi_0), c.d_model, c.d_ff, false)?,
-            wi_1: load_linear(&vb.pp(wi_1), c.d_model, c.d_ff, false)?,
+            wi: PackedLinear::load(vb, [wi_0, wi_1], c.d_model, [c.d_ff; 2], false)?,
             wo: load_linear(&vb.pp(wo), c.d_ff, c.d_model, false)?,
             heads: c.heads,
         })
@@ -171,10 +167,11 @@ impl<B: Backend> T5Block<B> {
                 .swap_dims(1, 2)
         };
         let [b, n, _] = h.dims();
+        let [q, k, v] = self.qkv.forward(h).map(split);
         let out = attention(
-            split(self.q.forward(h.clone())),
-            split(self.k.forward(h.clone())),
-            split(self.v.forward(h)),
+            q,
+            k,
+            v,
             None,
             Some(position_bias.clone().expand([b, self.heads, n, n])),
             AttentionModuleOptions {
@@ -187,7 +184,8 @@ impl<B: Backend> T5Block<B> {
             .o
             .forward(out.swap_dims(1, 2).reshape([b, n, heads * d]));
         let h = self.ff_norm.forward(x.clone());
-        let gated = gelu_tanh(self.wi_0.forward(h.clone())) * self.wi_1.forward(h);
+        let [gate, up] = self.wi.forward(h);
+        let gated = gelu_tanh(gate) * up;
         x + self.wo.forward(gated)
     }
 }

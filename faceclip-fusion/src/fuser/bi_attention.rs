@@ -6,7 +6,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::{load_layer_norm, load_linear, Linear};
+use faceclip_core::nn::{load_layer_norm, load_linear, Linear, PackedLinear};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -26,10 +26,10 @@ pub struct BiAttentionBlock<B: Backend> {
     layer_norm_l: LayerNorm<B>,
     gamma_v: Param<Tensor<B, 1>>,
     gamma_l: Param<Tensor<B, 1>>,
-    v_proj: Linear<B>,
-    l_proj: Linear<B>,
-    values_v_proj: Linear<B>,
-    values_l_proj: Linear<B>,
+    /// `v_proj` and `values_v_proj` (both read `v̂`) as one GEMM.
+    v_projs: PackedLinear<B>,
+    /// `l_proj` and `values_l_proj` (both read `l̂`) as one GEMM.
+    l_projs: PackedLinear<B>,
     out_v_proj: Linear<B>,
     out_l_proj: Linear<B>,
     heads: usize,
@@ -55,10 +55,20 @@ impl<B: Backend> BiAttentionBlock<B> {
             layer_norm_l: load_layer_norm(&vb.pp("layer_norm_l"), d_model, eps)?,
             gamma_v: Param::from_tensor(vb.tensor("gamma_v", [d_model])?),
             gamma_l: Param::from_tensor(vb.tensor("gamma_l", [d_model])?),
-            v_proj: load_linear(&attn.pp("v_proj"), d_model, embed, true)?,
-            l_proj: load_linear(&attn.pp("l_proj"), d_model, embed, true)?,
-            values_v_proj: load_linear(&attn.pp("values_v_proj"), d_model, embed, true)?,
-            values_l_proj: load_linear(&attn.pp("values_l_proj"), d_model, embed, true)?,
+            v_projs: PackedLinear::load(
+                &attn,
+                ["v_proj", "values_v_proj"],
+                d_model,
+                [embed; 2],
+                true,
+            )?,
+            l_projs: PackedLinear::load(
+                &attn,
+                ["l_proj", "values_l_proj"],
+                d_model,
+                [embed; 2],
+                true,
+            )?,
             out_v_proj: load_linear(&attn.pp("out_v_proj"), embed, d_model, true)?,
             out_l_proj: load_linear(&attn.pp("out_l_proj"), embed, d_model, true)?,
             heads,
@@ -71,16 +81,15 @@ impl<B: Backend> BiAttentionBlock<B> {
         let l = self.layer_norm_l.forward(l);
         let [b, nv, _] = v.dims();
         let [_, nl, _] = l.dims();
-        let embed = self.v_proj.weight.dims()[1];
+        let embed = self.v_projs.widths[0];
         let head_dim = embed / self.heads;
         let split =
             |t: Tensor<B, 3>, n: usize| t.reshape([b, n, self.heads, head_dim]).swap_dims(1, 2);
         let merge = |t: Tensor<B, 4>, n: usize| t.swap_dims(1, 2).reshape([b, n, embed]);
 
-        let query = split(self.v_proj.forward(v.clone()), nv) * (head_dim as f64).powf(-0.5);
-        let key = split(self.l_proj.forward(l.clone()), nl);
-        let values_v = split(self.values_v_proj.forward(v.clone()), nv);
-        let values_l = split(self.values_l_proj.forward(l.clone()), nl);
+        let [query, values_v] = self.v_projs.forward(v.clone()).map(|t| split(t, nv));
+        let [key, values_l] = self.l_projs.forward(l.clone()).map(|t| split(t, nl));
+        let query = query * (head_dim as f64).powf(-0.5);
 
         let scores = query.matmul(key.swap_dims(2, 3));
         let scores = (scores.clone() - scores.max().unsqueeze()).clamp(-SCORE_CLAMP, SCORE_CLAMP);
