@@ -43,5 +43,7 @@ mod vae;
 
 pub use sampling::{check_guidance, denoise, Conditioning, DenoiseError, StepProgress};
 pub use tiling::VaeTiling;
-pub use unet::{LevelKind, TextTimeCondition, TextTimeConfig, UNet2DConditionModel, UNetConfig};
+pub use unet::{
+    LevelKind, PreparedContext, TextTimeCondition, TextTimeConfig, UNet2DConditionModel, UNetConfig,
+};
 pub use vae::{AutoencoderKl, VaeConfig};

@@ -110,6 +110,8 @@ pub fn denoise<B: Backend>(
         text_embeds: pooled,
         time_ids: vec![conditioning.time_ids; context.dims()[0]],
     });
+    // The context's keys and values and the added embedding are the same at every step.
+    let prepared = unet.prepare(context, added.as_ref())?;
 
     let timesteps = scheduler.timesteps().to_vec();
     let mut latents = noise * scheduler.init_noise_sigma();
@@ -120,7 +122,7 @@ pub fn denoise<B: Backend>(
             latents.clone()
         };
         let input = scheduler.scale_model_input(input, index)?;
-        let eps = unet.forward(input, timestep as f32, context.clone(), added.as_ref())?;
+        let eps = unet.forward_prepared(input, timestep as f32, &prepared)?;
         let eps = if guided {
             let [b, c, h, w] = eps.dims();
             let negative = eps.clone().slice([0..b / 2, 0..c, 0..h, 0..w]);

@@ -7,4 +7,4 @@ mod transformer;
 
 pub use config::{LevelKind, TextTimeConfig, UNetConfig};
 pub use embedding::{embedding_tensor, sinusoidal_embedding, TimestepMlp};
-pub use model::{TextTimeCondition, UNet2DConditionModel};
+pub use model::{PreparedContext, TextTimeCondition, UNet2DConditionModel};

@@ -14,7 +14,7 @@ use faceclip_core::{InputError, LoadError};
 
 use super::config::{LevelKind, UNetConfig};
 use super::embedding::{embedding_tensor, sinusoidal_embedding, TimestepMlp};
-use super::transformer::{Transformer2D, TransformerSpec};
+use super::transformer::{KeysValues, Transformer2D, TransformerSpec};
 use crate::blocks::{load_conv, load_conv3, load_group_norm, upsample_nearest_2x, ResnetBlock2D};
 
 /// SDXL's added conditioning for one batch: the pooled text embedding and the six
@@ -27,6 +27,32 @@ pub struct TextTimeCondition<B: Backend> {
     pub time_ids: Vec<[f32; 6]>,
 }
 
+/// A text context and SDXL's added conditioning prepared once for every denoising step that
+/// uses them: each cross-attention's keys and values of the context, and the added embedding
+/// of the pooled text and size numbers. Neither depends on the sample or the timestep, so a
+/// sampler prepares them once per image ([`UNet2DConditionModel::prepare`]) instead of
+/// recomputing them at every step, as [`UNet2DConditionModel::forward`] does.
+#[derive(Debug, Clone)]
+pub struct PreparedContext<B: Backend> {
+    /// The [`UNet2DConditionModel::id`] of the model that prepared it.
+    model: u64,
+    batch: usize,
+    /// Per `Transformer2DModel`, in the order the forward pass meets them, per block.
+    keys_values: Vec<Vec<KeysValues<B>>>,
+    /// `add_embedding(text_embeds, time_ids)` `[batch, time_embed_dim]` (SDXL).
+    added: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> PreparedContext<B> {
+    /// The batch size it was prepared for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+}
+
+/// The source of [`UNet2DConditionModel::id`]s.
+static NEXT_MODEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One ResNet block, optionally followed by a transformer.
 #[derive(Module, Debug)]
 struct Layer<B: Backend> {
@@ -35,18 +61,29 @@ struct Layer<B: Backend> {
 }
 
 impl<B: Backend> Layer<B> {
-    fn forward(
+    /// Takes its transformer's keys and values from `keys_values` (the next entry).
+    fn forward<'a>(
         &self,
         x: Tensor<B, 4>,
         time: &Tensor<B, 2>,
-        context: &Tensor<B, 3>,
+        keys_values: &mut impl Iterator<Item = &'a Vec<KeysValues<B>>>,
     ) -> Tensor<B, 4> {
         let x = self.resnet.forward_with_time(x, Some(time));
         match &self.attention {
-            Some(attention) => attention.forward(x, context),
+            Some(attention) => attention.forward(x, next_keys_values(keys_values)),
             None => x,
         }
     }
+}
+
+/// The next transformer's entry of a [`PreparedContext`] made by the same model, which holds
+/// one per transformer.
+fn next_keys_values<'a, B: Backend>(
+    keys_values: &mut impl Iterator<Item = &'a Vec<KeysValues<B>>>,
+) -> &'a [KeysValues<B>] {
+    keys_values
+        .next()
+        .expect("one entry per transformer (prepared by this model)")
 }
 
 /// A down level: layers, then a stride-2 convolution except at the lowest level.
@@ -86,6 +123,8 @@ pub struct UNet2DConditionModel<B: Backend> {
     conv_out: Conv2d<B>,
     #[module(skip)]
     config: UNetConfig,
+    #[module(skip)]
+    id: u64,
 }
 
 impl<B: Backend> UNet2DConditionModel<B> {
@@ -199,6 +238,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
             conv_norm_out: load_group_norm(&vb.pp("conv_norm_out"), groups, channels[0], eps)?,
             conv_out: load_conv3(&vb.pp("conv_out"), [channels[0], c.out_channels])?,
             config,
+            id: NEXT_MODEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -207,9 +247,16 @@ impl<B: Backend> UNet2DConditionModel<B> {
         &self.config
     }
 
+    /// This model's identity: distinct per [`load`](Self::load), shared by its clones. A
+    /// [`PreparedContext`] is used only by the model that prepared it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Predicts the noise in `sample [batch, in_channels, h, w]` at `timestep` (the same for
     /// every sample), attending to `context [batch, tokens, cross_attention_dim]`. Models with
-    /// text_time conditioning (SDXL) need `added`; others must get `None`.
+    /// text_time conditioning (SDXL) need `added`; others must get `None`. Equals
+    /// [`prepare`](Self::prepare) then [`forward_prepared`](Self::forward_prepared).
     pub fn forward(
         &self,
         sample: Tensor<B, 4>,
@@ -217,7 +264,99 @@ impl<B: Backend> UNet2DConditionModel<B> {
         context: Tensor<B, 3>,
         added: Option<&TextTimeCondition<B>>,
     ) -> Result<Tensor<B, 4>, InputError> {
-        self.check_inputs(&sample, timestep, &context, added)?;
+        self.check_sample(&sample, timestep)?;
+        self.check_conditioning(&context, added, sample.dims()[0])?;
+        let prepared = self.prepare_checked(context, added);
+        Ok(self.forward_checked(sample, timestep, &prepared))
+    }
+
+    /// Prepares `context [batch, tokens, cross_attention_dim]` and, for text_time models,
+    /// `added` (else `None`) for [`forward_prepared`](Self::forward_prepared): every
+    /// cross-attention's keys and values and the added embedding, computed once.
+    pub fn prepare(
+        &self,
+        context: Tensor<B, 3>,
+        added: Option<&TextTimeCondition<B>>,
+    ) -> Result<PreparedContext<B>, InputError> {
+        self.check_conditioning(&context, added, context.dims()[0])?;
+        Ok(self.prepare_checked(context, added))
+    }
+
+    /// [`forward`](Self::forward) with a context this model [prepared](Self::prepare), for
+    /// samples of its batch size.
+    pub fn forward_prepared(
+        &self,
+        sample: Tensor<B, 4>,
+        timestep: f32,
+        prepared: &PreparedContext<B>,
+    ) -> Result<Tensor<B, 4>, InputError> {
+        self.check_sample(&sample, timestep)?;
+        if prepared.model != self.id {
+            return Err(InputError::Value {
+                what: "UNet prepared context".into(),
+                reason: format!(
+                    "prepared by model {}, not by this one ({}); prepare it with this model",
+                    prepared.model, self.id
+                ),
+            });
+        }
+        let batch = sample.dims()[0];
+        if batch != prepared.batch {
+            return Err(InputError::Shape {
+                what: "UNet sample (for a prepared context)".into(),
+                expected: format!("[{}, {}, h, w]", prepared.batch, self.config.in_channels),
+                found: sample.dims().to_vec(),
+            });
+        }
+        Ok(self.forward_checked(sample, timestep, prepared))
+    }
+
+    /// The transformers in the order the forward pass meets them: down levels, mid, up levels.
+    fn transformers(&self) -> impl Iterator<Item = &Transformer2D<B>> {
+        let down = self.down.iter().flat_map(|level| &level.layers);
+        let up = self.up.iter().flat_map(|level| &level.layers);
+        down.filter_map(|layer| layer.attention.as_ref())
+            .chain(std::iter::once(&self.mid.attention))
+            .chain(up.filter_map(|layer| layer.attention.as_ref()))
+    }
+
+    /// [`prepare`](Self::prepare) for inputs already checked.
+    fn prepare_checked(
+        &self,
+        context: Tensor<B, 3>,
+        added: Option<&TextTimeCondition<B>>,
+    ) -> PreparedContext<B> {
+        let c = &self.config;
+        let device = context.device();
+        let added = match (&self.add_embedding, c.text_time, added) {
+            (Some(mlp), Some(tt), Some(added)) => {
+                let ids: Vec<f32> = added.time_ids.iter().flatten().copied().collect();
+                let dim = 6 * tt.time_embed_dim;
+                let ids =
+                    sinusoidal_embedding(&ids, tt.time_embed_dim, c.flip_sin_to_cos, c.freq_shift);
+                let ids = embedding_tensor::<B>(ids, dim, &device);
+                Some(mlp.forward(Tensor::cat(vec![added.text_embeds.clone(), ids], 1)))
+            }
+            _ => None,
+        };
+        PreparedContext {
+            model: self.id,
+            batch: context.dims()[0],
+            keys_values: self
+                .transformers()
+                .map(|transformer| transformer.keys_values(&context))
+                .collect(),
+            added,
+        }
+    }
+
+    /// The forward pass for inputs already checked.
+    fn forward_checked(
+        &self,
+        sample: Tensor<B, 4>,
+        timestep: f32,
+        prepared: &PreparedContext<B>,
+    ) -> Tensor<B, 4> {
         let device = sample.device();
         let c = &self.config;
         let batch = sample.dims()[0];
@@ -227,22 +366,18 @@ impl<B: Backend> UNet2DConditionModel<B> {
         let mut emb = self
             .time_embedding
             .forward(embedding_tensor::<B>(t, width, &device).repeat_dim(0, batch));
-        if let (Some(mlp), Some(tt), Some(added)) = (&self.add_embedding, c.text_time, added) {
-            let ids: Vec<f32> = added.time_ids.iter().flatten().copied().collect();
-            let dim = 6 * tt.time_embed_dim;
-            let ids =
-                sinusoidal_embedding(&ids, tt.time_embed_dim, c.flip_sin_to_cos, c.freq_shift);
-            let ids = embedding_tensor::<B>(ids, dim, &device);
-            emb = emb + mlp.forward(Tensor::cat(vec![added.text_embeds.clone(), ids], 1));
+        if let Some(added) = &prepared.added {
+            emb = emb + added.clone();
         }
         // Every ResNet block applies `silu` to the embedding before its projection: do it once.
         let time = silu(emb);
+        let mut keys_values = prepared.keys_values.iter();
 
         let mut x = conv_forward(&self.conv_in, sample);
         let mut skips = vec![x.clone()];
         for level in &self.down {
             for layer in &level.layers {
-                x = layer.forward(x, &time, &context);
+                x = layer.forward(x, &time, &mut keys_values);
                 skips.push(x.clone());
             }
             if let Some(conv) = &level.downsample {
@@ -252,7 +387,10 @@ impl<B: Backend> UNet2DConditionModel<B> {
         }
 
         x = self.mid.first.forward_with_time(x, Some(&time));
-        x = self.mid.attention.forward(x, &context);
+        x = self
+            .mid
+            .attention
+            .forward(x, next_keys_values(&mut keys_values));
         x = self.mid.second.forward_with_time(x, Some(&time));
 
         for level in &self.up {
@@ -260,7 +398,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 let skip = skips
                     .pop()
                     .expect("one skip per up layer (checked at load)");
-                x = layer.forward(Tensor::cat(vec![x, skip], 1), &time, &context);
+                x = layer.forward(Tensor::cat(vec![x, skip], 1), &time, &mut keys_values);
             }
             if let Some(conv) = &level.upsample {
                 let target = skips.last().map(|s| [s.dims()[2], s.dims()[3]]);
@@ -269,16 +407,11 @@ impl<B: Backend> UNet2DConditionModel<B> {
         }
 
         let x = group_norm_silu(&self.conv_norm_out, x);
-        Ok(conv_forward(&self.conv_out, x))
+        conv_forward(&self.conv_out, x)
     }
 
-    fn check_inputs(
-        &self,
-        sample: &Tensor<B, 4>,
-        timestep: f32,
-        context: &Tensor<B, 3>,
-        added: Option<&TextTimeCondition<B>>,
-    ) -> Result<(), InputError> {
+    /// Checks the sample's shape and the timestep.
+    fn check_sample(&self, sample: &Tensor<B, 4>, timestep: f32) -> Result<(), InputError> {
         let c = &self.config;
         let [batch, channels, h, w] = sample.dims();
         if channels != c.in_channels || batch == 0 || h == 0 || w == 0 {
@@ -288,18 +421,29 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 found: sample.dims().to_vec(),
             });
         }
+        if !timestep.is_finite() {
+            return Err(InputError::Value {
+                what: "UNet timestep".into(),
+                reason: format!("{timestep} is not finite"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the text context and added conditioning for `batch` samples.
+    fn check_conditioning(
+        &self,
+        context: &Tensor<B, 3>,
+        added: Option<&TextTimeCondition<B>>,
+        batch: usize,
+    ) -> Result<(), InputError> {
+        let c = &self.config;
         let [cb, tokens, width] = context.dims();
         if cb != batch || width != c.cross_attention_dim || tokens == 0 {
             return Err(InputError::Shape {
                 what: "UNet text context (encoder_hidden_states)".into(),
                 expected: format!("[{batch}, tokens, {}]", c.cross_attention_dim),
                 found: context.dims().to_vec(),
-            });
-        }
-        if !timestep.is_finite() {
-            return Err(InputError::Value {
-                what: "UNet timestep".into(),
-                reason: format!("{timestep} is not finite"),
             });
         }
         match (c.text_time, added) {

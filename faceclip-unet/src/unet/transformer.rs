@@ -64,6 +64,9 @@ impl<B: Backend> SelfAttention<B> {
     }
 }
 
+/// One cross-attention's keys and values of a text context, `[batch, tokens, channels]` each.
+pub(crate) type KeysValues<B> = [Tensor<B, 3>; 2];
+
 /// diffusers' `Attention` as cross-attention: bias-free `to_q`, `to_k/to_v` packed into one
 /// projection of the context, biased `to_out.0`.
 #[derive(Module, Debug)]
@@ -89,10 +92,15 @@ impl<B: Backend> CrossAttention<B> {
         })
     }
 
-    /// Queries from `x [batch, n, dim]`, keys and values from `context [batch, m, context_dim]`.
-    fn forward(&self, x: Tensor<B, 3>, context: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [k, v] = self.to_kv.forward(context);
-        multi_head_attention([self.to_q.forward(x), k, v], self.heads, &self.to_out)
+    /// The keys and values of `context [batch, m, context_dim]`, `[batch, m, dim]` each.
+    fn keys_values(&self, context: &Tensor<B, 3>) -> KeysValues<B> {
+        self.to_kv.forward(context.clone())
+    }
+
+    /// Queries from `x [batch, n, dim]`, keys and values from [`keys_values`](Self::keys_values).
+    fn forward(&self, x: Tensor<B, 3>, [k, v]: &KeysValues<B>) -> Tensor<B, 3> {
+        let q = self.to_q.forward(x);
+        multi_head_attention([q, k.clone(), v.clone()], self.heads, &self.to_out)
     }
 }
 
@@ -164,9 +172,9 @@ impl<B: Backend> BasicTransformerBlock<B> {
         })
     }
 
-    fn forward(&self, x: Tensor<B, 3>, context: &Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, keys_values: &KeysValues<B>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn1.forward(self.norm1.forward(x));
-        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), context.clone());
+        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), keys_values);
         x.clone() + self.ff.forward(self.norm3.forward(x))
     }
 }
@@ -211,8 +219,18 @@ impl<B: Backend> Transformer2D<B> {
         })
     }
 
-    /// Applies the transformer; `context` is `[batch, tokens, context_dim]`.
-    pub(crate) fn forward(&self, x: Tensor<B, 4>, context: &Tensor<B, 3>) -> Tensor<B, 4> {
+    /// Every block's cross-attention keys and values of `context [batch, tokens,
+    /// context_dim]`, in block order: what [`forward`](Self::forward) attends to.
+    pub(crate) fn keys_values(&self, context: &Tensor<B, 3>) -> Vec<KeysValues<B>> {
+        self.blocks
+            .iter()
+            .map(|block| block.attn2.keys_values(context))
+            .collect()
+    }
+
+    /// Applies the transformer, each block attending to its entry of `keys_values` (from
+    /// [`keys_values`](Self::keys_values)).
+    pub(crate) fn forward(&self, x: Tensor<B, 4>, keys_values: &[KeysValues<B>]) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
         let to_tokens = |m: Tensor<B, 4>| m.reshape([b, c, h * w]).swap_dims(1, 2);
         let to_map = |t: Tensor<B, 3>| t.swap_dims(1, 2).reshape([b, c, h, w]);
@@ -221,8 +239,9 @@ impl<B: Backend> Transformer2D<B> {
             Projection::Linear(linear) => linear.forward(to_tokens(normed)),
             Projection::Conv(conv) => to_tokens(conv_forward(conv, normed)),
         };
-        for block in &self.blocks {
-            tokens = block.forward(tokens, context);
+        debug_assert_eq!(keys_values.len(), self.blocks.len());
+        for (block, keys_values) in self.blocks.iter().zip(keys_values) {
+            tokens = block.forward(tokens, keys_values);
         }
         let out = match &self.proj_out {
             Projection::Linear(linear) => to_map(linear.forward(tokens)),

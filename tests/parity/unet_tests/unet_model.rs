@@ -228,3 +228,59 @@ fn bad_unet_inputs_are_typed_errors() {
         .forward(sample(), 10.0, context(32), Some(&added(24, 2)))
         .is_err());
 }
+
+/// A context prepared once serves repeated steps, each giving diffusers' output, with keys,
+/// values and the added embedding computed only once; a context prepared by another model or
+/// for another batch size is refused.
+#[test]
+fn prepared_context_matches_diffusers_on_reuse_and_is_checked() {
+    let device = Default::default();
+    let unet = load_unet::<NdArray>("unet_config.json", "unet_weights.safetensors", &device);
+    let io = Checkpoint::open(fixture("unet_io.safetensors")).unwrap();
+    let case = "even";
+    let added = TextTimeCondition {
+        text_embeds: tensor::<NdArray, 2>(&io, &format!("{case}.text_embeds"), &device),
+        time_ids: time_ids(&io, case),
+    };
+    let context = tensor::<NdArray, 3>(&io, &format!("{case}.context"), &device);
+    let sample = tensor::<NdArray, 4>(&io, &format!("{case}.sample"), &device);
+    let timestep = io.read_f32(&format!("{case}.timestep")).unwrap().0[0];
+    let prepared = unet.prepare(context.clone(), Some(&added)).unwrap();
+    assert_eq!(prepared.batch(), sample.dims()[0]);
+    for step in 0..2 {
+        let out = unet
+            .forward_prepared(sample.clone(), timestep, &prepared)
+            .unwrap();
+        assert_close(
+            &format!("UNet {case}, prepared, step {step}"),
+            out,
+            &io,
+            &format!("{case}.out"),
+            TOLERANCE,
+        );
+    }
+
+    let other = load_unet::<NdArray>("unet_config.json", "unet_weights.safetensors", &device);
+    assert_ne!(other.id(), unet.id());
+    let err = other
+        .forward_prepared(sample.clone(), timestep, &prepared)
+        .unwrap_err();
+    assert!(err.to_string().contains("prepared by model"), "{err}");
+    let clone = unet.clone();
+    assert!(clone
+        .forward_prepared(sample.clone(), timestep, &prepared)
+        .is_ok());
+
+    let [b, c, h, w] = sample.dims();
+    let more = Tensor::<NdArray, 4>::zeros([b + 1, c, h, w], &device);
+    let err = unet
+        .forward_prepared(more, timestep, &prepared)
+        .unwrap_err();
+    assert!(err.to_string().contains("prepared context"), "{err}");
+    assert!(unet.forward_prepared(sample, f32::NAN, &prepared).is_err());
+    let [_, tokens, width] = context.dims();
+    let wrong_width = Tensor::<NdArray, 3>::zeros([b, tokens, width + 1], &device);
+    let err = unet.prepare(wrong_width, Some(&added)).unwrap_err();
+    assert!(err.to_string().contains("encoder_hidden_states"), "{err}");
+    assert!(unet.prepare(context, None).is_err());
+}
