@@ -3,7 +3,6 @@
 //! image and text weights) and the single-stream block (parallel attention and MLP).
 
 use burn::module::Module;
-use burn::tensor::activation::silu;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::{
@@ -31,23 +30,35 @@ fn gated<B: Backend>(gate: &Tensor<B, 2>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     x * gate.clone().unsqueeze_dim::<3>(1)
 }
 
-/// `linear(silu(temb))` split into `parts` chunks of `dim` (AdaLN-Zero / AdaLN-continuous).
+/// `linear(silu(temb))` split into chunks of `dim` (AdaLN-Zero / AdaLN-continuous): the
+/// layers `{name}.linear` (`dim → parts·dim` each) of `names`, packed into one GEMM, give
+/// `names.len() · parts` chunks, name by name.
 #[derive(Module, Debug)]
 pub(crate) struct Modulation<B: Backend> {
     linear: Linear<B>,
-    parts: usize,
+    chunks: usize,
 }
 
 impl<B: Backend> Modulation<B> {
-    pub(crate) fn load(vb: &Weights<B>, dim: usize, parts: usize) -> Result<Self, LoadError> {
+    pub(crate) fn load<const N: usize>(
+        vb: &Weights<B>,
+        names: [&str; N],
+        dim: usize,
+        parts: usize,
+    ) -> Result<Self, LoadError> {
+        let names = names.map(|name| format!("{name}.linear"));
+        let names = names.each_ref().map(String::as_str);
+        let packed = PackedLinear::load(vb, names, dim, [parts * dim; N], true)?;
         Ok(Self {
-            linear: load_linear(&vb.pp("linear"), dim, parts * dim, true)?,
-            parts,
+            linear: packed.joint,
+            chunks: N * parts,
         })
     }
 
-    pub(crate) fn forward(&self, temb: &Tensor<B, 2>) -> Vec<Tensor<B, 2>> {
-        self.linear.forward(silu(temb.clone())).chunk(self.parts, 1)
+    /// The chunks of `linear(silu_temb)`, where `silu_temb` is `silu(temb)`: computed once per
+    /// step for every modulation.
+    pub(crate) fn forward(&self, silu_temb: &Tensor<B, 2>) -> Vec<Tensor<B, 2>> {
+        self.linear.forward(silu_temb.clone()).chunk(self.chunks, 1)
     }
 }
 
@@ -178,8 +189,8 @@ impl<B: Backend> FeedForward<B> {
 /// `FluxTransformerBlock`: image and text streams with their own weights, one joint attention.
 #[derive(Module, Debug)]
 pub(crate) struct DoubleStreamBlock<B: Backend> {
-    norm1: Modulation<B>,
-    norm1_context: Modulation<B>,
+    /// `norm1` (6 image chunks), then `norm1_context` (6 text chunks), as one GEMM.
+    norms: Modulation<B>,
     image_qkv: QkvProjection<B>,
     text_qkv: QkvProjection<B>,
     to_out: Linear<B>,
@@ -192,8 +203,7 @@ impl<B: Backend> DoubleStreamBlock<B> {
     pub(crate) fn load(vb: &Weights<B>, dim: usize, heads: usize) -> Result<Self, LoadError> {
         let attn = vb.pp("attn");
         Ok(Self {
-            norm1: Modulation::load(&vb.pp("norm1"), dim, 6)?,
-            norm1_context: Modulation::load(&vb.pp("norm1_context"), dim, 6)?,
+            norms: Modulation::load(vb, ["norm1", "norm1_context"], dim, 6)?,
             image_qkv: QkvProjection::load(&attn, IMAGE_QKV, dim, heads)?,
             text_qkv: QkvProjection::load(&attn, TEXT_QKV, dim, heads)?,
             to_out: load_linear(&attn.pp("to_out.0"), dim, dim, true)?,
@@ -203,20 +213,19 @@ impl<B: Backend> DoubleStreamBlock<B> {
         })
     }
 
-    /// Returns the updated `(image, text)` streams.
+    /// Returns the updated `(image, text)` streams; `silu_temb` is `silu(temb)`.
     pub(crate) fn forward(
         &self,
         image: Tensor<B, 3>,
         text: Tensor<B, 3>,
-        temb: &Tensor<B, 2>,
+        silu_temb: &Tensor<B, 2>,
         rope: &(Tensor<B, 2>, Tensor<B, 2>),
     ) -> (Tensor<B, 3>, Tensor<B, 3>) {
-        let m = self.norm1.forward(temb);
-        let c = self.norm1_context.forward(temb);
+        let m = self.norms.forward(silu_temb);
         let (shift, scale, gate, shift_mlp, scale_mlp, gate_mlp) =
             (&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
         let (c_shift, c_scale, c_gate, c_shift_mlp, c_scale_mlp, c_gate_mlp) =
-            (&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]);
+            (&m[6], &m[7], &m[8], &m[9], &m[10], &m[11]);
 
         let text_tokens = text.dims()[1];
         let qkv = concat_streams(
@@ -260,7 +269,7 @@ pub(crate) struct SingleStreamBlock<B: Backend> {
 impl<B: Backend> SingleStreamBlock<B> {
     pub(crate) fn load(vb: &Weights<B>, dim: usize, heads: usize) -> Result<Self, LoadError> {
         Ok(Self {
-            norm: Modulation::load(&vb.pp("norm"), dim, 3)?,
+            norm: Modulation::load(vb, ["norm"], dim, 3)?,
             qkv_mlp: PackedLinear::load(
                 vb,
                 ["attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"],
@@ -273,13 +282,14 @@ impl<B: Backend> SingleStreamBlock<B> {
         })
     }
 
+    /// `silu_temb` is `silu(temb)`.
     pub(crate) fn forward(
         &self,
         x: Tensor<B, 3>,
-        temb: &Tensor<B, 2>,
+        silu_temb: &Tensor<B, 2>,
         rope: &(Tensor<B, 2>, Tensor<B, 2>),
     ) -> Tensor<B, 3> {
-        let m = self.norm.forward(temb);
+        let m = self.norm.forward(silu_temb);
         let normed = modulate(x.clone(), &m[0], &m[1]);
         let [q, k, v, mlp] = self.qkv_mlp.forward(normed);
         let attn = joint_attention(self.norms.forward([q, k, v]), rope);

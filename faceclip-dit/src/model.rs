@@ -2,6 +2,7 @@
 //! continuous AdaLN output head.
 
 use burn::module::Module;
+use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::{load_linear, Linear};
 use faceclip_core::weights::Weights;
@@ -93,7 +94,7 @@ impl<B: Backend> FluxTransformer2DModel<B> {
                     SingleStreamBlock::load(&vb.pp("single_transformer_blocks").pp(i), dim, heads)
                 })
                 .collect::<Result<_, _>>()?,
-            norm_out: Modulation::load(&vb.pp("norm_out"), dim, 2)?,
+            norm_out: Modulation::load(vb, ["norm_out"], dim, 2)?,
             proj_out: load_linear(&vb.pp("proj_out"), dim, c.out_channels, true)?,
             config,
         })
@@ -153,6 +154,8 @@ impl<B: Backend> FluxTransformer2DModel<B> {
             temb = temb + mlp.forward(embed(g));
         }
         let temb = temb + self.text_embedder.forward(input.pooled);
+        // Every modulation reads `silu(temb)`: compute it once.
+        let silu_temb = silu(temb);
 
         let mut image = self.x_embedder.forward(input.image);
         let mut text = self.context_embedder.forward(input.context);
@@ -166,16 +169,16 @@ impl<B: Backend> FluxTransformer2DModel<B> {
         }
 
         for block in &self.double_blocks {
-            (image, text) = block.forward(image, text, &temb, rope);
+            (image, text) = block.forward(image, text, &silu_temb, rope);
         }
         let mut joint = Tensor::cat(vec![text, image], 1);
         for block in &self.single_blocks {
-            joint = block.forward(joint, &temb, rope);
+            joint = block.forward(joint, &silu_temb, rope);
         }
         let dim = c.inner_dim();
         let image = joint.slice([0..batch, text_tokens..text_tokens + image_tokens, 0..dim]);
         // AdaLayerNormContinuous: scale first, then shift.
-        let m = self.norm_out.forward(&temb);
+        let m = self.norm_out.forward(&silu_temb);
         let image = modulate(image, &m[1], &m[0]);
         Ok(self.proj_out.forward(image))
     }
