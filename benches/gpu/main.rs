@@ -894,7 +894,10 @@ fn stage_latent(options: &Options) -> [usize; 2] {
 }
 
 /// One UNet step with guidance (batch 2, 77 text tokens) of `config` with random weights, for
-/// the image whose latent is `latent`, on that latent at `1 / 2^level` of its size.
+/// the image whose latent is `latent`, on that latent at `1 / 2^level` of its size. When
+/// `{name}_prepared` is wanted too, the same model is also timed as the sampler runs it, the
+/// context prepared once beforehand (`forward_prepared`: no key/value projections of the
+/// context, no added embedding), against the same PyTorch step.
 fn unet_case<B: Backend>(
     options: &Options,
     device: &B::Device,
@@ -926,6 +929,21 @@ fn unet_case<B: Backend>(
                 .expect("UNet step")
         },
     );
+    let prepared_name = format!("{name}_prepared");
+    if name == "unet_step" && options.wants(&prepared_name) {
+        let prepared = unet.prepare(context, Some(&added)).expect("UNet context");
+        time_case::<B, _>(
+            options,
+            device,
+            &prepared_name,
+            &format!("[2,4,{h},{w}] ctx 77x2048 prepared"),
+            0.0,
+            || {
+                unet.forward_prepared(sample.clone(), 981.0, &prepared)
+                    .expect("UNet step")
+            },
+        );
+    }
 }
 
 fn run<B: Backend>(options: &Options, device: B::Device) {
