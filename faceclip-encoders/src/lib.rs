@@ -8,6 +8,7 @@
 pub mod face_vit;
 pub mod t5;
 pub mod text;
+mod token_ids;
 pub mod tokenizer;
 
 pub use face_vit::{FaceVit, FaceVitConfig, FaceVitOutput};

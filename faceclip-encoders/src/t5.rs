@@ -6,10 +6,12 @@
 use burn::module::{Module, Param};
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use faceclip_core::nn::{gelu_tanh, load_linear, Linear, PackedLinear, RmsNorm};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
+
+use crate::token_ids::check_vocabulary;
 
 /// Sizes of a T5 encoder.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,16 +283,7 @@ impl<B: Backend> T5Encoder<B> {
                 shape: vec![batch, seq],
             });
         }
-        let max = ids.clone().max().into_scalar().elem::<i64>();
-        let min = ids.clone().min().into_scalar().elem::<i64>();
-        let limit = self.config.vocab_size as i64;
-        if max >= limit || min < 0 {
-            return Err(InputError::OutOfRange {
-                what: "T5 token id".into(),
-                value: if min < 0 { min } else { max },
-                limit,
-            });
-        }
+        check_vocabulary(&ids, self.config.vocab_size, "T5 token id")?;
         let bias = self.position_bias(seq, &ids.device());
         let mut x = embedding(self.embed_tokens.val(), ids);
         for block in &self.blocks {

@@ -5,13 +5,15 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::module::embedding;
-use burn::tensor::{backend::Backend, Bool, ElementConversion, Int, Tensor};
+use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use faceclip_core::nn::LayerNorm;
 use faceclip_core::nn::{
     load_layer_norm, load_linear, Activation, Linear, PackedMultiheadAttention,
 };
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
+
+use crate::token_ids::check_vocabulary;
 
 /// Shape and activation of an OpenCLIP text tower.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,18 +313,7 @@ impl<B: Backend> TextTower<B> {
                 found: vec![batch, seq],
             });
         }
-        let max = ids.clone().max().into_scalar().elem::<i64>();
-        let min = ids.clone().min().into_scalar().elem::<i64>();
-        let limit = self.config.vocab_size as i64;
-        if max >= limit || min < 0 {
-            let value = if min < 0 { min } else { max };
-            return Err(InputError::OutOfRange {
-                what: "token id".into(),
-                value,
-                limit,
-            });
-        }
-        Ok(())
+        check_vocabulary(ids, self.config.vocab_size, "token id")
     }
 }
 

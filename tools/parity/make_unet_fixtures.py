@@ -20,7 +20,6 @@ key names:
 import json
 import os
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
 from safetensors.torch import save_file
