@@ -6,7 +6,8 @@ use burn::module::Module;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::{
-    gelu_tanh, load_linear, modulated_layer_norm, sdpa, Linear, PackedLinear, RmsNorm,
+    gelu_tanh, load_linear, merge_heads, modulated_layer_norm, sdpa, split_heads, Linear,
+    PackedLinear, RmsNorm,
 };
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
@@ -89,16 +90,8 @@ impl<B: Backend> QkNorms<B> {
     /// Projected `[batch, tokens, dim]` queries, keys and values as `[batch, heads, tokens,
     /// head_dim]` each, queries and keys normalised.
     fn forward(&self, [q, k, v]: [Tensor<B, 3>; 3]) -> [Tensor<B, 4>; 3] {
-        let split = |t: Tensor<B, 3>| {
-            let [b, n, dim] = t.dims();
-            t.reshape([b, n, self.heads, dim / self.heads])
-                .swap_dims(1, 2)
-        };
-        [
-            self.norm_q.forward(split(q)),
-            self.norm_k.forward(split(k)),
-            split(v),
-        ]
+        let [q, k, v] = [q, k, v].map(|t| split_heads(t, self.heads));
+        [self.norm_q.forward(q), self.norm_k.forward(k), v]
     }
 }
 
@@ -147,9 +140,7 @@ fn joint_attention<B: Backend>(
 ) -> Tensor<B, 3> {
     let q = apply_rotary(q, &rope.0, &rope.1);
     let k = apply_rotary(k, &rope.0, &rope.1);
-    let out = sdpa(q, k, v, AttentionModuleOptions::default());
-    let [b, h, n, d] = out.dims();
-    out.swap_dims(1, 2).reshape([b, n, h * d])
+    merge_heads(sdpa(q, k, v, AttentionModuleOptions::default()))
 }
 
 /// Concatenates per-stream `[q, k, v]` along the token axis (text first).

@@ -11,8 +11,8 @@ use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::image::check_rgb_batch;
 use faceclip_core::nn::LayerNorm;
 use faceclip_core::nn::{
-    conv_forward, load_conv2d, load_layer_norm, load_linear, resize_bilinear, sdpa, Activation,
-    BatchNorm1dEval, Linear,
+    conv_forward, load_conv2d, load_layer_norm, load_linear, merge_heads, resize_bilinear, sdpa,
+    Activation, BatchNorm1dEval, Linear,
 };
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
@@ -135,7 +135,7 @@ impl<B: Backend> FaceVitBlock<B> {
                 .swap_dims(1, 2)
         };
         let out = sdpa(part(0), part(1), part(2), AttentionModuleOptions::default());
-        let x = x + self.proj.forward(out.swap_dims(1, 2).reshape([b, n, w]));
+        let x = x + self.proj.forward(merge_heads(out));
         let h = self
             .fc2
             .forward(Activation::Relu6.forward(self.fc1.forward(self.norm2.forward(x.clone()))));

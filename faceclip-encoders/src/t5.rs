@@ -7,7 +7,9 @@ use burn::module::{Module, Param};
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use faceclip_core::nn::{gelu_tanh, load_linear, Linear, PackedLinear, RmsNorm};
+use faceclip_core::nn::{
+    gelu_tanh, load_linear, merge_heads, split_heads, Linear, PackedLinear, RmsNorm,
+};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -163,13 +165,8 @@ impl<B: Backend> T5Block<B> {
 
     fn forward(&self, x: Tensor<B, 3>, position_bias: &Tensor<B, 4>) -> Tensor<B, 3> {
         let h = self.attention_norm.forward(x.clone());
-        let split = |t: Tensor<B, 3>| {
-            let [b, n, inner] = t.dims();
-            t.reshape([b, n, self.heads, inner / self.heads])
-                .swap_dims(1, 2)
-        };
         let [b, n, _] = h.dims();
-        let [q, k, v] = self.qkv.forward(h).map(split);
+        let [q, k, v] = self.qkv.forward(h).map(|t| split_heads(t, self.heads));
         let out = attention(
             q,
             k,
@@ -181,10 +178,7 @@ impl<B: Backend> T5Block<B> {
                 ..Default::default()
             },
         );
-        let [_, heads, _, d] = out.dims();
-        let x = x + self
-            .o
-            .forward(out.swap_dims(1, 2).reshape([b, n, heads * d]));
+        let x = x + self.o.forward(merge_heads(out));
         let h = self.ff_norm.forward(x.clone());
         let [gate, up] = self.wi.forward(h);
         let gated = gelu_tanh(gate) * up;

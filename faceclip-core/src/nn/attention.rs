@@ -63,6 +63,21 @@ pub fn sdpa<B: Backend>(
     attention_padded_queries(q, k, v, options, FLASH_QUERY_BLOCK)
 }
 
+/// `[batch, tokens, heads·head_dim]` as `[batch, heads, tokens, head_dim]`, heads being
+/// contiguous channel blocks (a view: no data moves).
+pub fn split_heads<B: Backend>(t: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    let [batch, tokens, channels] = t.dims();
+    t.reshape([batch, tokens, heads, channels / heads.max(1)])
+        .swap_dims(1, 2)
+}
+
+/// `[batch, heads, tokens, head_dim]` back to `[batch, tokens, heads·head_dim]`, the inverse
+/// of [`split_heads`].
+pub fn merge_heads<B: Backend>(t: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [batch, heads, tokens, head_dim] = t.dims();
+    t.swap_dims(1, 2).reshape([batch, tokens, heads * head_dim])
+}
+
 /// The most score bytes [`attention_unfused`] materialises at once; longer query sequences are
 /// processed in blocks of rows that fit (PyTorch's math attention has no such bound).
 pub const MAX_SCORE_BYTES: usize = 256 << 20;
@@ -265,19 +280,12 @@ impl<B: Backend> PackedMultiheadAttention<B> {
         v: Tensor<B, 3>,
         causal: bool,
     ) -> Tensor<B, 3> {
-        let [b, s, w] = q.dims();
-        let split = |t: Tensor<B, 3>| {
-            let [_, len, _] = t.dims();
-            t.reshape([b, len, self.heads, w / self.heads])
-                .swap_dims(1, 2)
-        };
+        let [q, k, v] = [q, k, v].map(|t| split_heads(t, self.heads));
         let options = AttentionModuleOptions {
             is_causal: causal,
             ..Default::default()
         };
-        let out = sdpa(split(q), split(k), split(v), options);
-        self.out_proj
-            .forward(out.swap_dims(1, 2).reshape([b, s, w]))
+        self.out_proj.forward(merge_heads(sdpa(q, k, v, options)))
     }
 }
 
@@ -285,7 +293,7 @@ impl<B: Backend> PackedMultiheadAttention<B> {
 mod tests {
     use super::{
         attention_padded_queries, attention_unfused, attention_unfused_in_blocks, batched_matmul,
-        sdpa,
+        merge_heads, sdpa, split_heads,
     };
     use crate::backend::NdArray;
     use crate::parity::{relative_l2, to_vec};
@@ -370,6 +378,22 @@ mod tests {
             let err = relative_l2(&to_vec(blocks), &expected);
             assert!(err < 1e-5, "rows {rows}: relative L2 {err:e}");
         }
+    }
+
+    /// Heads are contiguous channel blocks, and merging undoes splitting.
+    #[test]
+    fn heads_split_into_channel_blocks_and_merge_back() {
+        let values: Vec<f32> = (0..2 * 3 * 6).map(|v| v as f32).collect();
+        let t = Tensor::<NdArray, 3>::from_data(
+            burn::tensor::TensorData::new(values.clone(), [2, 3, 6]),
+            &Default::default(),
+        );
+        let heads = split_heads(t, 2);
+        assert_eq!(heads.dims(), [2, 2, 3, 3]);
+        // Sample 1, head 1, token 2: channels 3..6 of row (1, 2).
+        let row = heads.clone().slice([1..2, 1..2, 2..3, 0..3]);
+        assert_eq!(to_vec(row), [33.0, 34.0, 35.0]);
+        assert_eq!(to_vec(merge_heads(heads)), values);
     }
 
     /// Causal attention is never padded (the padding would move the causal diagonal).

@@ -13,8 +13,8 @@ pub use activation::{gelu_tanh, quick_gelu, relu6, Activation};
 #[cfg(feature = "cuda")]
 pub(crate) use attention::attention_scale;
 pub use attention::{
-    attention_padded_queries, attention_unfused, batched_matmul, sdpa, PackedMultiheadAttention,
-    FLASH_QUERY_BLOCK, MAX_SCORE_BYTES,
+    attention_padded_queries, attention_unfused, batched_matmul, merge_heads, sdpa, split_heads,
+    PackedMultiheadAttention, FLASH_QUERY_BLOCK, MAX_SCORE_BYTES,
 };
 pub use layers::{
     conv_forward, load_conv2d, load_layer_norm, load_linear, BatchNorm1dEval, RmsNorm,

@@ -6,7 +6,9 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::{load_layer_norm, load_linear, Linear, PackedLinear};
+use faceclip_core::nn::{
+    load_layer_norm, load_linear, merge_heads, split_heads, Linear, PackedLinear,
+};
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
 
@@ -79,16 +81,11 @@ impl<B: Backend> BiAttentionBlock<B> {
     pub fn forward(&self, v: Tensor<B, 3>, l: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let v = self.layer_norm_v.forward(v);
         let l = self.layer_norm_l.forward(l);
-        let [b, nv, _] = v.dims();
-        let [_, nl, _] = l.dims();
-        let embed = self.v_projs.widths[0];
-        let head_dim = embed / self.heads;
-        let split =
-            |t: Tensor<B, 3>, n: usize| t.reshape([b, n, self.heads, head_dim]).swap_dims(1, 2);
-        let merge = |t: Tensor<B, 4>, n: usize| t.swap_dims(1, 2).reshape([b, n, embed]);
+        let head_dim = self.v_projs.widths[0] / self.heads;
+        let split = |t: Tensor<B, 3>| split_heads(t, self.heads);
 
-        let [query, values_v] = self.v_projs.forward(v.clone()).map(|t| split(t, nv));
-        let [key, values_l] = self.l_projs.forward(l.clone()).map(|t| split(t, nl));
+        let [query, values_v] = self.v_projs.forward(v.clone()).map(split);
+        let [key, values_l] = self.l_projs.forward(l.clone()).map(split);
         let query = query * (head_dim as f64).powf(-0.5);
 
         let scores = query.matmul(key.swap_dims(2, 3));
@@ -98,10 +95,10 @@ impl<B: Backend> BiAttentionBlock<B> {
 
         let delta_v = self
             .out_v_proj
-            .forward(merge(softmax(scores, 3).matmul(values_l), nv));
+            .forward(merge_heads(softmax(scores, 3).matmul(values_l)));
         let delta_l = self
             .out_l_proj
-            .forward(merge(softmax(scores_t, 3).matmul(values_v), nl));
+            .forward(merge_heads(softmax(scores_t, 3).matmul(values_v)));
         let gate = |g: &Param<Tensor<B, 1>>| g.val().unsqueeze_dims::<3>(&[0, 1]);
         (
             v + delta_v * gate(&self.gamma_v),

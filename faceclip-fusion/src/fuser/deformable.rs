@@ -11,7 +11,7 @@ use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use faceclip_core::backend::fused_sampling_matrix;
 use faceclip_core::nn::LayerNorm;
-use faceclip_core::nn::{load_layer_norm, load_linear, Linear};
+use faceclip_core::nn::{load_layer_norm, load_linear, merge_heads, split_heads, Linear};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -117,12 +117,8 @@ impl<B: Backend> DeformableLayer<B> {
             3,
         );
         let weights = self.sampling_matrix(offsets, alpha); // [b, heads, n, n]
-        let values = self
-            .value_proj
-            .forward(v.clone())
-            .reshape([b, n, heads, d / heads])
-            .swap_dims(1, 2);
-        let out = weights.matmul(values).swap_dims(1, 2).reshape([b, n, d]);
+        let values = split_heads(self.value_proj.forward(v.clone()), heads);
+        let out = merge_heads(weights.matmul(values));
         let v = self.norm1.forward(v + self.output_proj.forward(out));
         let ffn = self.linear2.forward(relu(self.linear1.forward(v.clone())));
         Ok(self.norm2.forward(v + ffn))

@@ -10,7 +10,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::LayerNorm;
 use faceclip_core::nn::{
-    conv_forward, group_norm, load_layer_norm, load_linear, sdpa, Linear, PackedLinear,
+    conv_forward, group_norm, load_layer_norm, load_linear, merge_heads, sdpa, split_heads, Linear,
+    PackedLinear,
 };
 use faceclip_core::weights::Weights;
 use faceclip_core::LoadError;
@@ -111,14 +112,13 @@ fn multi_head_attention<B: Backend>(
     heads: usize,
     to_out: &Linear<B>,
 ) -> Tensor<B, 3> {
-    let split = |t: Tensor<B, 3>| {
-        let [b, n, c] = t.dims();
-        t.reshape([b, n, heads, c / heads]).swap_dims(1, 2)
-    };
-    let [q, k, v] = qkv.map(split);
-    let out = sdpa(q, k, v, AttentionModuleOptions::default());
-    let [b, h, n, d] = out.dims();
-    to_out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
+    let [q, k, v] = qkv.map(|t| split_heads(t, heads));
+    to_out.forward(merge_heads(sdpa(
+        q,
+        k,
+        v,
+        AttentionModuleOptions::default(),
+    )))
 }
 
 /// The GEGLU feed-forward: `net.2(hidden · gelu(gate))` with `[hidden, gate] = net.0.proj(x)`.
