@@ -359,9 +359,9 @@ impl<B: Backend> Weights<B> {
 
     /// Creates weight `key` of `shape` on the device from `parts`, slices of its last axis
     /// `widths` wide side by side (one part: the whole tensor), in the backend's persistent
-    /// allocation mode: on CubeCL (wgpu, CUDA) each weight gets a buffer of its own size instead of a
-    /// slice of the shared pages activations use, so the pool holds little beyond the live
-    /// weights (as Burn's own parameter loading does). Host parts are joined on the host;
+    /// allocation mode: on CubeCL (wgpu, CUDA) each weight gets a buffer of its own size
+    /// instead of a slice of the shared pages activations use, so the pool holds little beyond
+    /// the live weights (as Burn's own parameter loading does). Host parts are joined on the host;
     /// random parts are lazy on fusion backends, so they are computed before the mode ends,
     /// and work queued before them runs first, outside the mode (else its outputs, activations
     /// or inputs of the caller's, would get persistent buffers of their own size too).
