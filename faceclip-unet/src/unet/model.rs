@@ -37,6 +37,8 @@ pub struct PreparedContext<B: Backend> {
     /// The [`UNet2DConditionModel::id`] of the model that prepared it.
     model: u64,
     batch: usize,
+    /// The device its tensors live on.
+    device: B::Device,
     /// Per `Transformer2DModel`, in the order the forward pass meets them, per block.
     keys_values: Vec<Vec<KeysValues<B>>>,
     /// `add_embedding(text_embeds, time_ids)` `[batch, time_embed_dim]` (SDXL).
@@ -247,8 +249,9 @@ impl<B: Backend> UNet2DConditionModel<B> {
         &self.config
     }
 
-    /// This model's identity: distinct per [`load`](Self::load), shared by its clones. A
-    /// [`PreparedContext`] is used only by the model that prepared it.
+    /// This model's identity: distinct per [`load`](Self::load), shared by its clones and by
+    /// the model moved to another device. A [`PreparedContext`] is used only by the model that
+    /// prepared it, on the device it was prepared on.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -283,7 +286,8 @@ impl<B: Backend> UNet2DConditionModel<B> {
     }
 
     /// [`forward`](Self::forward) with a context this model [prepared](Self::prepare), for
-    /// samples of its batch size.
+    /// samples of its batch size on the device it was prepared on (a model moved to another
+    /// device prepares its context again).
     pub fn forward_prepared(
         &self,
         sample: Tensor<B, 4>,
@@ -291,12 +295,16 @@ impl<B: Backend> UNet2DConditionModel<B> {
         prepared: &PreparedContext<B>,
     ) -> Result<Tensor<B, 4>, InputError> {
         self.check_sample(&sample, timestep)?;
-        if prepared.model != self.id {
+        if prepared.model != self.id || sample.device() != prepared.device {
             return Err(InputError::Value {
                 what: "UNet prepared context".into(),
                 reason: format!(
-                    "prepared by model {}, not by this one ({}); prepare it with this model",
-                    prepared.model, self.id
+                    "prepared by model {} on {:?}, for a sample of model {} on {:?}; prepare \
+                     it with this model on the sample's device",
+                    prepared.model,
+                    prepared.device,
+                    self.id,
+                    sample.device()
                 ),
             });
         }
@@ -342,6 +350,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         PreparedContext {
             model: self.id,
             batch: context.dims()[0],
+            device: device.clone(),
             keys_values: self
                 .transformers()
                 .map(|transformer| transformer.keys_values(&context))

@@ -72,6 +72,42 @@ fn sdxl_style_unet_matches_diffusers_wgpu() {
     check_sdxl_style::<faceclip_core::backend::Wgpu>(&Default::default(), &["even"]);
 }
 
+/// A context is refused for a sample on another device than the one it was prepared on, with
+/// an error naming both, before any work is queued. (A model moved there keeps its id; Burn
+/// 0.21 cannot move tensors between two wgpu devices, so the sample comes from the host.)
+#[cfg(feature = "wgpu")]
+#[test]
+fn prepared_context_is_refused_for_a_sample_on_another_device_wgpu() {
+    use faceclip_core::backend::{Wgpu, WgpuDevice};
+    let first = WgpuDevice::DefaultDevice;
+    let second = WgpuDevice::Cpu;
+    assert_ne!(first, second);
+    let unet = load_unet::<Wgpu>("unet_config.json", "unet_weights.safetensors", &first);
+    let io = Checkpoint::open(fixture("unet_io.safetensors")).unwrap();
+    let timestep = io.read_f32("even.timestep").unwrap().0[0];
+    let added = TextTimeCondition {
+        text_embeds: tensor::<Wgpu, 2>(&io, "even.text_embeds", &first),
+        time_ids: time_ids(&io, "even"),
+    };
+    let context = tensor::<Wgpu, 3>(&io, "even.context", &first);
+    let prepared = unet.prepare(context, Some(&added)).unwrap();
+
+    let elsewhere = tensor::<Wgpu, 4>(&io, "even.sample", &second);
+    let err = unet
+        .forward_prepared(elsewhere, timestep, &prepared)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sample's device"), "{err}");
+    assert!(
+        err.contains(&format!("{first:?}")) && err.contains(&format!("{second:?}")),
+        "{err}"
+    );
+
+    let here = tensor::<Wgpu, 4>(&io, "even.sample", &first);
+    let out = unet.forward_prepared(here, timestep, &prepared).unwrap();
+    assert_close("UNet even, prepared", out, &io, "even.out", TOLERANCE);
+}
+
 #[cfg(feature = "cuda")]
 #[test]
 fn sdxl_style_unet_matches_diffusers_cuda() {
