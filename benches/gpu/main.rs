@@ -810,7 +810,9 @@ fn sdxl_image<B: Backend>(options: &Options, device: &B::Device) {
 
 /// One FLUX.1-dev transformer step at 1152×864 (3888 image tokens, 512 text tokens, batch 1,
 /// distilled guidance 3.5), random weights; `--small`: one double and one single block of
-/// 2 heads at 128×96 with 16 text tokens.
+/// 2 heads at 128×96 with 16 text tokens. `flux_step_prepared` times it as the sampler runs
+/// it, the text, pooled and guidance conditioning and the rotary tables prepared once
+/// beforehand, against the same PyTorch step.
 fn flux_step<B: Backend>(options: &Options, device: &B::Device) {
     let (config, [h, w], text) = if options.small {
         let small = FluxConfig {
@@ -845,6 +847,31 @@ fn flux_step<B: Backend>(options: &Options, device: &B::Device) {
         0.0,
         || model.forward(input.clone()).expect("FLUX step"),
     );
+    if options.wants("flux_step_prepared") {
+        let FluxInput {
+            image,
+            image_ids,
+            context,
+            pooled,
+            timestep,
+            guidance,
+        } = input;
+        let prepared = model
+            .prepare(context, pooled, guidance, &image_ids)
+            .expect("FLUX context");
+        time_case::<B, _>(
+            options,
+            device,
+            "flux_step_prepared",
+            &format!("[1,{tokens},64] + text {text} prepared"),
+            0.0,
+            || {
+                model
+                    .forward_prepared(image.clone(), timestep, &prepared)
+                    .expect("FLUX step")
+            },
+        );
+    }
 }
 
 /// The SDXL UNet cut down to its level `level` (1: 640 channels at half the latent's

@@ -51,8 +51,9 @@ def reference_case(case):
     `X_fitted` and `X_pitched` are `X` with the convolutions on cuDNN's graph API, the
     libraries' calls queued without waiting, the fitted memory pools or the padded tensor layout
     (`gpu --conv graph`, `--calls queued`, `--memory fitted`, `--layout pitched`);
-    `unet_step_prepared` is the UNet step with its text context prepared once, as the sampler
-    runs it, against PyTorch's `unet_step` (which diffusers' sampler runs at every step)."""
+    `unet_step_prepared` and `flux_step_prepared` are the steps with their text context
+    prepared once, as the samplers run them, against PyTorch's `unet_step` and `flux_step`
+    (diffusers' pipelines recompute it at every step)."""
     for variant in ("_pitched", "_fitted", "_queued", "_conv_graph"):
         case = case.removesuffix(variant)
     for suffix in ("_sdpa", "_burn", "_unfused", "_flash", "_prepared"):

@@ -6,6 +6,7 @@
 //! - [`nn`]: PyTorch-compatible layers shared by several models.
 //! - [`image`]: picture ⟷ tensor conversion.
 //! - [`parity`]: error metrics for comparisons with the PyTorch reference.
+//! - [`prepared`]: which model and device a once-per-generation prepared context belongs to.
 //! - [`schedule`]: diffusion samplers (Euler discrete, DDIM, DPM++ 2M) and seeded latent noise.
 //! - [`rng`]: the host-side random stream behind every seeded value.
 //! - [`backend`]: the only place naming concrete Burn backends.
@@ -19,6 +20,7 @@ pub mod image;
 pub mod kernels;
 pub mod nn;
 pub mod parity;
+pub mod prepared;
 pub mod rng;
 pub mod schedule;
 pub mod weights;

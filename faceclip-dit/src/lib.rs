@@ -22,6 +22,6 @@ mod rope;
 mod sampling;
 
 pub use config::FluxConfig;
-pub use model::{FluxInput, FluxTransformer2DModel, Rotary};
+pub use model::{FluxInput, FluxTransformer2DModel, PreparedFluxContext};
 pub use rope::{apply_rotary, image_ids, pack_latents, rotary_tables, unpack_latents};
 pub use sampling::{denoise_flux, FluxConditioning, FluxGuidance};

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::{load_linear, Linear};
+use faceclip_core::prepared::{ModelId, PreparedBy};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 use faceclip_unet::unet::{embedding_tensor, sinusoidal_embedding, TimestepMlp};
@@ -39,6 +40,36 @@ pub struct FluxInput<B: Backend> {
     pub guidance: Option<f32>,
 }
 
+/// A FLUX text conditioning prepared once for every step that uses it: the embedded text
+/// tokens, the pooled vector's (and the distilled guidance's) share of the conditioning vector,
+/// and the rotary tables of the text and image tokens. None of them depends on the latents or
+/// the timestep, so a sampler prepares them once per generation
+/// ([`FluxTransformer2DModel::prepare`]) instead of at every step, as
+/// [`FluxTransformer2DModel::forward`] does.
+#[derive(Debug, Clone)]
+pub struct PreparedFluxContext<B: Backend> {
+    by: PreparedBy<B::Device>,
+    /// `context_embedder(context)` `[batch, text_tokens, inner_dim]`.
+    text: Tensor<B, 3>,
+    /// `text_embedder(pooled)` plus `guidance_embedder(guidance)` `[batch, inner_dim]`.
+    conditioning: Tensor<B, 2>,
+    /// Rotary tables of the text tokens followed by the image tokens.
+    rotary: Rotary<B>,
+    image_tokens: usize,
+}
+
+impl<B: Backend> PreparedFluxContext<B> {
+    /// The batch size it was prepared for.
+    pub fn batch(&self) -> usize {
+        self.text.dims()[0]
+    }
+
+    /// The number of image tokens (image ids) it was prepared for.
+    pub fn image_tokens(&self) -> usize {
+        self.image_tokens
+    }
+}
+
 /// FLUX's diffusion transformer: predicts the flow velocity of packed image tokens.
 #[derive(Module, Debug)]
 pub struct FluxTransformer2DModel<B: Backend> {
@@ -53,6 +84,8 @@ pub struct FluxTransformer2DModel<B: Backend> {
     proj_out: Linear<B>,
     #[module(skip)]
     config: FluxConfig,
+    #[module(skip)]
+    id: ModelId,
 }
 
 impl<B: Backend> FluxTransformer2DModel<B> {
@@ -97,6 +130,7 @@ impl<B: Backend> FluxTransformer2DModel<B> {
             norm_out: Modulation::load(vb, ["norm_out"], dim, 2)?,
             proj_out: load_linear(&vb.pp("proj_out"), dim, c.out_channels, true)?,
             config,
+            id: ModelId::unique(),
         })
     }
 
@@ -105,69 +139,122 @@ impl<B: Backend> FluxTransformer2DModel<B> {
         &self.config
     }
 
+    /// This model's identity: distinct per [`load`](Self::load), shared by its clones. A
+    /// [`PreparedFluxContext`] is used only by the model that prepared it, on the device it
+    /// was prepared on.
+    pub fn id(&self) -> ModelId {
+        self.id
+    }
+
     /// The rotary tables `(cos, sin)` `[text_tokens + image_tokens, head_dim]` for
     /// `text_tokens` text tokens (id (0, 0, 0)) followed by the image tokens of `image_ids`.
-    /// They depend only on the sizes: compute them once per generation and pass them to
-    /// [`forward_with_rotary`](Self::forward_with_rotary).
-    pub fn rotary(
-        &self,
-        text_tokens: usize,
-        image_ids: &[[f64; 3]],
-        device: &B::Device,
-    ) -> Rotary<B> {
+    fn rotary(&self, text_tokens: usize, image_ids: &[[f64; 3]], device: &B::Device) -> Rotary<B> {
         let ids: Vec<[f64; 3]> = std::iter::repeat_n([0.0; 3], text_tokens)
             .chain(image_ids.iter().copied())
             .collect();
         rotary_tables::<B>(&ids, self.config.axes_dims_rope, ROPE_THETA, device)
     }
 
-    /// Predicts the velocity `[batch, image_tokens, out_channels]`.
+    /// Predicts the velocity `[batch, image_tokens, out_channels]`. Equals
+    /// [`prepare`](Self::prepare) then [`forward_prepared`](Self::forward_prepared).
     pub fn forward(&self, input: FluxInput<B>) -> Result<Tensor<B, 3>, InputError> {
-        let rotary = self.rotary(
-            input.context.dims()[1],
+        let batch = input.context.dims()[0];
+        self.check_conditioning(
+            &input.context,
+            &input.pooled,
+            input.guidance,
             &input.image_ids,
-            &input.image.device(),
+        )?;
+        self.check_image(&input.image, [batch, input.image_ids.len()], input.timestep)?;
+        let prepared = self.prepare_checked(
+            input.context,
+            input.pooled,
+            input.guidance,
+            &input.image_ids,
         );
-        self.forward_with_rotary(input, &rotary)
+        Ok(self.forward_checked(input.image, input.timestep, &prepared))
     }
 
-    /// [`forward`](Self::forward) with rotary tables from [`rotary`](Self::rotary) for the
-    /// same token counts and image ids.
-    pub fn forward_with_rotary(
+    /// Prepares the text `context [batch, text_tokens, joint_attention_dim]`, the `pooled`
+    /// vector `[batch, pooled_projection_dim]`, the distilled `guidance` (models with
+    /// `guidance_embeds`, else `None`) and the positions of the image tokens (`image_ids`) for
+    /// [`forward_prepared`](Self::forward_prepared), as [`FluxInput`] names them.
+    pub fn prepare(
         &self,
-        input: FluxInput<B>,
-        rope: &Rotary<B>,
+        context: Tensor<B, 3>,
+        pooled: Tensor<B, 2>,
+        guidance: Option<f32>,
+        image_ids: &[[f64; 3]],
+    ) -> Result<PreparedFluxContext<B>, InputError> {
+        self.check_conditioning(&context, &pooled, guidance, image_ids)?;
+        Ok(self.prepare_checked(context, pooled, guidance, image_ids))
+    }
+
+    /// [`forward`](Self::forward) of packed image tokens `[batch, image_tokens, in_channels]`
+    /// at `timestep` (σ in `[0, 1]`), with a context this model [prepared](Self::prepare) for
+    /// this batch size and these image tokens, on the image's device.
+    pub fn forward_prepared(
+        &self,
+        image: Tensor<B, 3>,
+        timestep: f32,
+        prepared: &PreparedFluxContext<B>,
     ) -> Result<Tensor<B, 3>, InputError> {
-        self.check(&input)?;
-        let c = &self.config;
-        let device = input.image.device();
-        let [batch, image_tokens, _] = input.image.dims();
-        let text_tokens = input.context.dims()[1];
+        prepared
+            .by
+            .check("FLUX prepared context", self.id, &image.device())?;
+        self.check_image(&image, [prepared.batch(), prepared.image_tokens], timestep)?;
+        Ok(self.forward_checked(image, timestep, prepared))
+    }
 
-        // The transformer multiplies the σ it gets by 1000 before embedding it.
-        let embed = |value: f32| {
-            let e = sinusoidal_embedding(&[value * 1000.0], TIME_PROJ_DIM, true, 0.0);
-            embedding_tensor::<B>(e, TIME_PROJ_DIM, &device).repeat_dim(0, batch)
-        };
-        let mut temb = self.timestep_embedder.forward(embed(input.timestep));
-        if let (Some(mlp), Some(g)) = (&self.guidance_embedder, input.guidance) {
-            temb = temb + mlp.forward(embed(g));
+    /// `σ · 1000` (the transformer scales the σ it gets) or a guidance scale as the sinusoidal
+    /// input of its MLP, one row per sample.
+    fn embed_scalar(value: f32, batch: usize, device: &B::Device) -> Tensor<B, 2> {
+        let e = sinusoidal_embedding(&[value * 1000.0], TIME_PROJ_DIM, true, 0.0);
+        embedding_tensor::<B>(e, TIME_PROJ_DIM, device).repeat_dim(0, batch)
+    }
+
+    /// [`prepare`](Self::prepare) for inputs already checked.
+    fn prepare_checked(
+        &self,
+        context: Tensor<B, 3>,
+        pooled: Tensor<B, 2>,
+        guidance: Option<f32>,
+        image_ids: &[[f64; 3]],
+    ) -> PreparedFluxContext<B> {
+        let device = context.device();
+        let [batch, text_tokens, _] = context.dims();
+        let mut conditioning = self.text_embedder.forward(pooled);
+        if let (Some(mlp), Some(g)) = (&self.guidance_embedder, guidance) {
+            conditioning = mlp.forward(Self::embed_scalar(g, batch, &device)) + conditioning;
         }
-        let temb = temb + self.text_embedder.forward(input.pooled);
+        PreparedFluxContext {
+            text: self.context_embedder.forward(context),
+            conditioning,
+            rotary: self.rotary(text_tokens, image_ids, &device),
+            image_tokens: image_ids.len(),
+            by: PreparedBy::new(self.id, device),
+        }
+    }
+
+    /// The forward pass for inputs already checked.
+    fn forward_checked(
+        &self,
+        image: Tensor<B, 3>,
+        timestep: f32,
+        prepared: &PreparedFluxContext<B>,
+    ) -> Tensor<B, 3> {
+        let [batch, image_tokens, _] = image.dims();
+        let text_tokens = prepared.text.dims()[1];
+        let device = image.device();
+        let temb = self
+            .timestep_embedder
+            .forward(Self::embed_scalar(timestep, batch, &device));
         // Every modulation reads `silu(temb)`: compute it once.
-        let silu_temb = silu(temb);
+        let silu_temb = silu(temb + prepared.conditioning.clone());
+        let rope = &prepared.rotary;
 
-        let mut image = self.x_embedder.forward(input.image);
-        let mut text = self.context_embedder.forward(input.context);
-        let tokens = text_tokens + image_tokens;
-        if rope.0.dims() != [tokens, c.attention_head_dim] {
-            return Err(InputError::Shape {
-                what: "FLUX rotary tables".into(),
-                expected: format!("[{tokens}, {}]", c.attention_head_dim),
-                found: rope.0.dims().to_vec(),
-            });
-        }
-
+        let mut image = self.x_embedder.forward(image);
+        let mut text = prepared.text.clone();
         for block in &self.double_blocks {
             (image, text) = block.forward(image, text, &silu_temb, rope);
         }
@@ -175,54 +262,80 @@ impl<B: Backend> FluxTransformer2DModel<B> {
         for block in &self.single_blocks {
             joint = block.forward(joint, &silu_temb, rope);
         }
-        let dim = c.inner_dim();
+        let dim = self.config.inner_dim();
         let image = joint.slice([0..batch, text_tokens..text_tokens + image_tokens, 0..dim]);
         // AdaLayerNormContinuous: scale first, then shift.
         let m = self.norm_out.forward(&silu_temb);
         let image = modulate(image, &m[1], &m[0]);
-        Ok(self.proj_out.forward(image))
+        self.proj_out.forward(image)
     }
 
-    fn check(&self, input: &FluxInput<B>) -> Result<(), InputError> {
-        let c = &self.config;
-        let [batch, tokens, channels] = input.image.dims();
-        if batch == 0 || tokens == 0 || channels != c.in_channels || input.image_ids.len() != tokens
-        {
+    /// Checks the image tokens `[batch, tokens, in_channels]` (one per image id) and the
+    /// timestep.
+    fn check_image(
+        &self,
+        image: &Tensor<B, 3>,
+        [batch, tokens]: [usize; 2],
+        timestep: f32,
+    ) -> Result<(), InputError> {
+        let channels = self.config.in_channels;
+        if image.dims() != [batch, tokens, channels] {
             return Err(InputError::Shape {
-                what: "FLUX image tokens (with one id each)".into(),
-                expected: format!("[batch, tokens, {}] and `tokens` ids", c.in_channels),
-                found: vec![batch, tokens, channels, input.image_ids.len()],
+                what: "FLUX image tokens (one per image id, the context's batch)".into(),
+                expected: format!("[{batch}, {tokens}, {channels}]"),
+                found: image.dims().to_vec(),
             });
         }
-        let [cb, text, width] = input.context.dims();
-        if cb != batch || text == 0 || width != c.joint_attention_dim {
+        if !timestep.is_finite() {
+            return Err(InputError::Value {
+                what: "FLUX timestep".into(),
+                reason: format!("{timestep} is not finite"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the text context, pooled vector, distilled guidance and image ids.
+    fn check_conditioning(
+        &self,
+        context: &Tensor<B, 3>,
+        pooled: &Tensor<B, 2>,
+        guidance: Option<f32>,
+        image_ids: &[[f64; 3]],
+    ) -> Result<(), InputError> {
+        let c = &self.config;
+        let [batch, text, width] = context.dims();
+        if batch == 0 || text == 0 || width != c.joint_attention_dim {
             return Err(InputError::Shape {
                 what: "FLUX text context (encoder_hidden_states)".into(),
-                expected: format!("[{batch}, tokens, {}]", c.joint_attention_dim),
-                found: input.context.dims().to_vec(),
+                expected: format!("[batch, tokens, {}], non-empty", c.joint_attention_dim),
+                found: context.dims().to_vec(),
             });
         }
-        if input.pooled.dims() != [batch, c.pooled_projection_dim] {
+        if pooled.dims() != [batch, c.pooled_projection_dim] {
             return Err(InputError::Shape {
                 what: "FLUX pooled projection".into(),
                 expected: format!("[{batch}, {}]", c.pooled_projection_dim),
-                found: input.pooled.dims().to_vec(),
+                found: pooled.dims().to_vec(),
             });
         }
-        let finite = input.timestep.is_finite() && input.guidance.is_none_or(f32::is_finite);
-        if !finite || input.guidance.is_some() != c.guidance_embeds {
+        if guidance.is_some() != c.guidance_embeds || !guidance.is_none_or(f32::is_finite) {
             return Err(InputError::Value {
-                what: "FLUX timestep / guidance".into(),
+                what: "FLUX distilled guidance".into(),
                 reason: format!(
-                    "timestep {} and guidance {:?} must be finite; guidance is {} for this model",
-                    input.timestep,
-                    input.guidance,
+                    "{guidance:?}: a finite scale is {} for this model",
                     if c.guidance_embeds {
                         "required"
                     } else {
                         "not accepted"
                     }
                 ),
+            });
+        }
+        if image_ids.is_empty() {
+            return Err(InputError::Value {
+                what: "FLUX image ids".into(),
+                reason: "at least one image token is needed".into(),
             });
         }
         Ok(())

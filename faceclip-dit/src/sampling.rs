@@ -9,7 +9,7 @@ use faceclip_core::schedule::{FlowMatchEuler, Scheduler};
 use faceclip_core::InputError;
 use faceclip_unet::{check_guidance, DenoiseError, StepProgress};
 
-use crate::{FluxInput, FluxTransformer2DModel};
+use crate::FluxTransformer2DModel;
 
 /// The text conditioning of one FLUX generation.
 #[derive(Debug, Clone)]
@@ -80,31 +80,23 @@ pub fn denoise_flux<B: Backend>(
     scheduler.set_timesteps(steps)?;
     let timesteps = scheduler.timesteps().to_vec();
     // The scheduler works on 4-D tensors; packed latents travel as [images, 1, tokens, channels].
-    let device = noise.device();
     let mut latents = noise.unsqueeze_dim::<4>(1);
-    // The rotary tables depend only on the token counts: once per text length, not per step.
-    let rotary_for = |context: &Tensor<B, 3>| model.rotary(context.dims()[1], &ids, &device);
-    let positive_rotary = rotary_for(&conditioning.positive);
-    let negative_rotary = negative.map(|(context, _)| rotary_for(context));
+    // The embedded text, pooled and guidance conditioning and the rotary tables depend on
+    // neither the latents nor the timestep: prepared once per generation, not per step.
+    let prepare = |context: &Tensor<B, 3>, pooled: &Tensor<B, 2>| {
+        model.prepare(context.clone(), pooled.clone(), distilled, &ids)
+    };
+    let positive = prepare(&conditioning.positive, &conditioning.positive_pooled)?;
+    let negative = negative
+        .map(|(context, pooled)| prepare(context, pooled))
+        .transpose()?;
     for (index, &t) in timesteps.iter().enumerate() {
-        let call = |context: &Tensor<B, 3>, pooled: &Tensor<B, 2>, rotary| {
-            let input = FluxInput {
-                image: latents.clone().squeeze_dim(1),
-                image_ids: ids.clone(),
-                context: context.clone(),
-                pooled: pooled.clone(),
-                timestep: t as f32 / 1000.0,
-                guidance: distilled,
-            };
-            model.forward_with_rotary(input, rotary)
+        let call = |prepared| {
+            model.forward_prepared(latents.clone().squeeze_dim(1), t as f32 / 1000.0, prepared)
         };
-        let mut velocity = call(
-            &conditioning.positive,
-            &conditioning.positive_pooled,
-            &positive_rotary,
-        )?;
-        if let (Some((context, pooled)), Some(rotary)) = (negative, &negative_rotary) {
-            let negative = call(context, pooled, rotary)?;
+        let mut velocity = call(&positive)?;
+        if let Some(negative) = &negative {
+            let negative = call(negative)?;
             velocity = negative.clone() + (velocity - negative) * guidance.true_cfg;
         }
         latents = Scheduler::<B>::step(&mut scheduler, velocity.unsqueeze_dim(1), index, latents)?;

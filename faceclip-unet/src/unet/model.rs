@@ -9,6 +9,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{backend::Backend, Tensor};
 use faceclip_core::nn::{conv_forward, group_norm_silu};
+use faceclip_core::prepared::{ModelId, PreparedBy};
 use faceclip_core::weights::Weights;
 use faceclip_core::{InputError, LoadError};
 
@@ -34,11 +35,9 @@ pub struct TextTimeCondition<B: Backend> {
 /// recomputing them at every step, as [`UNet2DConditionModel::forward`] does.
 #[derive(Debug, Clone)]
 pub struct PreparedContext<B: Backend> {
-    /// The [`UNet2DConditionModel::id`] of the model that prepared it.
-    model: u64,
+    /// The model that prepared it and the device its tensors live on.
+    by: PreparedBy<B::Device>,
     batch: usize,
-    /// The device its tensors live on.
-    device: B::Device,
     /// Per `Transformer2DModel`, in the order the forward pass meets them, per block.
     keys_values: Vec<Vec<KeysValues<B>>>,
     /// `add_embedding(text_embeds, time_ids)` `[batch, time_embed_dim]` (SDXL).
@@ -51,9 +50,6 @@ impl<B: Backend> PreparedContext<B> {
         self.batch
     }
 }
-
-/// The source of [`UNet2DConditionModel::id`]s.
-static NEXT_MODEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One ResNet block, optionally followed by a transformer.
 #[derive(Module, Debug)]
@@ -126,7 +122,7 @@ pub struct UNet2DConditionModel<B: Backend> {
     #[module(skip)]
     config: UNetConfig,
     #[module(skip)]
-    id: u64,
+    id: ModelId,
 }
 
 impl<B: Backend> UNet2DConditionModel<B> {
@@ -240,7 +236,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
             conv_norm_out: load_group_norm(&vb.pp("conv_norm_out"), groups, channels[0], eps)?,
             conv_out: load_conv3(&vb.pp("conv_out"), [channels[0], c.out_channels])?,
             config,
-            id: NEXT_MODEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: ModelId::unique(),
         })
     }
 
@@ -252,7 +248,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
     /// This model's identity: distinct per [`load`](Self::load), shared by its clones and by
     /// the model moved to another device. A [`PreparedContext`] is used only by the model that
     /// prepared it, on the device it was prepared on.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> ModelId {
         self.id
     }
 
@@ -295,19 +291,9 @@ impl<B: Backend> UNet2DConditionModel<B> {
         prepared: &PreparedContext<B>,
     ) -> Result<Tensor<B, 4>, InputError> {
         self.check_sample(&sample, timestep)?;
-        if prepared.model != self.id || sample.device() != prepared.device {
-            return Err(InputError::Value {
-                what: "UNet prepared context".into(),
-                reason: format!(
-                    "prepared by model {} on {:?}, for a sample of model {} on {:?}; prepare \
-                     it with this model on the sample's device",
-                    prepared.model,
-                    prepared.device,
-                    self.id,
-                    sample.device()
-                ),
-            });
-        }
+        prepared
+            .by
+            .check("UNet prepared context", self.id, &sample.device())?;
         let batch = sample.dims()[0];
         if batch != prepared.batch {
             return Err(InputError::Shape {
@@ -348,9 +334,8 @@ impl<B: Backend> UNet2DConditionModel<B> {
             _ => None,
         };
         PreparedContext {
-            model: self.id,
+            by: PreparedBy::new(self.id, device.clone()),
             batch: context.dims()[0],
-            device: device.clone(),
             keys_values: self
                 .transformers()
                 .map(|transformer| transformer.keys_values(&context))

@@ -230,12 +230,87 @@ fn bad_configs_checkpoints_and_inputs_are_typed_errors() {
     for case in cases {
         assert!(model.forward(case).is_err());
     }
-    // Rotary tables made for another text length.
-    let short = model.rotary(3, &good.image_ids, &device);
-    assert!(model.forward_with_rotary(good.clone(), &short).is_err());
     // Odd latent sizes cannot be packed 2×2.
     assert!(pack_latents(Tensor::<NdArray, 4>::zeros([1, 2, 5, 8], &device)).is_err());
     assert!(unpack_latents(good.image, 6, 6).is_err());
+}
+
+/// A context prepared once gives diffusers' output at every call; it is refused by another
+/// model and for image tokens of another count or batch, and `prepare` checks its inputs.
+#[test]
+fn prepared_context_matches_diffusers_on_reuse_and_is_checked() {
+    let device = Default::default();
+    let model = load::<NdArray>(&device);
+    let io = Checkpoint::open(fixture("flux_io.safetensors")).unwrap();
+    let good = input::<NdArray>(&io, &device);
+    let prepare = |input: &FluxInput<NdArray>| {
+        model.prepare(
+            input.context.clone(),
+            input.pooled.clone(),
+            input.guidance,
+            &input.image_ids,
+        )
+    };
+    let prepared = prepare(&good).unwrap();
+    assert_eq!(
+        (prepared.batch(), prepared.image_tokens()),
+        (good.image.dims()[0], good.image_ids.len())
+    );
+    for call in 0..2 {
+        let out = model
+            .forward_prepared(good.image.clone(), good.timestep, &prepared)
+            .unwrap();
+        assert_close(
+            &format!("FLUX transformer, prepared, call {call}"),
+            out,
+            &io,
+            "out",
+            TOLERANCE,
+        );
+    }
+
+    let other = load::<NdArray>(&device);
+    assert_ne!(other.id(), model.id());
+    let err = other
+        .forward_prepared(good.image.clone(), good.timestep, &prepared)
+        .unwrap_err();
+    assert!(err.to_string().contains("prepared by model"), "{err}");
+    assert!(model
+        .clone()
+        .forward_prepared(good.image.clone(), good.timestep, &prepared)
+        .is_ok());
+
+    let [b, tokens, c] = good.image.dims();
+    for dims in [[b + 1, tokens, c], [b, tokens - 4, c], [b, tokens, c + 1]] {
+        let err = model
+            .forward_prepared(Tensor::zeros(dims, &device), good.timestep, &prepared)
+            .unwrap_err();
+        assert!(err.to_string().contains("FLUX image tokens"), "{err}");
+    }
+    assert!(model
+        .forward_prepared(good.image.clone(), f32::INFINITY, &prepared)
+        .is_err());
+    let bad_prepare = [
+        FluxInput {
+            context: Tensor::zeros([1, 0, 24], &device),
+            ..good.clone()
+        },
+        FluxInput {
+            pooled: Tensor::zeros([1, 12], &device),
+            ..good.clone()
+        },
+        FluxInput {
+            guidance: Some(f32::NAN),
+            ..good.clone()
+        },
+        FluxInput {
+            image_ids: Vec::new(),
+            ..good.clone()
+        },
+    ];
+    for input in &bad_prepare {
+        assert!(prepare(input).is_err(), "{:?}", input.context.dims());
+    }
 }
 
 #[test]

@@ -97,7 +97,7 @@ fn prepared_context_is_refused_for_a_sample_on_another_device_wgpu() {
         .forward_prepared(elsewhere, timestep, &prepared)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("sample's device"), "{err}");
+    assert!(err.contains("the input's device"), "{err}");
     assert!(
         err.contains(&format!("{first:?}")) && err.contains(&format!("{second:?}")),
         "{err}"
