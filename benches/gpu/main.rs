@@ -699,7 +699,7 @@ fn layer_norm_cases<B: Backend>(options: &Options, device: &B::Device) {
 fn stages<B: Backend>(options: &Options, device: &B::Device) {
     let s = options.small;
     let latent = stage_latent(options);
-    if options.wants("unet_step") {
+    if options.wants_any(&["unet_step", "unet_step_prepared"]) {
         unet_case::<B>(options, device, "unet_step", UNetConfig::sdxl(), latent, 0);
     }
     if options.wants("unet_overhead") {
@@ -752,7 +752,7 @@ fn stages<B: Backend>(options: &Options, device: &B::Device) {
     if options.wants("sdxl_image") {
         sdxl_image::<B>(options, device);
     }
-    if options.wants("flux_step") {
+    if options.wants_any(&["flux_step", "flux_step_prepared"]) {
         flux_step::<B>(options, device);
     }
 }
