@@ -157,6 +157,19 @@ pub enum InputError {
     },
 }
 
+impl InputError {
+    /// `Ok` for a finite `value`, else a [`Value`](Self::Value) error naming `what` and it.
+    pub fn check_finite(what: &str, value: f32) -> Result<(), Self> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(Self::Value {
+            what: what.into(),
+            reason: format!("{value} is not finite"),
+        })
+    }
+}
+
 /// A native library an accelerated path needs cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {

@@ -286,13 +286,7 @@ impl<B: Backend> FluxTransformer2DModel<B> {
                 found: image.dims().to_vec(),
             });
         }
-        if !timestep.is_finite() {
-            return Err(InputError::Value {
-                what: "FLUX timestep".into(),
-                reason: format!("{timestep} is not finite"),
-            });
-        }
-        Ok(())
+        InputError::check_finite("FLUX timestep", timestep)
     }
 
     /// Checks the text context, pooled vector, distilled guidance and image ids.

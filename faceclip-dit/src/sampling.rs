@@ -44,13 +44,7 @@ pub fn denoise_flux<B: Backend>(
     on_step: &mut dyn FnMut(StepProgress) -> ControlFlow<()>,
 ) -> Result<Tensor<B, 3>, DenoiseError> {
     check_guidance("FLUX true CFG scale", guidance.true_cfg)?;
-    if !guidance.distilled.is_finite() {
-        return Err(InputError::Value {
-            what: "FLUX distilled guidance".into(),
-            reason: format!("{} must be finite", guidance.distilled),
-        }
-        .into());
-    }
+    InputError::check_finite("FLUX distilled guidance", guidance.distilled)?;
     let [images, tokens, channels] = noise.dims();
     let ids = crate::image_ids(latent_h, latent_w);
     if ids.len() != tokens {

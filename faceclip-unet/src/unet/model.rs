@@ -415,13 +415,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 found: sample.dims().to_vec(),
             });
         }
-        if !timestep.is_finite() {
-            return Err(InputError::Value {
-                what: "UNet timestep".into(),
-                reason: format!("{timestep} is not finite"),
-            });
-        }
-        Ok(())
+        InputError::check_finite("UNet timestep", timestep)
     }
 
     /// Checks the text context and added conditioning for `batch` samples.

@@ -287,9 +287,10 @@ fn prepared_context_matches_diffusers_on_reuse_and_is_checked() {
             .unwrap_err();
         assert!(err.to_string().contains("FLUX image tokens"), "{err}");
     }
-    assert!(model
+    let err = model
         .forward_prepared(good.image.clone(), f32::INFINITY, &prepared)
-        .is_err());
+        .unwrap_err();
+    assert!(err.to_string().contains("FLUX timestep"), "{err}");
     let bad_prepare = [
         FluxInput {
             context: Tensor::zeros([1, 0, 24], &device),
